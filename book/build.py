@@ -1,0 +1,88 @@
+"""Execute the chapters and build the book from the executed notebooks.
+
+    python book/build.py --size small     # what `make book` runs: writes _build/html/index.html
+    python book/build.py --size smoke --out _build/smoke
+
+Each chapter's source is notebooks/NN_topic.py (jupytext py:percent). It is read with jupytext and executed by
+papermill with SIZE injected into its parameters cell; the executed .ipynb files are staged with the book's
+configuration and pages, and Jupyter Book builds the HTML from them without executing anything again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+
+
+def execute(source: Path, size: str, out_dir: Path, cache_dir: Path) -> Path:
+    """Run one chapter with ``SIZE=size`` and write the executed notebook to ``out_dir``; returns its path."""
+    import jupytext
+    import papermill
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{source.stem}.ipynb"
+    partial = out_dir / f"{source.stem}.partial.ipynb"
+    notebook = jupytext.read(source)
+    previous = os.environ.get("MTLUTILS_CACHE")
+    os.environ["MTLUTILS_CACHE"] = str(cache_dir)  # inherited by the kernel
+    try:
+        papermill.execute_notebook(
+            notebook, str(partial), parameters={"SIZE": size}, kernel_name="python3", cwd=str(source.parent),
+            progress_bar=False,
+        )
+    finally:
+        if previous is None:
+            del os.environ["MTLUTILS_CACHE"]
+        else:
+            os.environ["MTLUTILS_CACHE"] = previous
+    os.replace(partial, target)  # a failed run leaves no executed notebook behind
+    return target
+
+
+def build(executed_dir: Path, out_dir: Path, strict: bool = True) -> Path:
+    """Stage the configuration, the pages and the executed chapters, then build HTML into ``out_dir/_build/html``."""
+    staging = out_dir / "_build" / "source"
+    if staging.exists():
+        shutil.rmtree(staging)
+    (staging / "notebooks").mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, staging / name)
+    shutil.copytree(ROOT / "book", staging / "book", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    for source in NOTEBOOKS:
+        executed = executed_dir / f"{source.stem}.ipynb"
+        if not executed.exists():
+            raise FileNotFoundError(f"{executed} is missing: execute {source.name} first (python book/build.py).")
+        shutil.copy(executed, staging / "notebooks" / executed.name)
+    command = [sys.executable, "-m", "jupyter_book", "build", str(staging), "--path-output", str(out_dir), "--keep-going"]
+    if strict:
+        command.append("-W")
+    subprocess.run(command, check=True)
+    return out_dir / "_build" / "html" / "index.html"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=["smoke", "small", "full"], default="small")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: the repository root)")
+    parser.add_argument("--no-strict", action="store_true", help="do not turn Sphinx warnings into errors")
+    args = parser.parse_args()
+    out_dir = (args.out or ROOT).resolve()
+    executed_dir = out_dir / "_build" / f"executed-{args.size}"
+    for source in NOTEBOOKS:
+        start = time.perf_counter()
+        execute(source, args.size, executed_dir, cache_dir=ROOT / "_build" / "cache")
+        print(f"executed {source.name} ({args.size}) in {time.perf_counter() - start:.0f} s", flush=True)
+    index = build(executed_dir, out_dir, strict=not args.no_strict)
+    print(f"The book is at {index}")
+
+
+if __name__ == "__main__":
+    main()

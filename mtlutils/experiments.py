@@ -1,0 +1,199 @@
+"""Grids of runs (methods x seeds x hyperparameters) cached on disk, and their summaries with confidence intervals.
+
+A run is described by a plain configuration dict (see ``DEFAULTS``); its cache file is named by a hash of the
+full configuration, so re-running a notebook reuses every finished run and trains only what changed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from tqdm import tqdm
+
+from . import data, models
+from .metrics import delta_m
+from .strategies import Averaged, SingleTask, Strategy, adam, sgd
+from .tasks import Task, TaskSuite
+from .train import Run, fit
+
+CACHE_FORMAT = 1  # bump when a change of the code changes what a cached run would contain
+
+DEFAULTS = dict(
+    dataset="clusters",
+    size="small",
+    data_seed=0,
+    data={},
+    model={},
+    strategy="averaged",
+    strategy_kwargs={},
+    optimizer="adam",
+    lr=1e-3,
+    weight_decay=0.0,
+    epochs=10,
+    batch_size=64,
+    seed=0,
+    eval_every=None,
+    gradient_cosine_every=None,
+)
+
+STRATEGIES = {"single_task": SingleTask, "averaged": Averaged}
+OPTIMIZERS = {"adam": adam, "sgd": sgd}
+
+
+def complete(config: Mapping) -> dict:
+    """The configuration with every default filled in; unknown keys are an error."""
+    unknown = set(config) - set(DEFAULTS)
+    if unknown:
+        raise KeyError(f"Unknown configuration key(s) {sorted(unknown)}; the keys are {sorted(DEFAULTS)}.")
+    return {**DEFAULTS, **config}
+
+
+def config_key(config: Mapping) -> str:
+    """A stable hash of the complete configuration (and of the cache format)."""
+    text = json.dumps({"format": CACHE_FORMAT, **complete(config)}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def default_cache_dir() -> Path:
+    """``$MTLUTILS_CACHE`` or ``~/.cache/mtlutils/runs``."""
+    return Path(os.environ.get("MTLUTILS_CACHE", Path.home() / ".cache" / "mtlutils" / "runs"))
+
+
+@functools.lru_cache(maxsize=8)
+def _suite(dataset: str, size: str, data_seed: int, data_json: str) -> TaskSuite:
+    return data.load(dataset, size, seed=data_seed, **json.loads(data_json))
+
+
+def suite_for(config: Mapping) -> TaskSuite:
+    """The dataset of a configuration (kept in memory across the runs of a grid)."""
+    c = complete(config)
+    return _suite(c["dataset"], c["size"], c["data_seed"], json.dumps(c["data"], sort_keys=True))
+
+
+def build_strategy(config: Mapping) -> Strategy:
+    c = complete(config)
+    if c["strategy"] not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {c['strategy']!r}; choose from {sorted(STRATEGIES)}.")
+    if c["optimizer"] not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {c['optimizer']!r}; choose from {sorted(OPTIMIZERS)}.")
+    factory = OPTIMIZERS[c["optimizer"]](lr=c["lr"], weight_decay=c["weight_decay"])
+    return STRATEGIES[c["strategy"]](**c["strategy_kwargs"], optimizer_factory=factory)
+
+
+def train(config: Mapping, progress: bool = False) -> Run:
+    """Train the run a configuration describes (no cache)."""
+    c = complete(config)
+    suite = suite_for(c)
+    net = models.for_suite(suite, seed=c["seed"], **c["model"])
+    return fit(
+        net, suite, build_strategy(c), epochs=c["epochs"], batch_size=c["batch_size"], seed=c["seed"],
+        eval_every=c["eval_every"], progress=progress, gradient_cosine_every=c["gradient_cosine_every"],
+    )
+
+
+def run(config: Mapping, cache_dir: str | Path | None = None, progress: bool = False) -> Run:
+    """The run of a configuration: read from the cache when present, otherwise trained and stored atomically."""
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = folder / f"{config_key(config)}.pkl"
+    if path.exists():
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    result = train(config, progress=progress)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(result, f)
+    os.replace(tmp, path)
+    return result
+
+
+def grid(base: Mapping | None = None, **axes: Iterable) -> list[dict]:
+    """Every combination of the values in ``axes`` on top of ``base``: ``grid(b, seed=[0, 1], lr=[1e-3, 1e-2])``."""
+    names = list(axes)
+    return [{**(base or {}), **dict(zip(names, values))} for values in itertools.product(*(axes[n] for n in names))]
+
+
+def single_task_configs(config: Mapping, task_names: Iterable[str]) -> list[dict]:
+    """The single-task baselines of a multi-task configuration: one run per task, everything else equal."""
+    return [{**config, "strategy": "single_task", "strategy_kwargs": {"task": name}} for name in task_names]
+
+
+def run_grid(configs: Iterable[Mapping], cache_dir: str | Path | None = None, progress: bool = True) -> list[Run]:
+    """Run (or read from the cache) every configuration, with one progress bar over the grid."""
+    configs = list(configs)
+    return [run(c, cache_dir) for c in tqdm(configs, disable=not progress, desc="runs")]
+
+
+def results(configs: Iterable[Mapping], runs: Iterable[Run], split: str = "test") -> pd.DataFrame:
+    """A long table, one row per (run, task, metric) of ``split``, with the configuration's scalar fields as columns."""
+    rows = []
+    for config, result in zip(configs, runs, strict=True):
+        c = complete(config)
+        fields = {k: v for k, v in c.items() if not isinstance(v, (dict, list))}
+        fields.update({f"{k}.{kk}": vv for k, v in c.items() if isinstance(v, dict) for kk, vv in v.items()})
+        for task, scores in result.metrics[split].items():
+            for metric, value in scores.items():
+                rows.append({**fields, "task": task, "metric": metric, "value": value})
+    return pd.DataFrame(rows)
+
+
+def confidence_interval(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval (low, high) of the mean; a single value has an infinite interval."""
+    x = np.asarray(list(values), dtype=float)
+    if x.size == 0:
+        raise ValueError("confidence_interval: no values.")
+    mean = float(x.mean())
+    if x.size == 1:
+        return mean, -np.inf, np.inf
+    half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return mean, mean - half, mean + half
+
+
+def summarize(table: pd.DataFrame, by: list[str], value: str = "value", level: float = 0.95) -> pd.DataFrame:
+    """Mean, confidence interval and number of runs of ``value`` in every cell of ``by``."""
+    rows = []
+    for key, cell in table.groupby(by, sort=True):
+        mean, low, high = confidence_interval(cell[value], level)
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(by, key)), "mean": mean, "ci_low": low, "ci_high": high, "n": len(cell)})
+    return pd.DataFrame(rows)
+
+
+def relative_to_baseline(
+    table: pd.DataFrame, tasks: Iterable[Task], match: list[str], baseline: str = "single_task"
+) -> pd.DataFrame:
+    """Each task's relative performance (percent, positive = better) against the baseline run it matches.
+
+    ``table`` comes from ``results``; a row of strategy ``baseline`` is the reference of every other row with the
+    same values in ``match`` (e.g. ``["seed", "data.angle"]``) and the same task. The change of a task is
+    Delta_m restricted to that task (``metrics.delta_m``): the mean over its metrics of the signed relative change.
+    Returns one row per (run, task) with the ``match`` columns, ``strategy``, ``task`` and ``relative``.
+    """
+    by_name = {t.name: t for t in tasks}
+    is_base = table["strategy"] == baseline
+    if not is_base.any():
+        raise ValueError(f"relative_to_baseline: the table has no {baseline!r} runs to compare with.")
+
+    def scores(rows: pd.DataFrame) -> dict:
+        return {task: dict(zip(cell.metric, cell.value)) for task, cell in rows.groupby("task")}
+
+    base = {key: scores(rows) for key, rows in table[is_base].groupby(match)}
+    out = []
+    for key, rows in table[~is_base].groupby([*match, "strategy"]):
+        reference = base.get(key[:-1])
+        if reference is None:
+            raise KeyError(f"relative_to_baseline: no {baseline!r} run for {dict(zip(match, key[:-1]))}.")
+        for task, values in scores(rows).items():
+            change = delta_m({task: values}, reference, [by_name[task]])
+            out.append({**dict(zip([*match, "strategy"], key)), "task": task, "relative": change})
+    return pd.DataFrame(out)

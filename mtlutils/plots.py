@@ -1,0 +1,81 @@
+"""One figure style for the whole book, the recurring figures, and ``savefig``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+PALETTE = "colorblind"
+
+
+def use_style() -> None:
+    """The book's figure style: seaborn's whitegrid with a colour-blind palette and readable sizes."""
+    sns.set_theme(style="whitegrid", context="notebook", palette=PALETTE)
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "savefig.bbox": "tight", "axes.titlesize": "medium"})
+
+
+def figure_dir() -> Path:
+    """``$MTLUTILS_FIGURES``, else ``_build/figures`` of the enclosing book, else ``./figures``."""
+    if "MTLUTILS_FIGURES" in os.environ:
+        return Path(os.environ["MTLUTILS_FIGURES"])
+    for folder in [Path.cwd(), *Path.cwd().parents]:
+        if (folder / "_config.yml").exists() and (folder / "mtlutils").is_dir():
+            return folder / "_build" / "figures"
+    return Path("figures")
+
+
+def savefig(fig: plt.Figure, name: str, folder: str | Path | None = None) -> Path:
+    """Save ``fig`` as ``<folder>/<name>.png`` (the folder is created) and return the path."""
+    folder = Path(folder) if folder is not None else figure_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    fig.savefig(path)
+    return path
+
+
+def lines_with_ci(
+    summary: pd.DataFrame, x: str, hue: str | None = None, ax: plt.Axes | None = None, label_fmt: str = "{}"
+) -> plt.Axes:
+    """Mean lines with shaded confidence bands from a ``experiments.summarize`` table (columns mean, ci_low, ci_high)."""
+    ax = ax or plt.gca()
+    groups = summary.groupby(hue, sort=False) if hue else [(None, summary)]
+    for (key, cell), colour in zip(groups, sns.color_palette(PALETTE, n_colors=max(len(groups), 1))):
+        cell = cell.sort_values(x)
+        label = label_fmt.format(key[0] if isinstance(key, tuple) else key) if hue else None
+        ax.plot(cell[x], cell["mean"], marker="o", color=colour, label=label)
+        ax.fill_between(cell[x], cell["ci_low"], cell["ci_high"], color=colour, alpha=0.2, linewidth=0)
+    ax.set_xlabel(x)
+    if hue:
+        ax.legend(title=hue, frameon=False)
+    return ax
+
+
+def loss_curves(history: pd.DataFrame, ax: plt.Axes | None = None, window: int = 20) -> plt.Axes:
+    """Training loss of every task against the step, smoothed by a running mean over ``window`` steps."""
+    ax = ax or plt.gca()
+    for column in [c for c in history.columns if c.startswith("loss_")]:
+        smooth = history[column].rolling(window, min_periods=1).mean()
+        ax.plot(history["step"], smooth, label=column.removeprefix("loss_"))
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"training loss (running mean of {window} steps)")
+    ax.legend(frameon=False, ncol=2)
+    return ax
+
+
+def heatmap(
+    matrix: np.ndarray, labels: Sequence[str], ax: plt.Axes | None = None, vmin: float = -1.0, vmax: float = 1.0,
+    cbar_label: str = "", annotate: bool = True,
+) -> plt.Axes:
+    """A task x task matrix as a heatmap with a diverging palette centred on 0."""
+    ax = ax or plt.gca()
+    sns.heatmap(
+        matrix, ax=ax, xticklabels=labels, yticklabels=labels, vmin=vmin, vmax=vmax, center=0, cmap="vlag",
+        annot=annotate, fmt=".2f", square=True, cbar_kws={"label": cbar_label},
+    )
+    return ax

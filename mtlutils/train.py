@@ -1,0 +1,186 @@
+"""``fit``: train a multi-task network on a suite with a strategy, recording everything a chapter plots."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from .affinity import gradient_cosine
+from .models import MultiTaskNet
+from .strategies import NonFiniteLossError, Strategy
+from .tasks import Split, Task, TaskSuite
+
+
+@dataclass
+class Run:
+    """The record of one training run.
+
+    ``history``: one row per step (step, epoch, loss of each task before the step, cost of the step).
+    ``evals``: one row per evaluation (step, split, task, metric, value). ``metrics``: the final
+    ``{"val"|"test": {task: {metric: value}}}``. ``cost``: totals of passes, optimizer steps and seconds.
+    ``cosines``: ``(step, T x T gradient cosine matrix)`` pairs when requested. ``groups``: the groups updated
+    at each step. ``affinity``: affinity snapshots recorded by strategies that track one.
+    """
+
+    history: pd.DataFrame
+    evals: pd.DataFrame
+    metrics: dict
+    cost: dict
+    task_names: list[str]
+    cosines: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    groups: list[list[tuple[str, ...]]] = field(default_factory=list)
+    affinity: list[tuple[int, np.ndarray]] = field(default_factory=list)
+
+
+@torch.no_grad()
+def evaluate(net: MultiTaskNet, split: Split, tasks: Sequence[Task], batch_size: int = 1024) -> dict:
+    """Every metric of every task on a whole split: ``{task: {metric: value}}``."""
+    was_training = net.training
+    net.eval()
+    outputs: dict[str, list[torch.Tensor]] = {t.name: [] for t in tasks}
+    for batch in split.batches(batch_size):
+        predictions = net(batch.x, tasks=list(outputs))
+        for name, prediction in predictions.items():
+            outputs[name].append(prediction)
+    net.train(was_training)
+    scores = {}
+    for task in tasks:
+        prediction = torch.cat(outputs[task.name])
+        scores[task.name] = {name: float(metric(prediction, split.y[task.name])) for name, metric in task.metrics.items()}
+    return scores
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def fit(
+    net: MultiTaskNet,
+    suite: TaskSuite,
+    strategy: Strategy,
+    epochs: int | None = None,
+    steps: int | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    eval_every: int | None = None,
+    progress: bool = True,
+    checkpoint: str | Path | None = None,
+    gradient_cosine_every: int | None = None,
+) -> Run:
+    """Train ``net`` on ``suite.train`` with ``strategy`` for ``epochs`` epochs or ``steps`` steps.
+
+    The batch order is drawn from ``seed``; the same seed, network initialisation and strategy give the same
+    run on the CPU. Evaluation on val and test happens every ``eval_every`` steps (if given) and at the end.
+    ``gradient_cosine_every`` measures the cosine between task gradients on the current batch every that many
+    steps. With ``checkpoint``, the state is saved atomically after every epoch and a run finds its checkpoint
+    and resumes from it. A NaN or infinite loss raises NonFiniteLossError naming the task and the step.
+    """
+    if (epochs is None) == (steps is None):
+        raise ValueError("fit: give exactly one of epochs or steps.")
+    if batch_size < 1:
+        raise ValueError(f"fit: batch_size must be at least 1, got {batch_size}.")
+    steps_per_epoch = -(-len(suite.train) // batch_size)
+    total_steps = steps if steps is not None else epochs * steps_per_epoch
+    if total_steps < 1:
+        raise ValueError(f"fit: nothing to train ({epochs=}, {steps=}).")
+
+    torch.manual_seed(seed)
+    strategy.setup(net, suite.tasks, seed=seed)
+    tasks = strategy.tasks
+    order = torch.Generator().manual_seed(seed)
+    rows: list[dict] = []
+    evals: list[dict] = []
+    cosines: list[tuple[int, np.ndarray]] = []
+    step, epoch = 0, 0
+
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        net.load_state_dict(state["net"])
+        strategy.load_state_dict(state["strategy"])
+        order.set_state(state["order"])
+        torch.set_rng_state(state["torch"])
+        rows, evals, cosines, step, epoch = state["rows"], state["evals"], state["cosines"], state["step"], state["epoch"]
+
+    def record_eval():
+        for split_name, split in (("val", suite.val), ("test", suite.test)):
+            for task_name, scores in evaluate(net, split, tasks).items():
+                for metric, value in scores.items():
+                    evals.append(dict(step=step, split=split_name, task=task_name, metric=metric, value=value))
+
+    bar = tqdm(total=total_steps, initial=step, disable=not progress, desc=f"{type(strategy).__name__}", leave=False)
+    net.train()
+    while step < total_steps:
+        for batch in suite.train.batches(batch_size, order):
+            if gradient_cosine_every and step % gradient_cosine_every == 0 and len(tasks) > 1:
+                cosines.append((step, gradient_cosine(net, batch, tasks)))
+            try:
+                record = strategy.step(net, batch)
+            except NonFiniteLossError as error:
+                raise NonFiniteLossError(error.task, error.value, step) from None
+            rows.append(
+                dict(
+                    step=step,
+                    epoch=epoch,
+                    **{f"loss_{name}": value for name, value in record.losses.items()},
+                    groups=" | ".join(",".join(g) for g in record.groups),
+                    forward_passes=record.forward_passes,
+                    backward_passes=record.backward_passes,
+                    optimizer_steps=record.optimizer_steps,
+                    seconds=record.seconds,
+                )
+            )
+            step += 1
+            bar.update(1)
+            if eval_every and step % eval_every == 0 and step < total_steps:
+                record_eval()
+            if step >= total_steps:
+                break
+        epoch += 1
+        if checkpoint is not None and step < total_steps:
+            _atomic_save(
+                dict(
+                    net=net.state_dict(), strategy=strategy.state_dict(), order=order.get_state(),
+                    torch=torch.get_rng_state(), rows=rows, evals=evals, cosines=cosines, step=step, epoch=epoch,
+                ),
+                checkpoint,
+            )
+    bar.close()
+    record_eval()
+
+    history = pd.DataFrame(rows)
+    evals_df = pd.DataFrame(evals)
+    final = evals_df[evals_df.step == step]
+    metrics = {
+        split: {
+            task: {r.metric: r.value for r in final[(final.split == split) & (final.task == task)].itertuples()}
+            for task in [t.name for t in tasks]
+        }
+        for split in ("val", "test")
+    }
+    cost = dict(
+        steps=step,
+        epochs=step / steps_per_epoch,
+        forward_passes=int(history.forward_passes.sum()),
+        backward_passes=int(history.backward_passes.sum()),
+        optimizer_steps=int(history.optimizer_steps.sum()),
+        seconds=float(history.seconds.sum()),
+    )
+    return Run(
+        history=history,
+        evals=evals_df,
+        metrics=metrics,
+        cost=cost,
+        task_names=[t.name for t in tasks],
+        cosines=cosines,
+        groups=[[tuple(g.split(",")) for g in s.split(" | ")] for s in history.groups],
+    )

@@ -1,0 +1,334 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Negative transfer
+#
+# A multi-task network shares one trunk between several tasks and gives each task a small head of its own.
+# Sharing is cheap, and when the tasks need the same features it pools their data: each task learns from the
+# labels of the others. But the trunk has a finite capacity, and one update of the shared parameters serves
+# every task at once. When the tasks want different things from the trunk, training them together can make
+# some of them *worse* than training each alone. This is **negative transfer**
+# {cite}`caruana1997multitask,standley2020tasks`, the problem every later chapter tries to solve.
+#
+# This chapter asks: **when does sharing a network help, and when does it hurt?** We answer it on a benchmark
+# where we control how much the tasks disagree, by one angle.
+
+# %% tags=["parameters"]
+SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (more samples, angles and seeds)
+SEED = 0  # the first seed; the chapter uses SEED, SEED + 1, ...
+
+# %%
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown
+from matplotlib import pyplot as plt
+from myst_nb import glue
+
+from mtlutils import affinity, clusters, data, experiments, plots
+
+plots.use_style()
+SETTINGS = {
+    "smoke": dict(angles=[0, 90, 180], seeds=2, epochs=3),
+    "small": dict(angles=[0, 45, 90, 135, 180], seeds=5, epochs=40),
+    "full": dict(angles=[0, 30, 60, 90, 120, 150, 180], seeds=10, epochs=40),
+}[SIZE]
+SEEDS = list(range(SEED, SEED + SETTINGS["seeds"]))
+BASE = dict(dataset="clusters", size=SIZE, lr=3e-3, batch_size=32, epochs=SETTINGS["epochs"])
+
+# %% [markdown]
+# ## A benchmark with a dial for conflict
+#
+# The `clusters` dataset has $T = 4$ regression tasks in $C = 2$ clusters of two. All tasks read the same
+# input $x \sim \mathcal N(0, I_{16})$. Cluster $c$ has a unit direction $u_c$, and the two directions meet at an
+# angle $\alpha$ that we choose. Task $t$ of cluster $c$ points along $w_t$, a slightly perturbed copy of $u_c$,
+# and its target is
+#
+# $$ y_t = \operatorname{standardise}\big(\operatorname{relu}(w_t^\top x)\big) + 0.5\,\varepsilon, \qquad
+#    \varepsilon \sim \mathcal N(0, 1). $$
+#
+# The standard network squeezes its trunk through a **bottleneck of one feature** before the linear heads. One
+# task alone needs exactly one feature, $\operatorname{relu}(w_t^\top x)$; two clusters that point apart need two,
+# so they must share one. How much they lose is set by how correlated their targets are. For directions at
+# angle $\alpha$ the correlation has a closed form (the arc-cosine kernel {cite}`cho2009kernel`), and so has the
+# largest fraction of the two clusters' signal that one shared feature can carry:
+
+# %%
+angles = np.linspace(0, 180, 181)
+fig, ax = plt.subplots(figsize=(6, 3.2))
+ax.plot(angles, [clusters.target_correlation(a) for a in angles], label="target correlation of the two clusters")
+ax.plot(angles, [clusters.shared_fraction_bound(a) for a in angles], label="best fraction of signal one feature carries")
+ax.axhline(0, color="grey", lw=0.8)
+ax.set(xlabel="angle between the clusters (degrees)", ylabel="value", xticks=range(0, 181, 45))
+ax.legend(frameon=False, loc="lower left")
+plots.savefig(fig, "01_bound")
+worst_angle = angles[np.argmin([clusters.shared_fraction_bound(a) for a in angles])]
+glue("bound_worst_angle", worst_angle, display=False)
+glue("bound_at_180", 100 * clusters.shared_fraction_bound(180), display=False)
+
+# %% [markdown]
+# The capacity argument predicts that conflict is worst at {glue:text}`bound_worst_angle:.0f` degrees, not at
+# 180: opposed clusters have *anti*-correlated targets, and a head can flip the sign of a shared feature, so one
+# feature still carries {glue:text}`bound_at_180:.0f`% of their signal. "Opposed" targets are not the most
+# conflicting ones; unrelated ones are.
+#
+# ## Single-task versus averaged training
+#
+# Write $\theta_s$ for the shared trunk, $\theta_t$ for the head of task $t$ and $L_t$ for its loss. **Single-task
+# training** fits one network per task, $\min_{\theta_s, \theta_t} L_t(\theta_s, \theta_t)$. **Averaged
+# training** fits one network for all tasks,
+#
+# $$ \min_{\theta_s, \theta_1, \dots, \theta_T} \; \frac1T \sum_{t=1}^T L_t(\theta_s, \theta_t), $$
+#
+# with one gradient step on the mean loss per batch (`strategies.Averaged`). We compare the two with the same
+# optimizer (Adam, learning rate 3e-3), batch size and number of epochs, and measure task $t$'s test mean squared
+# error $M_t$ against its single-task value $B_t$ from the same seed:
+#
+# $$ \Delta_t = -\,\frac{M_t - B_t}{B_t} \times 100\%, $$
+#
+# positive when sharing helped. The mean of $\Delta_t$ over tasks is the $\Delta_m$ of
+# {cite}`maninis2019attentive`. Every angle is trained with several seeds (network initialisation and batch
+# order); finished runs are cached on disk, so re-running this notebook is fast.
+
+# %%
+configs = []
+for angle in SETTINGS["angles"]:
+    for seed in SEEDS:
+        averaged = {**BASE, "data": {"angle": angle}, "seed": seed, "strategy": "averaged", "gradient_cosine_every": 4}
+        task_names = experiments.suite_for(averaged).task_names
+        configs += [averaged, *experiments.single_task_configs({**averaged, "gradient_cosine_every": None}, task_names)]
+runs = experiments.run_grid(configs)
+table = experiments.results(configs, runs)
+suite = experiments.suite_for(configs[0])
+relative = experiments.relative_to_baseline(table, suite.tasks, match=["data.angle", "seed"])
+relative = relative.rename(columns={"data.angle": "angle"})
+print(f"{len(runs)} runs: {len(SETTINGS['angles'])} angles x {len(SEEDS)} seeds x (1 averaged + {len(task_names)} single-task)")
+
+# %%
+per_task = experiments.summarize(relative, by=["angle", "task"], value="relative")
+delta = relative.groupby(["angle", "seed"], as_index=False).relative.mean()
+overall = experiments.summarize(delta, by=["angle"], value="relative")
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+plots.lines_with_ci(per_task, x="angle", hue="task", ax=axes[0])
+plots.lines_with_ci(overall, x="angle", ax=axes[1])
+for ax, title in zip(axes, ["each task", r"mean over tasks ($\Delta_m$)"]):
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set(xlabel="angle between the clusters (degrees)", title=title, xticks=SETTINGS["angles"])
+axes[0].set_ylabel("test MSE change vs single-task (%)\n(positive = sharing helped)")
+fig.suptitle(f"Averaged vs single-task training: mean and 95% CI over {len(SEEDS)} seeds", y=1.02)
+plots.savefig(fig, "01_relative_performance")
+overall.round(2)
+
+# %%
+def describe(row):
+    return f"{row['mean']:+.1f}% (95% CI {row.ci_low:+.1f} to {row.ci_high:+.1f})"
+
+
+by_angle = overall.set_index("angle")
+first, last = SETTINGS["angles"][0], SETTINGS["angles"][-1]
+worst = by_angle["mean"].idxmin()
+glue("delta_aligned", Markdown(describe(by_angle.loc[first])), display=False)
+glue("delta_worst", Markdown(describe(by_angle.loc[worst])), display=False)
+glue("delta_opposed", Markdown(describe(by_angle.loc[last])), display=False)
+glue("worst_angle", worst, display=False)
+glue("n_seeds", len(SEEDS), display=False)
+
+
+def verdict(row):
+    if row.ci_low > 0:
+        return "sharing **helps**: the whole interval lies above zero"
+    if row.ci_high < 0:
+        return "sharing **hurts**: the whole interval lies below zero"
+    return "the seeds **do not separate** sharing from training alone: the interval contains zero"
+
+
+glue("verdict_aligned", Markdown(verdict(by_angle.loc[first])), display=False)
+glue("verdict_worst", Markdown(verdict(by_angle.loc[worst])), display=False)
+glue("verdict_opposed", Markdown(verdict(by_angle.loc[last])), display=False)
+
+# %% [markdown]
+# With {glue:text}`n_seeds` seeds per angle, the mean change over tasks is
+#
+# - aligned clusters (0 degrees): {glue:md}`delta_aligned`, so {glue:md}`verdict_aligned`;
+# - the worst angle, {glue:text}`worst_angle` degrees: {glue:md}`delta_worst`, so {glue:md}`verdict_worst`;
+# - opposed clusters (180 degrees): {glue:md}`delta_opposed`, so {glue:md}`verdict_opposed`.
+#
+# The left panel shows that the harm is not shared out evenly: at a given angle some tasks lose much more than
+# others, and which ones changes from seed to seed. The shared feature ends up serving one cluster better, and
+# the wide intervals in the middle of the sweep are that tug of war.
+#
+# ## What the gradients say
+#
+# A common diagnosis of negative transfer looks at the gradients of the task losses with respect to the shared
+# parameters, $g_t = \nabla_{\theta_s} L_t$. When $\cos(g_i, g_j) < 0$ the tasks *conflict*: to first order, a
+# step along $g_i$ raises $L_j$ {cite}`yu2020gradient`. During every averaged run above we measured the cosine of
+# every pair of tasks on the training batch every fourth step. We split the pairs into those within a cluster and
+# those across clusters, and count how often each conflicts in the second half of training:
+
+# %%
+cosine_rows = []
+for config, result in zip(configs, runs):
+    if config["strategy"] != "averaged":
+        continue
+    rates = affinity.conflict_within_and_across(
+        result.cosines, experiments.suite_for(config).meta["cluster_of"], since_step=result.cost["steps"] // 2
+    )
+    for pairs, rate in rates.items():
+        cosine_rows.append(dict(angle=config["data"]["angle"], seed=config["seed"], pairs=pairs, rate=100 * rate))
+conflicts = experiments.summarize(pd.DataFrame(cosine_rows), by=["angle", "pairs"], value="rate")
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.4, 1]})
+plots.lines_with_ci(conflicts, x="angle", hue="pairs", ax=axes[0], label_fmt="{} clusters")
+axes[0].set(
+    xlabel="angle between the clusters (degrees)", ylabel="steps with negative cosine (%)",
+    title=f"conflict rate, second half of training ({len(SEEDS)} seeds, 95% CI)", xticks=SETTINGS["angles"],
+)
+middle = SETTINGS["angles"][len(SETTINGS["angles"]) // 2]
+example = next(r for c, r in zip(configs, runs) if c["strategy"] == "averaged" and c["data"]["angle"] == middle)
+late = [m for s, m in example.cosines if s >= example.cost["steps"] // 2]
+plots.heatmap(np.mean(late, axis=0), example.task_names, ax=axes[1], cbar_label="mean cosine")
+axes[1].set_title(f"mean gradient cosine at {middle} degrees (seed {SEEDS[0]})")
+plots.savefig(fig, "01_gradient_conflict")
+
+rate = conflicts.set_index(["angle", "pairs"])["mean"]
+glue("conflict_across_worst", rate.loc[(worst, "across")], display=False)
+glue("conflict_within_worst", rate.loc[(worst, "within")], display=False)
+glue("conflict_within_aligned", rate.loc[(first, "within")], display=False)
+glue("conflict_across_aligned", rate.loc[(first, "across")], display=False)
+conflicts.round(1)
+
+# %% [markdown]
+# At {glue:text}`worst_angle` degrees, pairs across clusters conflicted in
+# {glue:text}`conflict_across_worst:.0f`% of the measured steps of the second half of training, pairs within a
+# cluster in {glue:text}`conflict_within_worst:.0f`%. Across clusters, the tasks keep pulling the one shared feature
+# their own way. But look at 0 degrees: all four tasks are one cluster, sharing helps, and still pairs conflict in
+# {glue:text}`conflict_within_aligned:.0f`% (within) and {glue:text}`conflict_across_aligned:.0f`% (across) of the
+# steps. Near a minimum of the *averaged* loss the task gradients must roughly cancel, since their mean is close
+# to zero, so what remains is each task's label noise pointing its own way. A negative cosine on one batch is
+# therefore weak evidence of negative transfer; a persistent one between tasks that need different features is
+# strong evidence. Chapters 4 and 5 build task affinities that look at the effect of an update on the *losses*
+# instead of at gradient angles.
+#
+# The training curves of one seed tell the same story from the losses' side:
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), sharey=True)
+for ax, angle in zip(axes, [first, worst]):
+    result = next(r for c, r in zip(configs, runs) if c["strategy"] == "averaged" and c["data"]["angle"] == angle and c["seed"] == SEEDS[0])
+    plots.loss_curves(result.history, ax=ax)
+    ax.set_title(f"averaged training, clusters at {angle} degrees (seed {SEEDS[0]})")
+plots.savefig(fig, "01_loss_curves")
+
+# %% [markdown]
+# ## Summary
+#
+# - Negative transfer is measured against single-task training with the same budget: $\Delta_t < 0$ means
+#   task $t$ lost by sharing.
+# - Sharing helps tasks that need the same features (here: aligned clusters pool their noisy labels) and hurts
+#   tasks that compete for a narrow shared representation.
+# - How much tasks compete depends on the features they need, not on the sign of their targets: a head can flip a
+#   shared feature, so opposed clusters conflict less than unrelated (orthogonal) ones on this benchmark.
+# - Negative cosines between task gradients are common even when sharing helps, because near a minimum of the
+#   averaged loss the gradients cancel. They are a symptom to measure over time, not a verdict from one batch.
+# - The harm falls unevenly on the tasks and varies between seeds: compare methods over several seeds, with
+#   confidence intervals, as this book does from here on.
+#
+# ## Exercises
+#
+# ````{exercise}
+# :label: ex-nt-delta
+# A network reports, for task A, accuracy 0.90 and error rate 0.10, and for task B a mean squared error of 2.0.
+# Its single-task baselines are 0.92, 0.08 and 2.5. Compute $\Delta_m$ by hand in both modes of
+# `metrics.delta_m` (per task, then pooled over the three metrics) and check your numbers with the function.
+# Why do the two modes differ?
+# ````
+#
+# ````{solution-start} ex-nt-delta
+# :class: dropdown
+# ````
+
+# %%
+from mtlutils import metrics
+from mtlutils.tasks import Task
+
+task_a = Task("A", loss=None, metrics={"acc": None, "err": None}, higher_is_better={"acc": True, "err": False})
+task_b = Task("B", loss=None, metrics={"mse": None}, higher_is_better=False)
+model = {"A": {"acc": 0.90, "err": 0.10}, "B": {"mse": 2.0}}
+single = {"A": {"acc": 0.92, "err": 0.08}, "B": {"mse": 2.5}}
+# by hand: A: acc (0.90 - 0.92) / 0.92 = -2.17%, err -(0.10 - 0.08) / 0.08 = -25%; B: -(2.0 - 2.5) / 2.5 = +20%
+by_hand_per_task = ((-0.02 / 0.92 - 0.25) / 2 + 0.20) / 2 * 100
+by_hand_pooled = (-0.02 / 0.92 - 0.25 + 0.20) / 3 * 100
+print(f"per task: {metrics.delta_m(model, single, [task_a, task_b]):.2f}% (by hand {by_hand_per_task:.2f}%)")
+print(f"pooled:   {metrics.delta_m(model, single, [task_a, task_b], mode='pooled'):.2f}% (by hand {by_hand_pooled:.2f}%)")
+# Per task gives every task equal weight; pooled gives every metric equal weight, so task A, with two metrics,
+# counts twice as much as task B.
+
+# %% [markdown]
+# ````{solution-end}
+# ````
+#
+# ````{exercise}
+# :label: ex-nt-bottleneck
+# Negative transfer here comes from a shared bottleneck of one feature. Train the averaged network at the
+# worst angle with a bottleneck of two features (`model={"bottleneck": 2}` in the configuration), with the
+# single-task baselines built the same way, and compare the mean $\Delta_t$ with the one above. What does the
+# result say about capacity as a remedy for negative transfer?
+# ````
+#
+# ````{solution-start} ex-nt-bottleneck
+# :class: dropdown
+# ````
+
+# %%
+wide = []
+for seed in SEEDS:
+    averaged = {**BASE, "data": {"angle": int(worst)}, "seed": seed, "strategy": "averaged", "model": {"bottleneck": 2}}
+    wide += [averaged, *experiments.single_task_configs(averaged, task_names)]
+wide_relative = experiments.relative_to_baseline(
+    experiments.results(wide, experiments.run_grid(wide)), suite.tasks, match=["data.angle", "seed"]
+)
+wide_delta = wide_relative.groupby("seed").relative.mean()
+mean, low, high = experiments.confidence_interval(wide_delta)
+print(f"bottleneck 2 at {worst} degrees: mean change {mean:+.1f}% (95% CI {low:+.1f} to {high:+.1f})")
+print(f"bottleneck 1 at {worst} degrees: {describe(by_angle.loc[worst])}")
+# Two features are enough for two clusters: each cluster gets its own feature and the loss from sharing shrinks
+# (or turns into a gain from pooled labels). Capacity is one remedy; the chapters that follow look for remedies
+# that change how the shared parameters are updated instead.
+
+# %% [markdown]
+# ````{solution-end}
+# ````
+#
+# ````{exercise}
+# :label: ex-nt-three
+# With three clusters, all pairs of cluster directions can meet at the same angle only up to 120 degrees. Use
+# `clusters.shared_fraction_bound` to find, for three clusters, the fraction of the signal that one shared
+# feature and two shared features can carry at 90 degrees, and the angle at which one feature is worst off.
+# ````
+#
+# ````{solution-start} ex-nt-three
+# :class: dropdown
+# ````
+
+# %%
+three = np.linspace(0, 120, 121)
+one_feature = [clusters.shared_fraction_bound(a, n_clusters=3, bottleneck=1) for a in three]
+print(f"at 90 degrees: one feature {clusters.shared_fraction_bound(90, 3, 1):.2f}, "
+      f"two features {clusters.shared_fraction_bound(90, 3, 2):.2f}")
+print(f"one feature is worst off at {three[int(np.argmin(one_feature))]:.0f} degrees")
+
+# %% [markdown]
+# ````{solution-end}
+# ````

@@ -1,0 +1,69 @@
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from mtlutils import experiments
+
+CONFIG = dict(dataset="clusters", size="smoke", epochs=1, batch_size=64, data={"angle": 90})
+
+
+def test_the_cache_returns_a_finished_run_without_training(tmp_path, monkeypatch):
+    first = experiments.run(CONFIG, tmp_path)
+    monkeypatch.setattr(experiments, "train", lambda *a, **k: pytest.fail("trained again"))
+    again = experiments.run(CONFIG, tmp_path)
+    assert again.history.equals(first.history) and again.metrics == first.metrics
+    assert len(list(tmp_path.glob("*.pkl"))) == 1 and not list(tmp_path.glob("*.tmp"))
+
+
+def test_the_cache_key_covers_the_whole_configuration():
+    key = experiments.config_key(CONFIG)
+    assert key == experiments.config_key(dict(reversed(list(CONFIG.items()))))
+    assert key == experiments.config_key({**CONFIG, "seed": 0})  # a default spelled out
+    assert key != experiments.config_key({**CONFIG, "seed": 1})
+    assert key != experiments.config_key({**CONFIG, "data": {"angle": 45}})
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(KeyError, match="learning_rate"):
+        experiments.config_key({"learning_rate": 1})
+    with pytest.raises(ValueError, match="choose from"):
+        experiments.build_strategy({"strategy": "magic"})
+
+
+def test_grid_is_the_product_of_its_axes():
+    configs = experiments.grid({"epochs": 2}, seed=[0, 1, 2], lr=[1e-3, 1e-2])
+    assert len(configs) == 6 and all(c["epochs"] == 2 for c in configs)
+    assert {(c["seed"], c["lr"]) for c in configs} == {(s, lr) for s in range(3) for lr in (1e-3, 1e-2)}
+
+
+def test_confidence_interval_is_the_student_t_interval():
+    values = [1.0, 2.0, 4.0]
+    mean, low, high = experiments.confidence_interval(values)
+    half = stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / np.sqrt(3)
+    assert mean == pytest.approx(7 / 3) and low == pytest.approx(mean - half) and high == pytest.approx(mean + half)
+    assert experiments.confidence_interval([5.0])[1:] == (-np.inf, np.inf)
+
+
+def test_summarize_gives_one_row_per_cell():
+    table = pd.DataFrame({"method": ["a"] * 3 + ["b"] * 2, "value": [1.0, 2.0, 3.0, 5.0, 5.0]})
+    summary = experiments.summarize(table, by=["method"]).set_index("method")
+    assert summary.loc["a", "n"] == 3 and summary.loc["a", "mean"] == 2.0
+    assert summary.loc["b", "ci_low"] == summary.loc["b", "ci_high"] == 5.0
+
+
+def test_relative_to_baseline_matches_seeds_and_signs(tmp_path):
+    configs = [{**CONFIG, "seed": s} for s in (0, 1)]
+    suite = experiments.suite_for(CONFIG)
+    configs += [c for base in configs for c in experiments.single_task_configs(base, suite.task_names)]
+    runs = experiments.run_grid(configs, tmp_path, progress=False)
+    table = experiments.results(configs, runs)
+    relative = experiments.relative_to_baseline(table, suite.tasks, match=["seed"])
+    assert len(relative) == 2 * len(suite.task_names)
+    row = relative.iloc[0]
+    mse = table.set_index(["strategy", "seed", "task"])["value"]
+    expected = -100 * (mse["averaged", row.seed, row.task] - mse["single_task", row.seed, row.task]) / mse[
+        "single_task", row.seed, row.task]
+    assert row.relative == pytest.approx(expected)
+    with pytest.raises(ValueError, match="no 'single_task' runs"):
+        experiments.relative_to_baseline(table[table.strategy == "averaged"], suite.tasks, match=["seed"])

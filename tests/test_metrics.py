@@ -1,0 +1,49 @@
+import pytest
+import torch
+
+from mtlutils import metrics
+from mtlutils.tasks import Task
+
+
+def _task(name, higher):
+    return Task(name, loss=None, metrics={m: None for m in higher}, higher_is_better=higher)
+
+
+@pytest.mark.parametrize("mode", ["per_task", "pooled"])
+@pytest.mark.parametrize("higher", [True, False])
+def test_delta_m_sign_follows_higher_is_better(mode, higher):
+    task = _task("a", {"m": higher})
+    bigger = metrics.delta_m({"a": {"m": 1.1}}, {"a": {"m": 1.0}}, [task], mode=mode)
+    assert bigger == pytest.approx(10.0 if higher else -10.0)
+
+
+def test_delta_m_is_zero_at_the_baseline_and_modes_weigh_differently():
+    a = _task("a", {"acc": True, "err": False})
+    b = _task("b", {"mse": False})
+    base = {"a": {"acc": 0.5, "err": 0.5}, "b": {"mse": 2.0}}
+    assert metrics.delta_m(base, base, [a, b]) == 0.0
+    better_b = {"a": base["a"], "b": {"mse": 1.0}}  # b improves by 50%
+    assert metrics.delta_m(better_b, base, [a, b], mode="per_task") == pytest.approx(25.0)
+    assert metrics.delta_m(better_b, base, [a, b], mode="pooled") == pytest.approx(50.0 / 3)
+
+
+def test_delta_m_rejects_bad_input():
+    task = _task("a", {"m": True})
+    with pytest.raises(ValueError, match="mode"):
+        metrics.delta_m({"a": {"m": 1}}, {"a": {"m": 1}}, [task], mode="mean")
+    with pytest.raises(ZeroDivisionError, match="a/m"):
+        metrics.delta_m({"a": {"m": 1}}, {"a": {"m": 0}}, [task])
+    with pytest.raises(KeyError, match="baseline"):
+        metrics.delta_m({"a": {"m": 1}}, {}, [task])
+
+
+def test_accuracy_and_mse():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, -1.0]])
+    assert metrics.accuracy(logits, torch.tensor([0, 1, 1])) == pytest.approx(2 / 3)
+    assert metrics.binary_accuracy(torch.tensor([1.0, -1.0]), torch.tensor([1, 1])) == 0.5
+    assert metrics.mse(torch.tensor([[1.0], [3.0]]), torch.tensor([0.0, 1.0])) == pytest.approx(2.5)
+
+
+def test_task_needs_a_direction_for_every_metric():
+    with pytest.raises(ValueError, match="higher_is_better"):
+        Task("a", loss=None, metrics={"x": None, "y": None}, higher_is_better={"x": True})

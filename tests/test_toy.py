@@ -1,0 +1,50 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mtlutils import toy
+from mtlutils.strategies import Averaged, adam
+
+
+@pytest.mark.parametrize(
+    "point, expected",
+    [
+        # x2 > 0: only the log part. c1 = tanh(1) = 0.761594; f1 = log|-4 + tanh 2| + 6 = 7.110532;
+        # f2 = log|1 - tanh 2 + 2| + 6 = 6.710974.
+        ((1.0, 2.0), (0.761594 * 7.110532, 0.761594 * 6.710974)),
+        # x2 < 0: only the quadratic part. c2 = tanh(1.5) = 0.905148; f1q = (81 + 2.5) / 10 - 20 = -11.65;
+        # f2q = (25 + 2.5) / 10 - 20 = -17.25.
+        ((-2.0, -3.0), (0.905148 * -11.65, 0.905148 * -17.25)),
+        # x2 = 0: both gates are closed.
+        ((0.5, 0.0), (0.0, 0.0)),
+    ],
+)
+def test_objectives_match_hand_computation(point, expected):
+    l1, l2 = toy.objectives(torch.tensor(point))
+    assert l1.item() == pytest.approx(expected[0], abs=1e-4)
+    assert l2.item() == pytest.approx(expected[1], abs=1e-4)
+
+
+def test_log_part_is_clamped_at_lower():
+    x2 = 2.0
+    x1 = -7.0 - 2.0 * math.tanh(-x2)  # makes 0.5 (-x1 - 7) - tanh(-x2) vanish
+    l1, _ = toy.objectives(torch.tensor([x1, x2], dtype=torch.float64))
+    assert l1.item() == pytest.approx(math.tanh(1.0) * (math.log(toy.LOWER) + 6), rel=1e-6)
+
+
+def test_imbalance_scales_the_first_objective_only():
+    point = (1.0, 2.0)
+    plain, scaled = toy.net(point), toy.net(point, imbalance=True)
+    x = torch.zeros(1, 1)
+    assert scaled(x)["L1"].item() == pytest.approx(0.1 * plain(x)["L1"].item())
+    assert scaled(x)["L2"].item() == pytest.approx(plain(x)["L2"].item())
+
+
+def test_averaged_trajectory_lowers_the_mean_loss():
+    path = toy.trajectory(Averaged(optimizer_factory=adam(1e-2)), start=toy.STARTS[1], steps=300)
+    assert path.shape == (301, 2)
+    mean_loss = [sum(toy.objectives(torch.tensor(p, dtype=torch.float32))).item() / 2 for p in path[[0, -1]]]
+    assert mean_loss[1] < mean_loss[0]
+    assert np.all(np.isfinite(path))

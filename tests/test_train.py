@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from mtlutils import models, strategies
+from mtlutils.strategies import Averaged, NonFiniteLossError, adam
+from mtlutils.train import fit
+
+TIMING = ["seconds"]
+
+
+def _fit(suite, seed=0, **kwargs):
+    net = models.for_suite(suite, seed=seed)
+    return net, fit(net, suite, Averaged(optimizer_factory=adam(3e-3)), batch_size=32, seed=seed, progress=False, **kwargs)
+
+
+def test_same_seed_gives_an_identical_history(suite):
+    _, a = _fit(suite, epochs=2, gradient_cosine_every=3)
+    _, b = _fit(suite, epochs=2, gradient_cosine_every=3)
+    assert a.history.drop(columns=TIMING).equals(b.history.drop(columns=TIMING))
+    assert a.metrics == b.metrics
+    assert all((x == y).all() for (_, x), (_, y) in zip(a.cosines, b.cosines))
+    _, c = _fit(suite, seed=1, epochs=2)
+    assert not a.history.drop(columns=TIMING).equals(c.history.drop(columns=TIMING))
+
+
+def test_history_has_a_row_per_step_and_the_run_is_costed(suite):
+    _, run = _fit(suite, steps=7, eval_every=3)
+    assert list(run.history.step) == list(range(7))
+    assert {f"loss_{n}" for n in suite.task_names} <= set(run.history.columns)
+    assert run.cost["steps"] == 7 and run.cost["forward_passes"] == 7 and run.cost["optimizer_steps"] == 7
+    assert sorted(run.evals.step.unique()) == [3, 6, 7]
+    assert set(run.metrics) == {"val", "test"} and set(run.metrics["test"]) == set(suite.task_names)
+    assert run.groups[0] == [tuple(suite.task_names)]
+
+
+def test_training_lowers_the_training_loss(suite):
+    _, run = _fit(suite, epochs=15)
+    losses = run.history.filter(like="loss_").mean(axis=1)
+    assert losses.iloc[-4:].mean() < losses.iloc[:4].mean()
+
+
+def test_resuming_from_a_checkpoint_gives_the_uninterrupted_run(suite, tmp_path):
+    _, whole = _fit(suite, epochs=3)
+    path = tmp_path / "run.ckpt"
+    net = models.for_suite(suite, seed=0)
+    fit(net, suite, Averaged(optimizer_factory=adam(3e-3)), epochs=2, batch_size=32, progress=False, checkpoint=path)
+    assert path.exists()
+    net = models.for_suite(suite, seed=0)
+    resumed = fit(net, suite, Averaged(optimizer_factory=adam(3e-3)), epochs=3, batch_size=32, progress=False, checkpoint=path)
+    assert resumed.history.drop(columns=TIMING).equals(whole.history.drop(columns=TIMING))
+    assert resumed.metrics == whole.metrics
+
+
+def test_a_nan_loss_stops_training_naming_task_and_step(suite):
+    suite.train.y["t2"][40] = float("nan")  # in the second batch of 32 when read in order
+    with pytest.raises(NonFiniteLossError, match=r"task 't2' is nan at step \d+"):
+        fit(models.for_suite(suite), suite, Averaged(), epochs=1, batch_size=32, progress=False)
+
+
+def test_an_infinite_loss_is_caught_before_the_update(suite):
+    suite.train.y["t0"][:] = float("inf")
+    net = models.for_suite(suite)
+    before = [p.detach().clone() for p in net.parameters()]
+    with pytest.raises(NonFiniteLossError, match=r"'t0' is inf at step 0"):
+        fit(net, suite, Averaged(), steps=3, batch_size=32, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+@pytest.mark.parametrize("kwargs, match", [({}, "exactly one"), ({"epochs": 1, "steps": 1}, "exactly one"),
+                                           ({"epochs": 1, "batch_size": 0}, "batch_size")])
+def test_bad_arguments_are_explained(suite, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fit(models.for_suite(suite), suite, strategies.Averaged(), progress=False, **kwargs)
