@@ -61,7 +61,7 @@ def build(executed_dir: Path, out_dir: Path, strict: bool = True) -> Path:
         if not executed.exists():
             raise FileNotFoundError(f"{executed} is missing: execute {source.name} first (python book/build.py).")
         shutil.copy(executed, staging / "notebooks" / executed.name)
-    command = [sys.executable, "-m", "jupyter_book", "build", str(staging), "--path-output", str(out_dir), "--keep-going"]
+    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(staging), "--path-output", str(out_dir), "--keep-going"]
     if strict:
         command.append("-W")
     subprocess.run(command, check=True)
