@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+import warnings
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
+from sklearn.cluster import AffinityPropagation
+from sklearn.exceptions import ConvergenceWarning
+from torch.func import functional_call
 
 from .models import MultiTaskNet
 from .tasks import Split, Task
@@ -62,3 +67,162 @@ def conflict_within_and_across(
         "within": float(within.mean()) if within.size else float("nan"),
         "across": float(across.mean()) if across.size else float("nan"),
     }
+
+
+class ProximalAffinity:
+    """Proximal inter-task affinity (Jeong & Yoon, 2025): an exponential moving average A[s, t] of how much the
+    update of the group holding task s lowered the loss of task t, measured within the batch.
+
+    For the step of group g with losses L before and L' after it, a_t = (1 - L'_t / L_t) / |g|. For every s in g
+    and every task t the update value v is a_t when t is outside g; inside g, a_t for t = s only when a_t >= 0
+    (otherwise A[s, s] is left as it is), and for t != s, a_t when a_t a_s >= 0, else -max(a_t, a_s).
+    Then A[s, t] <- (1 - beta) A[s, t] + beta v.
+    """
+
+    def __init__(self, task_names: Sequence[str], beta: float = 1e-3):
+        if not 0 < beta <= 1:
+            raise ValueError(f"ProximalAffinity: beta must lie in (0, 1], not {beta}.")
+        self.task_names, self.beta = list(task_names), beta
+        self.index = {name: i for i, name in enumerate(self.task_names)}
+        self.matrix = np.zeros((len(self.task_names), len(self.task_names)))
+
+    def update_group(self, group: Sequence[str], before: Mapping[str, float], after: Mapping[str, float],
+                     group_size: int | None = None) -> None:
+        """Credit the change from ``before`` to ``after`` to the rows of ``group`` (divided by ``group_size``,
+        by default the size of ``group``)."""
+        size = group_size or len(group)
+        a = np.array([(1.0 - after[n] / before[n]) / size for n in self.task_names])
+        members = [self.index[n] for n in group]
+        inside = np.zeros(len(a), dtype=bool)
+        inside[members] = True
+        for s in members:
+            v = a.copy()
+            conflict = inside & (a * a[s] < 0)
+            v[conflict] = -np.maximum(a[conflict], a[s])
+            keep = np.ones(len(a), dtype=bool)
+            keep[s] = a[s] >= 0
+            row = self.matrix[s]
+            row[keep] = (1 - self.beta) * row[keep] + self.beta * v[keep]
+
+    def update(self, groups: Sequence[Sequence[str]], trace: Sequence[Mapping[str, float]],
+               attribution: str = "intended") -> None:
+        """Update from one batch: ``trace[j]`` holds the losses before the step of ``groups[j]`` (and
+        ``trace[j + 1]`` after it, when measured).
+
+        ``"intended"`` credits the change caused by g_j to g_j's rows. ``"as_coded"`` reproduces the official
+        implementation, which at group j uses the losses from the forward pass before g_j's own step: the change
+        caused by g_{j-1} is credited to g_j's rows, the first group is credited nothing and the last group's
+        change is never measured.
+        """
+        if attribution == "intended":
+            for j, group in enumerate(groups):
+                if j + 1 < len(trace):
+                    self.update_group(group, trace[j], trace[j + 1])
+        elif attribution == "as_coded":
+            for j in range(1, len(groups)):
+                self.update_group(groups[j], trace[j - 1], trace[j])
+        else:
+            raise ValueError(f"attribution must be 'intended' or 'as_coded', not {attribution!r}.")
+
+
+def normalized_affinity(matrix: np.ndarray) -> np.ndarray:
+    """X[s, t] = A[s, t] / A[t, t], symmetrised as (X + X^T) / 2.
+
+    A column whose diagonal is not positive is divided by its largest absolute entry instead (or left as it is
+    when it is all zero), so that a task that never lowered its own loss does not blow the scale up.
+    """
+    diagonal = np.diag(matrix).copy()
+    fallback = np.abs(matrix).max(axis=0)
+    scale = np.where(diagonal > 0, diagonal, np.where(fallback > 0, fallback, 1.0))
+    x = matrix / scale[None, :]
+    return (x + x.T) / 2
+
+
+def groups_from_affinity(matrix: np.ndarray, task_names: Sequence[str],
+                         previous: Sequence[Sequence[str]] | None = None) -> list[tuple[str, ...]]:
+    """Task groups by affinity propagation on the normalised affinity, a precomputed similarity (preference =
+    median, convergence_iter = 50; Frey & Dueck, 2007). Without convergence it retries with more iterations,
+    then keeps ``previous`` (one task per group when there is none)."""
+    similarity = normalized_affinity(matrix)
+    for max_iter in (200, 1000):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            try:
+                labels = AffinityPropagation(
+                    affinity="precomputed", convergence_iter=50, max_iter=max_iter, random_state=0
+                ).fit(similarity).labels_
+            except ConvergenceWarning:
+                continue
+        if (labels >= 0).all():
+            groups: dict[int, list[str]] = {}
+            for name, label in zip(task_names, labels):
+                groups.setdefault(int(label), []).append(name)
+            return [tuple(g) for g in groups.values()]
+    return [tuple(g) for g in previous] if previous is not None else [(name,) for name in task_names]
+
+
+def lookahead_affinity(net: MultiTaskNet, batch: Split, tasks: Sequence[Task], lr: float) -> np.ndarray:
+    """TAG's lookahead inter-task affinity (Fifty et al., 2021) on one batch: the T x T matrix
+
+        Z[i, j] = 1 - L_j(theta_s - lr grad_{theta_s} L_i, theta_j) / L_j(theta_s, theta_j),
+
+    positive when a gradient step on task i alone would lower task j's loss. Heads stay fixed; nothing moves.
+    """
+    shared = {f"trunk.{name}": p for name, p in net.trunk.named_parameters()}
+    fixed = {name: p.detach() for name, p in net.named_parameters() if name not in shared}
+    names = [t.name for t in tasks]
+    predictions = net(batch.x, tasks=names)
+    losses = [t.loss(predictions[t.name], batch.y[t.name]) for t in tasks]
+    z = np.empty((len(tasks), len(tasks)))
+    for i, loss in enumerate(losses):
+        grads = torch.autograd.grad(loss, list(shared.values()), retain_graph=True, allow_unused=True)
+        moved = {n: (p - lr * g if g is not None else p).detach() for (n, p), g in zip(shared.items(), grads)}
+        with torch.no_grad():
+            after = functional_call(net, {**fixed, **moved}, (batch.x,), {"tasks": names})
+            for j, task in enumerate(tasks):
+                z[i, j] = 1.0 - task.loss(after[task.name], batch.y[task.name]).item() / losses[j].item()
+    return z
+
+
+def _partitions(items: list, max_blocks: int):
+    """Every partition of ``items`` into at most ``max_blocks`` non-empty blocks."""
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for partition in _partitions(rest, max_blocks):
+        for i in range(len(partition)):
+            yield partition[:i] + [[first, *partition[i]]] + partition[i + 1 :]
+        if len(partition) < max_blocks:
+            yield [[first], *partition]
+
+
+def select_groups_tag(z: np.ndarray, task_names: Sequence[str], max_groups: int) -> list[tuple[str, ...]]:
+    """TAG's grouping (Fifty et al., 2021): the split of the tasks into at most ``max_groups`` groups that
+    maximises the mean over tasks a of score(a, G) = mean over b in G, b != a, of Z[b, a] (0 for a task alone).
+
+    Every task is trained in exactly one group (a partition), and the search is exhaustive.
+    """
+    n = len(task_names)
+    if max_groups < 1:
+        raise ValueError(f"select_groups_tag: max_groups must be at least 1, not {max_groups}.")
+    count = sum(_stirling2(n, k) for k in range(1, min(max_groups, n) + 1))
+    if count > 2_000_000:
+        raise ValueError(f"select_groups_tag: {count} partitions of {n} tasks are too many to search; lower max_groups.")
+    best, best_score = None, -np.inf
+    for partition in _partitions(list(range(n)), max_groups):
+        score = 0.0
+        for block in partition:
+            if len(block) > 1:
+                sub = z[np.ix_(block, block)]
+                score += float((sub.sum(axis=0) - np.diag(sub)).sum()) / (len(block) - 1)
+        if score > best_score + 1e-12:
+            best, best_score = partition, score
+    return [tuple(task_names[i] for i in block) for block in best]
+
+
+def _stirling2(n: int, k: int) -> int:
+    """The number of partitions of n items into exactly k non-empty blocks."""
+    return sum((-1) ** i * math.comb(k, i) * (k - i) ** n for i in range(k + 1)) // math.factorial(k)
+
+

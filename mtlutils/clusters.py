@@ -25,7 +25,7 @@ from .metrics import mse
 from .tasks import Split, Task, TaskSuite
 
 SIZES = {
-    "smoke": dict(n_train=128, n_val=128, n_test=256),
+    "smoke": dict(n_train=512, n_val=128, n_test=256),
     "small": dict(n_train=512, n_val=512, n_test=2048),
     "full": dict(n_train=4096, n_val=2048, n_test=8192),
 }

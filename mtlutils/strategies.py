@@ -9,11 +9,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Hashable, Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
+from torchjd import aggregation
+from torchjd.autojac import jac_to_grad, mtl_backward
 
+from .affinity import ProximalAffinity, groups_from_affinity
 from .models import MultiTaskNet
 from .tasks import Split, Task
 
@@ -69,17 +72,25 @@ def task_losses(net: MultiTaskNet, batch: Split, tasks: Sequence[Task]) -> dict[
 
 
 class Strategy:
-    """Base class. Subclasses implement ``_build_optimizers`` and ``_update``."""
+    """Base class. Subclasses implement ``_parameters`` (what the optimizer of a key updates) and ``_update``.
+
+    Optimizers are created on first use, one per key: a strategy with one optimizer uses one key, and a strategy
+    with an optimizer per group uses the group as its key, so each group has its own moments and step counter.
+    """
 
     min_tasks = 1
 
     def __init__(self, optimizer_factory: OptimizerFactory | None = None):
         self.optimizer_factory = optimizer_factory or adam()
         self.tasks: list[Task] = []
-        self.optimizers: list[torch.optim.Optimizer] = []
+        self.optimizers: dict[Hashable, torch.optim.Optimizer] = {}
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
 
     def setup(self, net: MultiTaskNet, tasks: Sequence[Task], seed: int = 0) -> None:
-        """Bind the strategy to a network and its tasks and build the optimizer(s)."""
+        """Bind the strategy to a network and its tasks; ``seed`` drives any random choice the strategy makes."""
         if len(tasks) < self.min_tasks:
             raise ValueError(
                 f"{type(self).__name__} needs at least {self.min_tasks} tasks; the suite has {len(tasks)}."
@@ -89,10 +100,18 @@ class Strategy:
             raise ValueError(f"The network has no head for task(s) {missing}; build it for this suite.")
         self.tasks = list(tasks)
         self.generator = torch.Generator().manual_seed(seed)
-        self.optimizers = self._build_optimizers(net)
+        self.optimizers = {}
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called by ``fit`` before every epoch."""
+
+    def optimizer(self, net: MultiTaskNet, key: Hashable) -> torch.optim.Optimizer:
+        if key not in self.optimizers:
+            self.optimizers[key] = self.optimizer_factory(self._parameters(net, key))
+        return self.optimizers[key]
 
     def step(self, net: MultiTaskNet, batch: Split) -> StepRecord:
-        if not self.optimizers:
+        if not self.tasks:
             raise RuntimeError(f"{type(self).__name__}.setup(net, tasks) must be called before step().")
         start = time.perf_counter()
         record = self._update(net, batch)
@@ -100,14 +119,25 @@ class Strategy:
         return record
 
     def state_dict(self) -> dict:
-        return {"optimizers": [o.state_dict() for o in self.optimizers], "generator": self.generator.get_state()}
+        return {
+            "optimizers": {key: o.state_dict() for key, o in self.optimizers.items()},
+            "generator": self.generator.get_state(),
+            "extra": self._extra_state(),
+        }
 
-    def load_state_dict(self, state: dict) -> None:
-        for optimizer, saved in zip(self.optimizers, state["optimizers"], strict=True):
-            optimizer.load_state_dict(saved)
+    def load_state_dict(self, state: dict, net: MultiTaskNet) -> None:
+        for key, saved in state["optimizers"].items():
+            self.optimizer(net, key).load_state_dict(saved)
         self.generator.set_state(state["generator"])
+        self._load_extra_state(state["extra"])
 
-    def _build_optimizers(self, net: MultiTaskNet) -> list[torch.optim.Optimizer]:
+    def _extra_state(self) -> dict:
+        return {}
+
+    def _load_extra_state(self, state: dict) -> None:
+        pass
+
+    def _parameters(self, net: MultiTaskNet, key: Hashable) -> list[nn.Parameter]:
         raise NotImplementedError
 
     def _update(self, net: MultiTaskNet, batch: Split) -> StepRecord:
@@ -127,11 +157,11 @@ class SingleTask(Strategy):
             raise ValueError(f"SingleTask: no task {self.task!r}; the tasks are {[t.name for t in tasks]}.")
         super().setup(net, chosen, seed)
 
-    def _build_optimizers(self, net):
-        return [self.optimizer_factory([*net.shared_parameters(), *net.task_parameters(self.task)])]
+    def _parameters(self, net, key):
+        return [*net.shared_parameters(), *net.task_parameters(self.task)]
 
     def _update(self, net, batch):
-        (optimizer,) = self.optimizers
+        optimizer = self.optimizer(net, "all")
         optimizer.zero_grad(set_to_none=True)
         losses = task_losses(net, batch, self.tasks)
         losses[self.task].backward()
@@ -164,11 +194,11 @@ class Averaged(Strategy):
             )
         super().setup(net, tasks, seed)
 
-    def _build_optimizers(self, net):
-        return [self.optimizer_factory(net.parameters())]
+    def _parameters(self, net, key):
+        return list(net.parameters())
 
     def _update(self, net, batch):
-        (optimizer,) = self.optimizers
+        optimizer = self.optimizer(net, "all")
         optimizer.zero_grad(set_to_none=True)
         losses = task_losses(net, batch, self.tasks)
         weights = self.weights or {t.name: 1.0 / len(self.tasks) for t in self.tasks}
@@ -177,3 +207,238 @@ class Averaged(Strategy):
         optimizer.step()
         names = tuple(t.name for t in self.tasks)
         return StepRecord({n: l.item() for n, l in losses.items()}, [names], 1, 1, 1)
+
+
+class GroupedUpdates(Strategy):
+    """Sequential group updates (Pascal et al., 2021): for each group g_j of the batch, in order, a forward pass
+    on the same batch, a backward pass of the group loss, and an optimizer step on the trunk and g_j's heads.
+
+    The group loss is the sum of the group's task losses (``group_loss="sum"``, as both papers do) or their mean.
+    Heads outside the group get no gradient (``None``, not zero), so neither they nor their optimizer state move.
+    ``optimizer_per_group=False`` shares one optimizer ("IUS"); True gives every group its own optimizer over the
+    parameters it updates, with its own moments and step counter ("IO"). Subclasses choose the groups.
+    """
+
+    min_tasks = 2
+
+    def __init__(self, optimizer_per_group: bool = False, group_loss: str = "sum",
+                 optimizer_factory: OptimizerFactory | None = None):
+        super().__init__(optimizer_factory)
+        if group_loss not in ("sum", "mean"):
+            raise ValueError(f"group_loss must be 'sum' or 'mean', not {group_loss!r}.")
+        self.optimizer_per_group, self.group_loss = optimizer_per_group, group_loss
+
+    def _parameters(self, net, key):
+        if key == "all":
+            return list(net.parameters())
+        return [*net.shared_parameters(), *(p for name in key for p in net.task_parameters(name))]
+
+    def _groups(self) -> list[tuple[str, ...]]:
+        raise NotImplementedError
+
+    def _update(self, net, batch):
+        record, _ = self.update_groups(net, batch, self._groups())
+        return record
+
+    def update_groups(self, net: MultiTaskNet, batch: Split, groups: Sequence[tuple[str, ...]],
+                      measure_last: bool = False) -> tuple[StepRecord, list[dict[str, float]]]:
+        """Update ``groups`` in order; returns the record and the losses of every task before the first group
+        step and after each group step (the forward pass after g_j also serves g_{j+1}; ``measure_last`` adds a
+        no-grad forward pass after the last group)."""
+        losses = task_losses(net, batch, self.tasks)
+        trace = [{n: l.item() for n, l in losses.items()}]
+        forward = 1
+        for j, group in enumerate(groups):
+            optimizer = self.optimizer(net, tuple(group) if self.optimizer_per_group else "all")
+            net.zero_grad(set_to_none=True)
+            loss = sum(losses[name] for name in group)
+            (loss / len(group) if self.group_loss == "mean" else loss).backward()
+            optimizer.step()
+            if j < len(groups) - 1:
+                losses = task_losses(net, batch, self.tasks)
+            elif measure_last:
+                with torch.no_grad():
+                    losses = task_losses(net, batch, self.tasks)
+            else:
+                continue
+            forward += 1
+            trace.append({n: l.item() for n, l in losses.items()})
+        record = StepRecord(trace[0], [tuple(g) for g in groups], forward, len(groups), len(groups))
+        return record, trace
+
+
+class Alternated(GroupedUpdates):
+    """One update per task, in turn, on the same batch (Pascal et al., 2021): groups of one task.
+
+    ``order="fixed"`` follows the order of the tasks; ``"shuffle"`` draws a new order for every batch.
+    """
+
+    def __init__(self, order: str = "fixed", optimizer_per_group: bool = False,
+                 optimizer_factory: OptimizerFactory | None = None):
+        super().__init__(optimizer_per_group, "sum", optimizer_factory)
+        if order not in ("fixed", "shuffle"):
+            raise ValueError(f"Alternated: order must be 'fixed' or 'shuffle', not {order!r}.")
+        self.order = order
+
+    def _groups(self):
+        names = self.task_names
+        if self.order == "shuffle":
+            names = [names[i] for i in torch.randperm(len(names), generator=self.generator)]
+        return [(name,) for name in names]
+
+
+class RandomGroups(GroupedUpdates):
+    """Random task grouping (Pascal et al., 2021): the tasks split at random into ceil(T / k) groups of
+    ``group_size`` k (the last one smaller), updated one after another.
+
+    ``redraw="never"`` draws the partition once from the seed, before training (the paper); ``"epoch"`` and
+    ``"step"`` draw a new one every epoch or every batch. k = T is one update on the summed loss (Averaged with
+    ``group_loss="mean"``); k = 1 is Alternated in the drawn order.
+    """
+
+    def __init__(self, group_size: int, redraw: str = "never", optimizer_per_group: bool = False,
+                 group_loss: str = "sum", optimizer_factory: OptimizerFactory | None = None):
+        super().__init__(optimizer_per_group, group_loss, optimizer_factory)
+        if redraw not in ("never", "epoch", "step"):
+            raise ValueError(f"RandomGroups: redraw must be 'never', 'epoch' or 'step', not {redraw!r}.")
+        if not isinstance(group_size, int) or group_size < 1:
+            raise ValueError(f"RandomGroups: group_size must be a positive integer, not {group_size!r}.")
+        self.group_size, self.redraw = group_size, redraw
+
+    def setup(self, net, tasks, seed=0):
+        if self.group_size > len(tasks):
+            raise ValueError(
+                f"RandomGroups: group_size must lie in 1..T = 1..{len(tasks)} for this suite, not {self.group_size}."
+            )
+        super().setup(net, tasks, seed)
+        self.groups = self.draw()
+
+    def draw(self) -> list[tuple[str, ...]]:
+        """A random partition of the tasks into groups of ``group_size``."""
+        names = [self.task_names[i] for i in torch.randperm(len(self.tasks), generator=self.generator)]
+        return [tuple(names[i : i + self.group_size]) for i in range(0, len(names), self.group_size)]
+
+    def start_epoch(self, epoch):
+        if self.redraw == "epoch" and epoch > 0:
+            self.groups = self.draw()
+
+    def _groups(self):
+        if self.redraw == "step":
+            self.groups = self.draw()
+        return self.groups
+
+    def _extra_state(self):
+        return {"groups": self.groups}
+
+    def _load_extra_state(self, state):
+        self.groups = state["groups"]
+
+
+class SelectiveGroups(GroupedUpdates):
+    """Selective task group updates (Jeong & Yoon, 2025): groups found adaptively from the proximal inter-task
+    affinity tracked during training, updated one after another on every batch.
+
+    The first ``warmup`` batches update one task per group. After that the groups come from affinity propagation
+    on the tracked affinity (``affinity.groups_from_affinity``), recomputed every ``regroup_every`` batches (the
+    official code regroups every batch), and their order is shuffled on every batch. ``attribution`` chooses how
+    loss changes are credited (see ``affinity.ProximalAffinity.update``); ``measure_last`` adds a no-grad forward
+    pass after the last group so that its change is measured too.
+    """
+
+    def __init__(self, beta: float = 1e-3, warmup: int = 100, regroup_every: int = 1, attribution: str = "intended",
+                 measure_last: bool = True, optimizer_per_group: bool = False, group_loss: str = "sum",
+                 optimizer_factory: OptimizerFactory | None = None):
+        super().__init__(optimizer_per_group, group_loss, optimizer_factory)
+        if not 0 < beta <= 1:
+            raise ValueError(f"SelectiveGroups: beta must lie in (0, 1], not {beta}.")
+        if attribution not in ("intended", "as_coded"):
+            raise ValueError(f"SelectiveGroups: attribution must be 'intended' or 'as_coded', not {attribution!r}.")
+        if warmup < 0 or regroup_every < 1:
+            raise ValueError(f"SelectiveGroups: need warmup >= 0 and regroup_every >= 1, got {warmup} and {regroup_every}.")
+        self.beta, self.warmup, self.regroup_every = beta, warmup, regroup_every
+        self.attribution, self.measure_last = attribution, measure_last
+
+    def setup(self, net, tasks, seed=0):
+        super().setup(net, tasks, seed)
+        self.affinity = ProximalAffinity(self.task_names, self.beta)
+        self.groups = [(name,) for name in self.task_names]
+        self.batches = 0
+
+    def _update(self, net, batch):
+        if self.batches >= self.warmup and (self.batches - self.warmup) % self.regroup_every == 0:
+            self.groups = groups_from_affinity(self.affinity.matrix, self.task_names, previous=self.groups)
+        order = torch.randperm(len(self.groups), generator=self.generator)
+        groups = [self.groups[i] for i in order]
+        record, trace = self.update_groups(net, batch, groups, measure_last=self.measure_last)
+        self.affinity.update(groups, trace, self.attribution)
+        self.batches += 1
+        record.extra["affinity"] = self.affinity.matrix
+        return record
+
+    def _extra_state(self):
+        return {"matrix": self.affinity.matrix.copy(), "groups": self.groups, "batches": self.batches}
+
+    def _load_extra_state(self, state):
+        self.affinity.matrix[:] = state["matrix"]
+        self.groups, self.batches = state["groups"], state["batches"]
+
+
+# name -> aggregator for T tasks; built on use, since some need optional solvers
+AGGREGATORS: dict[str, Callable[[int], aggregation.Aggregator]] = {
+    "mean": lambda n: aggregation.Mean(),
+    "pcgrad": lambda n: aggregation.PCGrad(),
+    "mgda": lambda n: aggregation.MGDA(),
+    "cagrad": lambda n: aggregation.CAGrad(c=0.4),
+    "nashmtl": lambda n: aggregation.NashMTL(n_tasks=n),
+    "upgrad": lambda n: aggregation.UPGrad(),
+    "imtlg": lambda n: aggregation.IMTLG(),
+    "dualproj": lambda n: aggregation.DualProj(),
+    "aligned_mtl": lambda n: aggregation.AlignedMTL(),
+}
+
+
+class Aggregated(Strategy):
+    """Gradient aggregation: the per-task gradients of the shared parameters (one Jacobian row per task) are
+    combined by a torchjd aggregator (Quinton & Rey, 2024), and each head is trained on its own task's loss.
+
+    ``aggregator`` is a name from ``AGGREGATORS`` (PCGrad: Yu et al., 2020; MGDA: Desideri, 2012 and Sener &
+    Koltun, 2018; CAGrad with c = 0.4: Liu et al., 2021; Nash-MTL: Navon et al., 2022; UPGrad: Quinton & Rey,
+    2024; IMTL-G: Liu et al., 2021) or a torchjd ``Aggregator``. One forward pass; the Jacobian costs one
+    backward pass per task.
+    """
+
+    min_tasks = 2
+
+    def __init__(self, aggregator="upgrad", optimizer_factory: OptimizerFactory | None = None):
+        super().__init__(optimizer_factory)
+        if isinstance(aggregator, str) and aggregator not in AGGREGATORS:
+            raise ValueError(f"Aggregated: unknown aggregator {aggregator!r}; choose from {', '.join(AGGREGATORS)}.")
+        self.aggregator = aggregator
+
+    def setup(self, net, tasks, seed=0):
+        super().setup(net, tasks, seed)
+        if isinstance(self.aggregator, str):
+            self._aggregator = AGGREGATORS[self.aggregator](len(tasks))
+        else:
+            self._aggregator = self.aggregator
+
+    def _parameters(self, net, key):
+        return list(net.parameters())
+
+    def _update(self, net, batch):
+        optimizer = self.optimizer(net, "all")
+        optimizer.zero_grad(set_to_none=True)
+        features = net.trunk(batch.x)
+        losses = []
+        for task in self.tasks:
+            loss = task.loss(net.heads[task.name](features), batch.y[task.name])
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(task.name, loss.item())
+            losses.append(loss)
+        shared = [p for p in net.shared_parameters() if p.requires_grad]
+        mtl_backward(losses, features, shared_params=shared,
+                     tasks_params=[list(net.task_parameters(t.name)) for t in self.tasks])
+        jac_to_grad(shared, self._aggregator)
+        optimizer.step()
+        names = tuple(self.task_names)
+        return StepRecord({n: l.item() for n, l in zip(names, losses)}, [names], 1, len(names), 1)

@@ -75,14 +75,17 @@ def fit(
     progress: bool = True,
     checkpoint: str | Path | None = None,
     gradient_cosine_every: int | None = None,
+    snapshot_every: int | None = None,
 ) -> Run:
     """Train ``net`` on ``suite.train`` with ``strategy`` for ``epochs`` epochs or ``steps`` steps.
 
     The batch order is drawn from ``seed``; the same seed, network initialisation and strategy give the same
     run on the CPU. Evaluation on val and test happens every ``eval_every`` steps (if given) and at the end.
     ``gradient_cosine_every`` measures the cosine between task gradients on the current batch every that many
-    steps. With ``checkpoint``, the state is saved atomically after every epoch and a run finds its checkpoint
-    and resumes from it. A NaN or infinite loss raises NonFiniteLossError naming the task and the step.
+    steps. Strategies that track an affinity have it recorded every ``snapshot_every`` steps (by default about
+    200 snapshots over the run) and at the last step. With ``checkpoint``, the state is saved atomically after
+    every epoch and a run finds its checkpoint and resumes from it. A NaN or infinite loss raises
+    NonFiniteLossError naming the task and the step.
     """
     if (epochs is None) == (steps is None):
         raise ValueError("fit: give exactly one of epochs or steps.")
@@ -93,6 +96,7 @@ def fit(
     if total_steps < 1:
         raise ValueError(f"fit: nothing to train ({epochs=}, {steps=}).")
 
+    snapshot_every = snapshot_every or max(1, total_steps // 200)
     torch.manual_seed(seed)
     strategy.setup(net, suite.tasks, seed=seed)
     tasks = strategy.tasks
@@ -100,16 +104,18 @@ def fit(
     rows: list[dict] = []
     evals: list[dict] = []
     cosines: list[tuple[int, np.ndarray]] = []
+    snapshots: list[tuple[int, np.ndarray]] = []
     step, epoch = 0, 0
 
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
         net.load_state_dict(state["net"])
-        strategy.load_state_dict(state["strategy"])
+        strategy.load_state_dict(state["strategy"], net)
         order.set_state(state["order"])
         torch.set_rng_state(state["torch"])
-        rows, evals, cosines, step, epoch = state["rows"], state["evals"], state["cosines"], state["step"], state["epoch"]
+        rows, evals, cosines, snapshots = state["rows"], state["evals"], state["cosines"], state["snapshots"]
+        step, epoch = state["step"], state["epoch"]
 
     def record_eval():
         for split_name, split in (("val", suite.val), ("test", suite.test)):
@@ -120,6 +126,7 @@ def fit(
     bar = tqdm(total=total_steps, initial=step, disable=not progress, desc=f"{type(strategy).__name__}", leave=False)
     net.train()
     while step < total_steps:
+        strategy.start_epoch(epoch)
         for batch in suite.train.batches(batch_size, order):
             if gradient_cosine_every and step % gradient_cosine_every == 0 and len(tasks) > 1:
                 cosines.append((step, gradient_cosine(net, batch, tasks)))
@@ -139,6 +146,8 @@ def fit(
                     seconds=record.seconds,
                 )
             )
+            if "affinity" in record.extra and ((step + 1) % snapshot_every == 0 or step + 1 == total_steps):
+                snapshots.append((step, record.extra["affinity"].copy()))
             step += 1
             bar.update(1)
             if eval_every and step % eval_every == 0 and step < total_steps:
@@ -150,7 +159,8 @@ def fit(
             _atomic_save(
                 dict(
                     net=net.state_dict(), strategy=strategy.state_dict(), order=order.get_state(),
-                    torch=torch.get_rng_state(), rows=rows, evals=evals, cosines=cosines, step=step, epoch=epoch,
+                    torch=torch.get_rng_state(), rows=rows, evals=evals, cosines=cosines,
+                    snapshots=snapshots, step=step, epoch=epoch,
                 ),
                 checkpoint,
             )
@@ -183,4 +193,5 @@ def fit(
         task_names=[t.name for t in tasks],
         cosines=cosines,
         groups=[[tuple(g.split(",")) for g in s.split(" | ")] for s in history.groups],
+        affinity=snapshots,
     )

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from mtlutils import affinity, models
 from mtlutils.tasks import Task
@@ -32,3 +33,100 @@ def test_conflict_rates():
     three = np.array([[1, 0.2, -0.3], [0.2, 1, -0.4], [-0.3, -0.4, 1]])
     rates = affinity.conflict_within_and_across([(0, pos[[0, 0, 1]][:, [0, 0, 1]]), (5, three)], [0, 0, 1], since_step=5)
     assert rates == {"within": 0.0, "across": 1.0}
+
+
+# Proximal inter-task affinity on a case computed by hand. Groups g1 = (a, b) then g2 = (c,), beta = 0.5.
+L0 = {"a": 1.0, "b": 2.0, "c": 4.0}
+L1 = {"a": 0.5, "b": 2.2, "c": 3.0}  # after g1: a_t = (1 - L1/L0) / 2 = (0.25, -0.05, 0.125)
+L2 = {"a": 0.6, "b": 2.2, "c": 2.0}  # after g2: a_t = (1 - L2/L1) / 1 = (-0.2, 0, 1/3)
+
+
+def test_proximal_affinity_intended_matches_the_hand_computation():
+    tracker = affinity.ProximalAffinity(["a", "b", "c"], beta=0.5)
+    tracker.update([("a", "b"), ("c",)], [L0, L1, L2], "intended")
+    expected = np.array([
+        # row a: self 0.25 >= 0 kept; b conflicts with a: -max(-0.05, 0.25); c outside: 0.125
+        [0.5 * 0.25, 0.5 * -0.25, 0.5 * 0.125],
+        # row b: a conflicts: -max(0.25, -0.05); self -0.05 < 0: no update; c outside
+        [0.5 * -0.25, 0.0, 0.5 * 0.125],
+        # row c: a and b outside; self 1/3 >= 0
+        [0.5 * -0.2, 0.0, 0.5 / 3],
+    ])
+    np.testing.assert_allclose(tracker.matrix, expected, atol=1e-12)
+
+
+def test_as_coded_credits_the_previous_groups_change_and_never_the_last():
+    tracker = affinity.ProximalAffinity(["a", "b", "c"], beta=0.5)
+    tracker.update([("a", "b"), ("c",)], [L0, L1, L2], "as_coded")
+    # g2 = (c,) is credited with g1's change L0 -> L1, divided by |g2| = 1; g1 gets nothing; L1 -> L2 is unused.
+    expected = np.zeros((3, 3))
+    expected[2] = 0.5 * np.array([0.5, -0.1, 0.25])
+    np.testing.assert_allclose(tracker.matrix, expected, atol=1e-12)
+
+
+def test_intended_without_the_last_measurement_skips_the_last_group():
+    tracker = affinity.ProximalAffinity(["a", "b", "c"], beta=0.5)
+    tracker.update([("a", "b"), ("c",)], [L0, L1], "intended")
+    assert (tracker.matrix[2] == 0).all() and (tracker.matrix[0] != 0).any()
+
+
+def test_groups_from_affinity_recovers_blocks_and_falls_back(monkeypatch):
+    names = ["a", "b", "c", "d", "e"]
+    blocks = np.array([[1.0, 0.8, 0.8, 0.0, 0.1], [0.9, 1.0, 0.7, 0.1, 0.0], [0.8, 0.9, 1.0, 0.0, 0.0],
+                       [0.0, -0.1, 0.0, 1.0, 0.9], [0.1, 0.0, 0.0, 0.8, 1.0]])
+    groups = affinity.groups_from_affinity(0.01 * blocks, names)
+    assert sorted(map(sorted, groups)) == [["a", "b", "c"], ["d", "e"]]
+
+    class NeverConverges:
+        def __init__(self, **kwargs):
+            pass
+
+        def fit(self, x):
+            import warnings
+            from sklearn.exceptions import ConvergenceWarning
+            warnings.warn("no convergence", ConvergenceWarning)
+
+    monkeypatch.setattr(affinity, "AffinityPropagation", NeverConverges)
+    previous = [("a", "d"), ("b", "c", "e")]
+    assert affinity.groups_from_affinity(blocks, names, previous=previous) == previous
+    assert affinity.groups_from_affinity(blocks, names) == [(n,) for n in names]
+
+
+def test_normalisation_guards_non_positive_diagonals():
+    x = affinity.normalized_affinity(np.array([[0.0, 0.2], [-0.4, 0.5]]))
+    assert np.isfinite(x).all()
+    np.testing.assert_allclose(x, x.T)
+
+
+def test_lookahead_affinity_matches_a_hand_computation_on_a_linear_model():
+    from torch import nn
+
+    from mtlutils.models import MultiTaskNet
+    from mtlutils.tasks import Split
+
+    trunk = nn.Linear(1, 1, bias=False)
+    heads = nn.ModuleDict({"a": nn.Linear(1, 1, bias=False), "b": nn.Linear(1, 1, bias=False)})
+    with torch.no_grad():
+        trunk.weight.fill_(2.0)
+        heads["a"].weight.fill_(1.0)
+        heads["b"].weight.fill_(-1.0)
+    net = MultiTaskNet(trunk, heads)
+    mse = lambda p, y: ((p.reshape(y.shape) - y) ** 2).mean()  # noqa: E731
+    tasks = [Task(n, mse, {}, True) for n in ("a", "b")]
+    batch = Split(torch.tensor([[1.0], [2.0]]), {"a": torch.tensor([1.0, 1.0]), "b": torch.tensor([0.0, 0.0])})
+    # w = 2: L_a = ((2-1)^2 + (4-1)^2) / 2 = 5, L_b = (2^2 + 4^2) / 2 = 10; dL_a/dw = 7, dL_b/dw = 10.
+    # lr 0.1: a's step gives w = 1.3 (L_a = 1.325, L_b = 4.225); b's step gives w = 1.0 (L_a = 0.5, L_b = 2.5).
+    z = affinity.lookahead_affinity(net, batch, tasks, lr=0.1)
+    np.testing.assert_allclose(z, [[1 - 1.325 / 5, 1 - 4.225 / 10], [1 - 0.5 / 5, 1 - 2.5 / 10]], rtol=1e-5)
+    assert trunk.weight.item() == 2.0 and trunk.weight.grad is None
+
+
+def test_tag_selection_finds_the_blocks_within_the_group_budget():
+    names = ["a", "b", "c", "d"]
+    z = np.array([[0, 0.5, -0.2, -0.1], [0.4, 0, -0.3, 0.0], [-0.2, -0.1, 0, 0.6], [0.0, -0.2, 0.5, 0]])
+    assert sorted(map(sorted, affinity.select_groups_tag(z, names, max_groups=2))) == [["a", "b"], ["c", "d"]]
+    assert affinity.select_groups_tag(z, names, max_groups=1) == [("a", "b", "c", "d")]
+    positive = np.ones((4, 4))
+    assert len(affinity.select_groups_tag(positive, names, max_groups=3)) == 1  # one group serves all best
+    with pytest.raises(ValueError, match="too many"):
+        affinity.select_groups_tag(np.zeros((30, 30)), [str(i) for i in range(30)], max_groups=5)

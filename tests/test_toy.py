@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mtlutils import toy
-from mtlutils.strategies import Averaged, adam
+from mtlutils.strategies import AGGREGATORS, Aggregated, Averaged, adam
 
 
 @pytest.mark.parametrize(
@@ -48,3 +48,9 @@ def test_averaged_trajectory_lowers_the_mean_loss():
     mean_loss = [sum(toy.objectives(torch.tensor(p, dtype=torch.float32))).item() / 2 for p in path[[0, -1]]]
     assert mean_loss[1] < mean_loss[0]
     assert np.all(np.isfinite(path))
+
+
+@pytest.mark.parametrize("name", AGGREGATORS)
+def test_every_aggregator_trains_the_toy(name):
+    path = toy.trajectory(Aggregated(name, optimizer_factory=adam(1e-2)), start=toy.STARTS[3], steps=30)
+    assert np.isfinite(path).all() and not np.allclose(path[0], path[-1])

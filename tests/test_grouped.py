@@ -1,0 +1,160 @@
+"""Grouped updates: Alternated, RandomGroups and SelectiveGroups (properties in the style of torchjd's tests)."""
+
+import pytest
+import torch
+
+from mtlutils import data, models
+from mtlutils.strategies import Aggregated, Alternated, Averaged, RandomGroups, SelectiveGroups, adam
+from mtlutils.train import fit
+
+
+def _clone(net_fn):
+    return net_fn(), net_fn()
+
+
+def _steps(strategy, net, suite, n=3, batch_size=32):
+    for batch, _ in zip(suite.train.batches(batch_size), range(n)):
+        strategy.step(net, batch)
+
+
+def _assert_same_parameters(a, b, exact=True):
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        if exact:
+            assert torch.equal(pa, pb), name
+        else:
+            torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("per_group", [False, True])
+def test_a_head_outside_the_group_and_its_optimizer_state_do_not_move(suite, per_group):
+    net = models.for_suite(suite)
+    strategy = Alternated(optimizer_per_group=per_group)
+    strategy.setup(net, suite.tasks)
+    strategy.step(net, suite.train)  # every head now has optimizer state
+    head = dict(net.heads["t3"].named_parameters())
+    before = {n: p.detach().clone() for n, p in head.items()}
+    states = [o.state[p] for o in strategy.optimizers.values() for p in head.values() if p in o.state]
+    state_before = [{k: v.clone() for k, v in s.items()} for s in states]
+    strategy.update_groups(net, suite.train, [("t0", "t1"), ("t2",)])
+    for name, p in head.items():
+        assert torch.equal(p, before[name]), name
+        assert p.grad is None
+    for state, saved in zip(states, state_before):
+        assert all(torch.equal(state[k], saved[k]) for k in saved)
+
+
+def test_group_size_t_takes_the_same_step_as_averaged(suite):
+    a, b = _clone(lambda: models.for_suite(suite, seed=0))
+    grouped = RandomGroups(group_size=4, group_loss="mean", optimizer_factory=adam(1e-2))
+    averaged = Averaged(optimizer_factory=adam(1e-2))
+    grouped.setup(a, suite.tasks)
+    averaged.setup(b, suite.tasks)
+    _steps(grouped, a, suite)
+    _steps(averaged, b, suite)
+    _assert_same_parameters(a, b, exact=False)
+
+
+@pytest.mark.parametrize("per_group", [False, True])
+def test_group_size_one_takes_the_same_steps_as_alternated(suite, per_group):
+    a, b = _clone(lambda: models.for_suite(suite, seed=0))
+    grouped = RandomGroups(group_size=1, optimizer_per_group=per_group)
+    grouped.setup(a, suite.tasks, seed=5)
+    drawn = [suite.task(g[0]) for g in grouped.groups]
+    alternated = Alternated(optimizer_per_group=per_group)
+    alternated.setup(b, drawn)
+    _steps(grouped, a, suite)
+    _steps(alternated, b, suite)
+    _assert_same_parameters(a, b)
+
+
+def test_each_group_optimizer_counts_its_own_steps(suite):
+    net = models.for_suite(suite)
+    strategy = Alternated(optimizer_per_group=True)
+    strategy.setup(net, suite.tasks)
+    _steps(strategy, net, suite, n=3)
+    assert set(strategy.optimizers) == {(n,) for n in suite.task_names}
+    trunk_weight = next(net.shared_parameters())
+    assert all(o.state[trunk_weight]["step"].item() == 3 for o in strategy.optimizers.values())
+
+
+def test_a_shared_optimizer_steps_the_trunk_once_per_group(suite):
+    net = models.for_suite(suite)
+    strategy = Alternated()
+    strategy.setup(net, suite.tasks)
+    _steps(strategy, net, suite, n=3)
+    (optimizer,) = strategy.optimizers.values()
+    assert optimizer.state[next(net.shared_parameters())]["step"].item() == 3 * 4
+    assert optimizer.state[next(net.task_parameters("t2"))]["step"].item() == 3
+
+
+def test_grouped_step_costs_one_pass_per_group(suite):
+    net = models.for_suite(suite)
+    strategy = RandomGroups(group_size=3)
+    strategy.setup(net, suite.tasks)
+    record = strategy.step(net, suite.train)
+    assert len(record.groups) == 2 and sorted(sum(map(list, record.groups), [])) == suite.task_names
+    assert (record.forward_passes, record.backward_passes, record.optimizer_steps) == (2, 2, 2)
+    selective = SelectiveGroups(warmup=10)
+    selective.setup(net, suite.tasks)
+    record = selective.step(net, suite.train)
+    assert (record.forward_passes, record.backward_passes) == (4 + 1, 4)  # measure_last adds a no-grad pass
+
+
+def test_random_groups_redraw(suite):
+    net = models.for_suite(suite)
+    never, each_step = RandomGroups(2, redraw="never"), RandomGroups(2, redraw="step")
+    never.setup(net, suite.tasks, seed=1)
+    each_step.setup(net, suite.tasks, seed=1)
+    seen_never = {tuple(never.step(net, b).groups[0]) for b, _ in zip(suite.train.batches(16), range(8))}
+    seen_step = {tuple(each_step.step(net, b).groups[0]) for b, _ in zip(suite.train.batches(16), range(8))}
+    assert len(seen_never) == 1 and len(seen_step) > 1
+    per_epoch = RandomGroups(1, redraw="epoch")
+    run = fit(models.for_suite(suite), suite, per_epoch, epochs=6, batch_size=256, progress=False)
+    by_epoch = run.history.groupby("epoch")["groups"].agg(set)
+    assert all(len(s) == 1 for s in by_epoch) and len(set().union(*by_epoch)) > 1
+
+
+def test_selective_groups_warm_up_with_one_task_per_group_and_record_affinity(suite):
+    strategy = SelectiveGroups(warmup=5, regroup_every=2)
+    run = fit(models.for_suite(suite), suite, strategy, steps=12, batch_size=64, progress=False, snapshot_every=3)
+    assert all(len(groups) == 4 and all(len(g) == 1 for g in groups) for groups in run.groups[:5])
+    assert [step for step, _ in run.affinity] == [2, 5, 8, 11]
+    assert run.affinity[-1][1].shape == (4, 4) and (run.affinity[-1][1] != 0).any()
+
+
+def test_selective_groups_resume_from_a_checkpoint(suite, tmp_path):
+    make = lambda: SelectiveGroups(warmup=4, regroup_every=3)  # noqa: E731
+    whole = fit(models.for_suite(suite), suite, make(), epochs=3, batch_size=128, progress=False)
+    path = tmp_path / "ckpt"
+    fit(models.for_suite(suite), suite, make(), epochs=2, batch_size=128, progress=False, checkpoint=path)
+    resumed = fit(models.for_suite(suite), suite, make(), epochs=3, batch_size=128, progress=False, checkpoint=path)
+    assert resumed.history.drop(columns="seconds").equals(whole.history.drop(columns="seconds"))
+    assert (resumed.affinity[-1][1] == whole.affinity[-1][1]).all()
+
+
+@pytest.mark.parametrize("size", [0, 5])
+def test_group_size_outside_one_to_t_is_refused(suite, size):
+    with pytest.raises(ValueError, match=r"group_size must (lie in 1\.\.T|be a positive integer)"):
+        RandomGroups(size).setup(models.for_suite(suite), suite.tasks)
+
+
+@pytest.mark.parametrize("beta", [0.0, -0.1, 1.5])
+def test_beta_outside_zero_one_is_refused(beta):
+    with pytest.raises(ValueError, match=r"beta must lie in \(0, 1\]"):
+        SelectiveGroups(beta=beta)
+
+
+def test_unknown_choices_are_refused():
+    with pytest.raises(ValueError, match="unknown aggregator 'adamw'; choose from"):
+        Aggregated("adamw")
+    with pytest.raises(ValueError, match="attribution"):
+        SelectiveGroups(attribution="paper")
+    with pytest.raises(ValueError, match="redraw"):
+        RandomGroups(2, redraw="batch")
+
+
+@pytest.mark.parametrize("make", [Alternated, lambda: RandomGroups(1), SelectiveGroups, Aggregated])
+def test_one_task_is_not_enough_for_a_multi_task_strategy(make):
+    one = data.load("clusters", "smoke", n_tasks=1, n_clusters=1)
+    with pytest.raises(ValueError, match="needs at least 2 tasks; the suite has 1"):
+        make().setup(models.for_suite(one), one.tasks)
