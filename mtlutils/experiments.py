@@ -22,7 +22,9 @@ from tqdm import tqdm
 
 from . import data, models
 from .metrics import delta_m
-from .strategies import Averaged, SingleTask, Strategy, adam, sgd
+from .strategies import (
+    Aggregated, Alternated, Averaged, RandomGroups, SelectiveGroups, SingleTask, Strategy, adam, sgd,
+)
 from .tasks import Task, TaskSuite
 from .train import Run, fit
 
@@ -46,7 +48,14 @@ DEFAULTS = dict(
     gradient_cosine_every=None,
 )
 
-STRATEGIES = {"single_task": SingleTask, "averaged": Averaged}
+STRATEGIES = {
+    "single_task": SingleTask,
+    "averaged": Averaged,
+    "alternated": Alternated,
+    "random_groups": RandomGroups,
+    "selective_groups": SelectiveGroups,
+    "aggregated": Aggregated,
+}
 OPTIMIZERS = {"adam": adam, "sgd": sgd}
 
 
