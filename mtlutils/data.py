@@ -7,11 +7,12 @@ data script prepares them.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable
 
 from .clusters import make_clusters
+from .multimnist import make_digit_attributes, make_multimnist
+from .prepared import DataNotPrepared, default_root, prepared_dir  # noqa: F401 (part of the interface)
 from .tasks import TaskSuite
 
 SIZES = ("smoke", "small", "full")
@@ -19,31 +20,9 @@ SIZES = ("smoke", "small", "full")
 # name -> builder(size=..., seed=..., root=..., **kwargs)
 _BUILDERS: dict[str, Callable[..., TaskSuite]] = {
     "clusters": lambda size, seed, root, **kwargs: make_clusters(size=size, seed=seed, **kwargs),
+    "multimnist": make_multimnist,
+    "digit_attributes": make_digit_attributes,
 }
-
-
-class DataNotPrepared(FileNotFoundError):
-    """The files of a dataset are missing; the message names the command that prepares them."""
-
-
-def default_root() -> Path:
-    """Where prepared datasets live: ``$MTLUTILS_DATA`` or ``~/mtl-data``."""
-    return Path(os.environ.get("MTLUTILS_DATA", Path.home() / "mtl-data"))
-
-
-def prepared_dir(name: str, root: str | Path | None = None, files: tuple[str, ...] = ()) -> Path:
-    """The folder of a prepared dataset, checked to hold ``files``; raises DataNotPrepared otherwise."""
-    root = Path(root) if root is not None else default_root()
-    folder = root / name
-    missing = [f for f in files if not (folder / f).exists()]
-    if not folder.is_dir() or missing:
-        what = f"the files {missing} are missing from {folder}" if folder.is_dir() else f"{folder} does not exist"
-        raise DataNotPrepared(
-            f"Dataset {name!r} is not prepared: {what}. Prepare it with\n"
-            f"    python -m data_scripts.{name} --root {root}\n"
-            "(or set MTLUTILS_DATA to the data root where you prepared it)."
-        )
-    return folder
 
 
 def available() -> list[str]:

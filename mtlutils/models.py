@@ -62,7 +62,25 @@ def bottleneck_mlp(suite: TaskSuite, hidden: int = 64, bottleneck: int = 1) -> M
     return MultiTaskNet(trunk, heads)
 
 
-_ARCHITECTURES = {"bottleneck_mlp": bottleneck_mlp}
+def lenet(suite: TaskSuite, outputs: dict[str, int] | None = None, features: int = 50) -> MultiTaskNet:
+    """The LeNet-style network of the MultiMNIST literature (Sener & Koltun, 2018): a trunk of two 5 x 5
+    convolutions (10 and 20 channels, each followed by 2 x 2 max-pooling and ReLU) and a 50-unit layer; each head
+    is 50 -> ReLU -> ``outputs[task]`` (class logits, or one logit for a binary task)."""
+    outputs = outputs or {name: 10 for name in suite.task_names}
+    channels, height, width = suite.input_shape
+    side = lambda n: ((n - 4) // 2 - 4) // 2  # noqa: E731 (two 5 x 5 convolutions, each pooled by 2)
+    trunk = nn.Sequential(
+        nn.Conv2d(channels, 10, 5), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Conv2d(10, 20, 5), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Flatten(), nn.Linear(20 * side(height) * side(width), features), nn.ReLU(),
+    )
+    heads = nn.ModuleDict(
+        {name: nn.Sequential(nn.Linear(features, 50), nn.ReLU(), nn.Linear(50, outputs[name])) for name in suite.task_names}
+    )
+    return MultiTaskNet(trunk, heads)
+
+
+_ARCHITECTURES = {"bottleneck_mlp": bottleneck_mlp, "lenet": lenet}
 
 
 def for_suite(suite: TaskSuite, seed: int = 0, **kwargs) -> MultiTaskNet:

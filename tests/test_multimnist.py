@@ -1,0 +1,104 @@
+"""MultiMNIST and digit attributes: the construction, the small build, and the full preparation on IDX fixtures."""
+
+import gzip
+
+import numpy as np
+import pytest
+import torch
+
+from data_scripts import multimnist as script
+from mtlutils import data, models
+from mtlutils.multimnist import attribute_labels, compose
+
+
+def by_hand(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """MultiMNIST written out: 36 x 36 canvas, left at [0:28], right at [6:34], max overlap, nearest to 28 x 28."""
+    canvas = np.zeros((36, 36), dtype=np.uint8)
+    canvas[0:28, 0:28] = left
+    for i in range(28):
+        for j in range(28):
+            canvas[6 + i, 6 + j] = max(canvas[6 + i, 6 + j], right[i, j])
+    out = np.zeros((28, 28), dtype=np.uint8)
+    for i in range(28):
+        for j in range(28):
+            out[i, j] = canvas[int(i * 36 / 28), int(j * 36 / 28)]
+    return out
+
+
+def test_compose_matches_the_construction_by_hand():
+    rng = np.random.default_rng(0)
+    left, right = rng.integers(0, 256, (2, 28, 28), dtype=np.uint8)
+    np.testing.assert_array_equal(compose(torch.from_numpy(left), torch.from_numpy(right)).numpy(), by_hand(left, right))
+
+
+def _idx(array: np.ndarray) -> bytes:
+    header = b"\x00\x00\x08" + bytes([array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    return gzip.compress(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def mnist_fixture(tmp_path):
+    """Four IDX files in MNIST's format; every source digit gets a unique label so that it can be traced."""
+    rng = np.random.default_rng(1)
+    raw = tmp_path / "multimnist" / "raw"
+    raw.mkdir(parents=True)
+    train, test = rng.integers(0, 256, (40, 28, 28)), rng.integers(0, 256, (20, 28, 28))
+    files = {"train-images-idx3-ubyte.gz": train, "train-labels-idx1-ubyte.gz": np.arange(40),
+             "t10k-images-idx3-ubyte.gz": test, "t10k-labels-idx1-ubyte.gz": np.arange(100, 120)}
+    for name, array in files.items():
+        (raw / name).write_bytes(_idx(array))
+    return tmp_path, {**{i: train[i] for i in range(40)}, **{100 + i: test[i] for i in range(20)}}
+
+
+def test_read_idx_reads_the_real_format(mnist_fixture):
+    root, _ = mnist_fixture
+    images = script.read_idx(root / "multimnist" / "raw" / "train-images-idx3-ubyte.gz")
+    assert images.shape == (40, 28, 28) and images.dtype == np.uint8
+
+
+def test_full_preparation_gives_disjoint_splits_of_traceable_images(mnist_fixture):
+    root, digits = mnist_fixture
+    script.prepare(root / "multimnist" / "raw", root / "multimnist")
+    suite = data.load("multimnist", "full", root=root)
+    assert (len(suite.train), len(suite.val), len(suite.test)) == (32, 8, 20)
+    assert suite.train.x.shape == (32, 1, 28, 28) and suite.train.x.max() <= 1.0
+    pools = {s: set(getattr(suite, s).y["left"].tolist()) for s in ("train", "val", "test")}
+    assert pools["train"] | pools["val"] == set(range(40)) and not pools["train"] & pools["val"]
+    assert pools["test"] == set(range(100, 120))
+    for split in ("train", "val", "test"):
+        part = getattr(suite, split)
+        left, right = part.y["left"], part.y["right"]
+        assert (left != right).all() and set(right.tolist()) <= pools[split]
+        image = (part.x[0, 0] * 255).round().to(torch.uint8).numpy()
+        np.testing.assert_array_equal(image, by_hand(digits[int(left[0])], digits[int(right[0])]))
+
+
+def test_full_without_its_files_names_the_script(tmp_path):
+    for name in ("multimnist", "digit_attributes"):
+        with pytest.raises(data.DataNotPrepared, match=r"python -m data_scripts\.multimnist --root"):
+            data.load(name, "full", root=tmp_path)
+
+
+def test_small_uses_disjoint_real_digits_and_is_deterministic():
+    a, b = data.load("multimnist", "smoke"), data.load("multimnist", "smoke")
+    assert torch.equal(a.train.x, b.train.x) and a.train.x.shape[1:] == (1, 28, 28)
+    assert set(a.train.y["left"].unique().tolist()) == set(range(10))
+    flat = {s: {tuple(x.flatten().tolist()) for x in getattr(a, s).x[:50]} for s in ("train", "test")}
+    assert not flat["train"] & flat["test"]
+
+
+def test_digit_attributes_follow_from_the_digits():
+    labels = attribute_labels(torch.tensor([0, 3, 8, 7]), torch.tensor([5, 3, 9, 2]))
+    assert labels["left_odd"].tolist() == [0, 1, 0, 1]
+    assert labels["right_above4"].tolist() == [1, 0, 1, 0]
+    assert labels["left_loop"].tolist() == [1, 0, 1, 0]
+    assert labels["right_prime"].tolist() == [1, 1, 0, 1]
+    assert labels["both_same_parity"].tolist() == [0, 1, 0, 0]
+    assert labels["both_left_larger"].tolist() == [0, 0, 0, 1]
+
+
+def test_digit_attributes_suite_records_its_groups_and_builds_its_network():
+    suite = data.load("digit_attributes", "smoke")
+    assert len(suite.tasks) == 10 and sorted(sum(suite.meta["groups"], [])) == sorted(suite.task_names)
+    out = models.for_suite(suite)(suite.train.x[:3])
+    assert all(v.shape == (3, 1) for v in out.values())
