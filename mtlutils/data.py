@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from .celeba import make_celeba
 from .clusters import make_clusters
 from .multimnist import make_digit_attributes, make_multimnist
+from .nyuv2 import make_nyuv2
 from .prepared import DataNotPrepared, default_root, prepared_dir  # noqa: F401 (part of the interface)
 from .tasks import TaskSuite
 
@@ -22,6 +24,8 @@ _BUILDERS: dict[str, Callable[..., TaskSuite]] = {
     "clusters": lambda size, seed, root, **kwargs: make_clusters(size=size, seed=seed, **kwargs),
     "multimnist": make_multimnist,
     "digit_attributes": make_digit_attributes,
+    "celeba": make_celeba,
+    "nyuv2": make_nyuv2,
 }
 
 

@@ -80,7 +80,87 @@ def lenet(suite: TaskSuite, outputs: dict[str, int] | None = None, features: int
     return MultiTaskNet(trunk, heads)
 
 
-_ARCHITECTURES = {"bottleneck_mlp": bottleneck_mlp, "lenet": lenet}
+class ToUnitRange(nn.Module):
+    """Scales uint8 images to floats in [0, 1], so that large image datasets can stay uint8 in memory."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.float() / 255.0 if x.dtype == torch.uint8 else x
+
+
+class BasicBlock(nn.Module):
+    """Two 3 x 3 convolutions with batch norm and a shortcut (He et al., 2016)."""
+
+    def __init__(self, n_in: int, n_out: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(n_in, n_out, 3, stride, 1, bias=False), nn.BatchNorm2d(n_out), nn.ReLU(),
+            nn.Conv2d(n_out, n_out, 3, 1, 1, bias=False), nn.BatchNorm2d(n_out),
+        )
+        self.shortcut = (
+            nn.Sequential(nn.Conv2d(n_in, n_out, 1, stride, bias=False), nn.BatchNorm2d(n_out))
+            if stride != 1 or n_in != n_out else nn.Identity()
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+def resnet(suite: TaskSuite, outputs: dict[str, int] | None = None, widths=(32, 64, 128, 256)) -> MultiTaskNet:
+    """A small ResNet for 64 x 64 images (CelebA): a 3 x 3 stem, one basic block per width (stride 2 after the
+    first), global average pooling; each head is one linear layer to ``outputs[task]`` logits."""
+    outputs = outputs or {name: 1 for name in suite.task_names}
+    channels = suite.input_shape[0]
+    stages = [BasicBlock(a, b, 1 if i == 0 else 2) for i, (a, b) in enumerate(zip((widths[0], *widths[:-1]), widths))]
+    trunk = nn.Sequential(
+        ToUnitRange(), nn.Conv2d(channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(),
+        *stages, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )
+    heads = nn.ModuleDict({name: nn.Linear(widths[-1], outputs[name]) for name in suite.task_names})
+    return MultiTaskNet(trunk, heads)
+
+
+def _conv_block(n_in: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(n_in, n_out, 3, padding=1), nn.BatchNorm2d(n_out), nn.ReLU())
+
+
+class SegNetTrunk(nn.Module):
+    """A SegNet-style encoder-decoder (Badrinarayanan et al., 2017) as used for NYUv2 by Liu et al. (2019): each
+    encoder stage is two conv-BN-ReLU layers and a 2 x 2 max-pool whose indices the mirrored decoder unpools with."""
+
+    def __init__(self, channels: int, widths=(64, 128, 256, 512, 512)):
+        super().__init__()
+        ins = (channels, *widths[:-1])
+        self.encoder = nn.ModuleList(nn.Sequential(_conv_block(a, b), _conv_block(b, b)) for a, b in zip(ins, widths))
+        outs = (widths[0], *widths[:-1])
+        self.decoder = nn.ModuleList(
+            nn.Sequential(_conv_block(b, b), _conv_block(b, a)) for a, b in zip(outs[::-1], widths[::-1])
+        )
+        self.pool, self.unpool = nn.MaxPool2d(2, return_indices=True), nn.MaxUnpool2d(2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        indices, sizes = [], []
+        for stage in self.encoder:
+            x = stage(x)
+            sizes.append(x.shape)
+            x, index = self.pool(x)
+            indices.append(index)
+        for stage, index, size in zip(self.decoder, reversed(indices), reversed(sizes)):
+            x = stage(self.unpool(x, index, output_size=size))
+        return x
+
+
+def segnet(suite: TaskSuite, outputs: dict[str, int] | None = None, widths=(64, 128, 256, 512, 512)) -> MultiTaskNet:
+    """SegNet-style trunk for dense prediction; each head is conv 3 x 3 -> ReLU -> conv 1 x 1 to its channels."""
+    outputs = outputs or {name: 1 for name in suite.task_names}
+    trunk = SegNetTrunk(suite.input_shape[0], widths)
+    heads = nn.ModuleDict({
+        name: nn.Sequential(nn.Conv2d(widths[0], widths[0], 3, padding=1), nn.ReLU(), nn.Conv2d(widths[0], n, 1))
+        for name, n in outputs.items()
+    })
+    return MultiTaskNet(trunk, heads)
+
+
+_ARCHITECTURES = {"bottleneck_mlp": bottleneck_mlp, "lenet": lenet, "resnet": resnet, "segnet": segnet}
 
 
 def for_suite(suite: TaskSuite, seed: int = 0, **kwargs) -> MultiTaskNet:

@@ -18,13 +18,15 @@ class Task:
 
     ``loss(prediction, target)`` returns a scalar tensor (mean over the batch). ``metrics`` maps a metric
     name to ``metric(prediction, target) -> float`` over a whole split. ``higher_is_better`` is either one
-    bool for every metric or a mapping from metric name to bool.
+    bool for every metric or a mapping from metric name to bool. ``compact``, when given, shrinks each batch of
+    network outputs before a split's outputs are gathered for the metrics (e.g. dense logits to class labels).
     """
 
     name: str
     loss: Loss
     metrics: Mapping[str, Metric]
     higher_is_better: bool | Mapping[str, bool] = True
+    compact: Callable[[Tensor], Tensor] | None = None
 
     def __post_init__(self):
         if isinstance(self.higher_is_better, bool):

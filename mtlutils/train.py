@@ -47,8 +47,9 @@ def evaluate(net: MultiTaskNet, split: Split, tasks: Sequence[Task], batch_size:
     outputs: dict[str, list[torch.Tensor]] = {t.name: [] for t in tasks}
     for batch in split.batches(batch_size):
         predictions = net(batch.x, tasks=list(outputs))
-        for name, prediction in predictions.items():
-            outputs[name].append(prediction)
+        for task in tasks:
+            prediction = predictions[task.name]
+            outputs[task.name].append(task.compact(prediction) if task.compact else prediction)
     net.train(was_training)
     scores = {}
     for task in tasks:
