@@ -36,7 +36,7 @@ from IPython.display import Markdown
 from matplotlib import pyplot as plt
 from myst_nb import glue
 
-from mtlutils import affinity, clusters, data, experiments, plots
+from mtlutils import affinity, clusters, experiments, plots
 
 plots.use_style()
 SETTINGS = {
