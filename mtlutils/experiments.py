@@ -13,7 +13,7 @@ import json
 import os
 import pickle
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -143,17 +143,32 @@ def run_grid(configs: Iterable[Mapping], cache_dir: str | Path | None = None, pr
     return [run(c, cache_dir) for c in tqdm(configs, disable=not progress, desc="runs")]
 
 
-def results(configs: Iterable[Mapping], runs: Iterable[Run], split: str = "test") -> pd.DataFrame:
-    """A long table, one row per (run, task, metric) of ``split``, with the configuration's scalar fields as columns."""
+def results(configs: Iterable[Mapping], runs: Iterable[Run], split: str = "test",
+            label: Callable[[dict], str] | None = None) -> pd.DataFrame:
+    """A long table, one row per (run, task, metric) of ``split``, with the configuration's scalar fields as columns
+    (nested dicts flattened as ``key.subkey``) and, when ``label`` is given, a ``method`` column ``label(config)``."""
     rows = []
     for config, result in zip(configs, runs, strict=True):
         c = complete(config)
         fields = {k: v for k, v in c.items() if not isinstance(v, (dict, list))}
         fields.update({f"{k}.{kk}": vv for k, v in c.items() if isinstance(v, dict) for kk, vv in v.items()})
+        if label is not None:
+            fields["method"] = label(c)
         for task, scores in result.metrics[split].items():
             for metric, value in scores.items():
                 rows.append({**fields, "task": task, "metric": metric, "value": value})
     return pd.DataFrame(rows)
+
+
+def best_hyperparameters(table: pd.DataFrame, hyper: list[str], method: str = "method", value: str = "value",
+                         higher_is_better: bool = True) -> pd.DataFrame:
+    """For every method, the hyperparameter values whose mean ``value`` (over seeds, tasks and metrics) is best.
+
+    Pass the validation table: the test numbers of the chosen settings are then an honest estimate.
+    """
+    means = table.groupby([method, *hyper], as_index=False)[value].mean()
+    best = means.groupby(method)[value].idxmax() if higher_is_better else means.groupby(method)[value].idxmin()
+    return means.loc[best, [method, *hyper]].reset_index(drop=True)
 
 
 def confidence_interval(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -179,17 +194,18 @@ def summarize(table: pd.DataFrame, by: list[str], value: str = "value", level: f
 
 
 def relative_to_baseline(
-    table: pd.DataFrame, tasks: Iterable[Task], match: list[str], baseline: str = "single_task"
+    table: pd.DataFrame, tasks: Iterable[Task], match: list[str], baseline: str = "single_task",
+    method: str = "strategy",
 ) -> pd.DataFrame:
     """Each task's relative performance (percent, positive = better) against the baseline run it matches.
 
-    ``table`` comes from ``results``; a row of strategy ``baseline`` is the reference of every other row with the
-    same values in ``match`` (e.g. ``["seed", "data.angle"]``) and the same task. The change of a task is
+    ``table`` comes from ``results``; a row whose ``method`` column (by default ``strategy``) equals ``baseline`` is
+    the reference of every other row with the same values in ``match`` (e.g. ``["seed", "data.angle"]``) and the same task. The change of a task is
     Delta_m restricted to that task (``metrics.delta_m``): the mean over its metrics of the signed relative change.
-    Returns one row per (run, task) with the ``match`` columns, ``strategy``, ``task`` and ``relative``.
+    Returns one row per (run, task) with the ``match`` columns, the ``method`` column, ``task`` and ``relative``.
     """
     by_name = {t.name: t for t in tasks}
-    is_base = table["strategy"] == baseline
+    is_base = table[method] == baseline
     if not is_base.any():
         raise ValueError(f"relative_to_baseline: the table has no {baseline!r} runs to compare with.")
 
@@ -198,11 +214,11 @@ def relative_to_baseline(
 
     base = {key: scores(rows) for key, rows in table[is_base].groupby(match)}
     out = []
-    for key, rows in table[~is_base].groupby([*match, "strategy"]):
+    for key, rows in table[~is_base].groupby([*match, method]):
         reference = base.get(key[:-1])
         if reference is None:
             raise KeyError(f"relative_to_baseline: no {baseline!r} run for {dict(zip(match, key[:-1]))}.")
         for task, values in scores(rows).items():
             change = delta_m({task: values}, reference, [by_name[task]])
-            out.append({**dict(zip([*match, "strategy"], key)), "task": task, "relative": change})
+            out.append({**dict(zip([*match, method], key)), "task": task, "relative": change})
     return pd.DataFrame(out)

@@ -79,3 +79,19 @@ def heatmap(
         annot=annotate, fmt=".2f", square=True, cbar_kws={"label": cbar_label},
     )
     return ax
+
+
+def toy_paths(ax: plt.Axes, landscape, paths: np.ndarray, pareto: tuple, title: str = "") -> plt.Axes:
+    """Trajectories on the toy landscape: contours of the mean of the two losses, the Pareto set as a thick
+    line, each path from its start (circle) to its end (cross). ``paths``: (steps + 1, P, 2)."""
+    x1, x2, l1, l2 = landscape
+    ax.contourf(x1, x2, (l1 + l2) / 2, levels=30, cmap="Greys", alpha=0.6)
+    (x_low, x_high), level = pareto
+    ax.plot([x_low, x_high], [level, level], color="black", lw=4, solid_capstyle="round", label="Pareto set")
+    colours = sns.color_palette(PALETTE, n_colors=paths.shape[1])
+    for i, colour in enumerate(colours):
+        ax.plot(paths[:, i, 0], paths[:, i, 1], color=colour, lw=1.8)
+        ax.plot(*paths[0, i], "o", color=colour, ms=6)
+        ax.plot(*paths[-1, i], "X", color=colour, ms=8, mec="black")
+    ax.set(xlabel="$x_1$", ylabel="$x_2$", title=title, aspect="equal")
+    return ax

@@ -33,18 +33,18 @@ def objectives(x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class Point(nn.Module):
-    """The trunk: a learnable point, repeated for every row of the (dummy) input."""
+    """The trunk: learnable points, one (2,) point or a (P, 2) batch of them; the dummy input is ignored."""
 
     def __init__(self, start):
         super().__init__()
         self.x = nn.Parameter(torch.tensor(start, dtype=torch.float32))
 
     def forward(self, inputs: Tensor) -> Tensor:
-        return self.x.expand(len(inputs), 2)
+        return self.x.reshape(-1, 2)
 
 
 class Objective(nn.Module):
-    """A head without parameters: objective ``index`` (0 or 1) at the point, times ``scale``."""
+    """A head without parameters: objective ``index`` (0 or 1) at every point, times ``scale``."""
 
     def __init__(self, index: int, scale: float = 1.0):
         super().__init__()
@@ -55,7 +55,7 @@ class Objective(nn.Module):
 
 
 def _value(prediction: Tensor, target: Tensor) -> Tensor:
-    return prediction.mean()
+    return prediction.sum()  # the points do not interact: each gets the gradient of its own loss
 
 
 def suite(imbalance: bool = False) -> TaskSuite:
@@ -66,18 +66,39 @@ def suite(imbalance: bool = False) -> TaskSuite:
 
 
 def net(start=STARTS[0], imbalance: bool = False) -> MultiTaskNet:
-    """The network whose only parameter is the point, starting at ``start``."""
+    """The network whose only parameter is the point (or the (P, 2) points) ``start``."""
     heads = nn.ModuleDict({"L1": Objective(0, 0.1 if imbalance else 1.0), "L2": Objective(1)})
     return MultiTaskNet(Point(start), heads)
 
 
 def trajectory(strategy: Strategy, start=STARTS[0], steps: int = 20_000, imbalance: bool = False) -> np.ndarray:
-    """The path of the point under ``strategy``: an array of shape (steps + 1, 2)."""
+    """The path under ``strategy`` from one point (shape (steps + 1, 2)) or from several at once (shape
+    (steps + 1, P, 2)).
+
+    Several points run as one network whose loss is the sum of the points' losses. With an optimizer that acts
+    coordinate by coordinate (SGD, Adam) and a strategy that combines losses linearly (Averaged, Alternated,
+    RandomGroups), each point then follows exactly its own run. Gradient aggregators look at all coordinates at
+    once, so run them from one point at a time.
+    """
     toy_suite, toy_net = suite(imbalance), net(start, imbalance)
     strategy.setup(toy_net, toy_suite.tasks)
-    path = np.empty((steps + 1, 2))
+    shape = toy_net.trunk.x.shape
+    path = np.empty((steps + 1, *shape))
     path[0] = toy_net.trunk.x.detach().numpy()
     for i in range(steps):
         strategy.step(toy_net, toy_suite.train)
         path[i + 1] = toy_net.trunk.x.detach().numpy()
     return path
+
+
+def landscape(low=(-10.0, -10.0), high=(10.0, 10.0), n: int = 200, imbalance: bool = False):
+    """(x1, x2, L1, L2) on an n x n grid, for contour plots."""
+    x1, x2 = torch.meshgrid(torch.linspace(low[0], high[0], n), torch.linspace(low[1], high[1], n), indexing="xy")
+    l1, l2 = objectives(torch.stack([x1, x2], dim=-1))
+    return x1.numpy(), x2.numpy(), (0.1 if imbalance else 1.0) * l1.numpy(), l2.numpy()
+
+
+def pareto_distance(points: np.ndarray) -> np.ndarray:
+    """Euclidean distance of points (..., 2) to the Pareto set, the segment x2 = PARETO_X2, -7 <= x1 <= 7."""
+    dx = np.maximum(np.abs(points[..., 0]) - PARETO_X1[1], 0.0)
+    return np.hypot(dx, points[..., 1] - PARETO_X2)

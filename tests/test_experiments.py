@@ -67,3 +67,22 @@ def test_relative_to_baseline_matches_seeds_and_signs(tmp_path):
     assert row.relative == pytest.approx(expected)
     with pytest.raises(ValueError, match="no 'single_task' runs"):
         experiments.relative_to_baseline(table[table.strategy == "averaged"], suite.tasks, match=["seed"])
+
+
+def test_best_hyperparameters_picks_the_best_mean_per_method():
+    table = pd.DataFrame({
+        "method": ["a", "a", "a", "a", "b", "b"],
+        "lr": [0.1, 0.1, 0.01, 0.01, 0.1, 0.01],
+        "value": [0.9, 0.7, 0.85, 0.85, 0.2, 0.3],
+    })
+    best = experiments.best_hyperparameters(table, ["lr"]).set_index("method")["lr"]
+    assert best["a"] == 0.01 and best["b"] == 0.01  # a: 0.80 vs 0.85; b: 0.2 vs 0.3
+    lowest = experiments.best_hyperparameters(table, ["lr"], higher_is_better=False).set_index("method")["lr"]
+    assert lowest["a"] == 0.1 and lowest["b"] == 0.1
+
+
+def test_results_can_label_methods(tmp_path):
+    configs = [{**CONFIG, "seed": 0}]
+    table = experiments.results(configs, experiments.run_grid(configs, tmp_path, progress=False),
+                                label=lambda c: f"{c['strategy']}@{c['lr']}")
+    assert set(table["method"]) == {"averaged@0.001"}

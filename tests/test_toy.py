@@ -54,3 +54,25 @@ def test_averaged_trajectory_lowers_the_mean_loss():
 def test_every_aggregator_trains_the_toy(name):
     path = toy.trajectory(Aggregated(name, optimizer_factory=adam(1e-2)), start=toy.STARTS[3], steps=30)
     assert np.isfinite(path).all() and not np.allclose(path[0], path[-1])
+
+
+def test_several_points_follow_their_own_runs_under_averaged_and_alternated():
+    from mtlutils.strategies import Alternated
+
+    for make in (lambda: Averaged(optimizer_factory=adam(1e-2)), lambda: Alternated(optimizer_factory=adam(1e-2))):
+        together = toy.trajectory(make(), start=toy.STARTS, steps=50)
+        assert together.shape == (51, 5, 2)
+        for i, start in enumerate(toy.STARTS):
+            np.testing.assert_allclose(together[:, i], toy.trajectory(make(), start=start, steps=50), atol=1e-5)
+
+
+def test_landscape_grid_matches_the_objectives():
+    x1, x2, l1, l2 = toy.landscape(n=5, imbalance=True)
+    point = torch.tensor([x1[1, 3], x2[1, 3]])
+    assert l1[1, 3] == pytest.approx(0.1 * toy.objectives(point)[0].item(), rel=1e-5)
+    assert l2[1, 3] == pytest.approx(toy.objectives(point)[1].item(), rel=1e-5)
+
+
+def test_pareto_distance():
+    points = np.array([[0.0, toy.PARETO_X2], [10.0, toy.PARETO_X2], [3.0, toy.PARETO_X2 + 2.0]])
+    np.testing.assert_allclose(toy.pareto_distance(points), [0.0, 3.0, 2.0])
