@@ -222,3 +222,13 @@ def relative_to_baseline(
             change = delta_m({task: values}, reference, [by_name[task]])
             out.append({**dict(zip([*match, method], key)), "task": task, "relative": change})
     return pd.DataFrame(out)
+
+
+def describe_interval(row: Mapping, unit: str = "%", level: float = 0.95) -> str:
+    """A ``summarize`` row as text: ``+1.2% (95% CI -0.3 to +2.7)``."""
+    return f"{row['mean']:+.1f}{unit} ({100 * level:.0f}% CI {row['ci_low']:+.1f} to {row['ci_high']:+.1f})"
+
+
+def intervals_apart(a: Mapping, b: Mapping) -> bool:
+    """Do the confidence intervals of two ``summarize`` rows not overlap?"""
+    return a["ci_high"] < b["ci_low"] or b["ci_high"] < a["ci_low"]

@@ -61,10 +61,13 @@ class NonFiniteLossError(FloatingPointError):
         )
 
 
-def task_losses(net: MultiTaskNet, batch: Split, tasks: Sequence[Task]) -> dict[str, Tensor]:
-    """One forward pass: the loss of every task in ``tasks`` on ``batch``; NaN or inf raises NonFiniteLossError."""
-    predictions = net(batch.x, tasks=[t.name for t in tasks])
-    losses = {t.name: t.loss(predictions[t.name], batch.y[t.name]) for t in tasks}
+def task_losses(net: MultiTaskNet, batch: Split, tasks: Sequence[Task], features: Tensor | None = None
+                ) -> dict[str, Tensor]:
+    """One forward pass: the loss of every task in ``tasks`` on ``batch`` (from the trunk's ``features`` when they
+    are already computed); NaN or inf raises NonFiniteLossError."""
+    if features is None:
+        features = net.trunk(batch.x)
+    losses = {t.name: t.loss(net.heads[t.name](features), batch.y[t.name]) for t in tasks}
     for name, loss in losses.items():
         if not torch.isfinite(loss):
             raise NonFiniteLossError(name, loss.item())
@@ -433,12 +436,7 @@ class Aggregated(Strategy):
         optimizer = self.optimizer(net, "all")
         optimizer.zero_grad(set_to_none=True)
         features = net.trunk(batch.x)
-        losses = []
-        for task in self.tasks:
-            loss = task.loss(net.heads[task.name](features), batch.y[task.name])
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(task.name, loss.item())
-            losses.append(loss)
+        losses = list(task_losses(net, batch, self.tasks, features).values())
         shared = [p for p in net.shared_parameters() if p.requires_grad]
         mtl_backward(losses, features, shared_params=shared,
                      tasks_params=[list(net.task_parameters(t.name)) for t in self.tasks])

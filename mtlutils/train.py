@@ -106,6 +106,7 @@ def fit(
     evals: list[dict] = []
     cosines: list[tuple[int, np.ndarray]] = []
     snapshots: list[tuple[int, np.ndarray]] = []
+    groups: list[list[tuple[str, ...]]] = []
     step, epoch = 0, 0
 
     checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -116,6 +117,7 @@ def fit(
         order.set_state(state["order"])
         torch.set_rng_state(state["torch"])
         rows, evals, cosines, snapshots = state["rows"], state["evals"], state["cosines"], state["snapshots"]
+        groups = state["groups"]
         step, epoch = state["step"], state["epoch"]
 
     def record_eval():
@@ -147,6 +149,7 @@ def fit(
                     seconds=record.seconds,
                 )
             )
+            groups.append(record.groups)
             if "affinity" in record.extra and ((step + 1) % snapshot_every == 0 or step + 1 == total_steps):
                 snapshots.append((step, record.extra["affinity"].copy()))
             step += 1
@@ -161,7 +164,7 @@ def fit(
                 dict(
                     net=net.state_dict(), strategy=strategy.state_dict(), order=order.get_state(),
                     torch=torch.get_rng_state(), rows=rows, evals=evals, cosines=cosines,
-                    snapshots=snapshots, step=step, epoch=epoch,
+                    snapshots=snapshots, groups=groups, step=step, epoch=epoch,
                 ),
                 checkpoint,
             )
@@ -193,6 +196,6 @@ def fit(
         cost=cost,
         task_names=[t.name for t in tasks],
         cosines=cosines,
-        groups=[[tuple(g.split(",")) for g in s.split(" | ")] for s in history.groups],
+        groups=groups,
         affinity=snapshots,
     )

@@ -132,10 +132,7 @@ plots.savefig(fig, "01_relative_performance")
 overall.round(2)
 
 # %%
-def describe(row):
-    return f"{row['mean']:+.1f}% (95% CI {row.ci_low:+.1f} to {row.ci_high:+.1f})"
-
-
+describe = experiments.describe_interval
 by_angle = overall.set_index("angle")
 first, last = SETTINGS["angles"][0], SETTINGS["angles"][-1]
 worst = int(by_angle["mean"].idxmin())
@@ -308,7 +305,7 @@ wide_relative = experiments.relative_to_baseline(
 )
 wide_delta = wide_relative.groupby("seed").relative.mean()
 mean, low, high = experiments.confidence_interval(wide_delta)
-print(f"bottleneck 2 at {worst} degrees: mean change {mean:+.1f}% (95% CI {low:+.1f} to {high:+.1f})")
+print(f"bottleneck 2 at {worst} degrees: {describe(dict(mean=mean, ci_low=low, ci_high=high))}")
 print(f"bottleneck 1 at {worst} degrees: {describe(by_angle.loc[worst])}")
 # Two features are enough for two clusters: each cluster gets its own feature and the loss from sharing shrinks
 # (or turns into a gain from pooled labels). Capacity is one remedy; the chapters that follow look for remedies

@@ -28,6 +28,7 @@ SEED = 0  # the first seed; the chapter uses SEED, SEED + 1, ...
 # %%
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from IPython.display import Markdown
 from matplotlib import pyplot as plt
 from myst_nb import glue
@@ -183,7 +184,7 @@ axes[0].set(xticks=range(len(order)), xticklabels=[o.replace(", ", ",\n") for o 
 axes[0].legend(title="digit", frameon=False)
 cell = delta_summary.set_index("method").reindex(order[:-1])
 axes[1].barh(range(len(cell)), cell["mean"], xerr=np.vstack([cell["mean"] - cell.ci_low, cell.ci_high - cell["mean"]]),
-             capsize=3, color=plots.sns.color_palette(plots.PALETTE)[2])
+             capsize=3, color=sns.color_palette(plots.PALETTE)[2])
 axes[1].axvline(0, color="black", lw=0.8)
 axes[1].set(yticks=range(len(cell)), yticklabels=cell.index, xlabel=r"$\Delta_m$ vs single-task (%)",
             title="relative to single-task training")
@@ -192,15 +193,11 @@ delta_summary.round(2)
 
 
 # %%
-def separated(a, b):
-    """Do the 95% intervals of two methods' Delta_m not overlap?"""
-    return a.ci_high < b.ci_low or b.ci_high < a.ci_low
-
-
+separated = experiments.intervals_apart
 by_method = delta_summary.set_index("method")
 ranked = by_method.sort_values("mean", ascending=False)
 glue("mm_ranking", Markdown("; ".join(
-    f"{name} {row['mean']:+.1f}% (95% CI {row.ci_low:+.1f} to {row.ci_high:+.1f})" for name, row in ranked.iterrows()
+    f"{name} {experiments.describe_interval(row)}" for name, row in ranked.iterrows()
 )), display=False)
 top, runner_up = ranked.iloc[0], ranked.iloc[1]
 glue("mm_verdict", Markdown(
