@@ -159,6 +159,15 @@ glue("first_cluster_lost", int((by_cluster[0] < by_cluster[1]).sum()), display=F
 glue("verdict_aligned", Markdown(verdict(by_angle.loc[first])), display=False)
 glue("verdict_worst", Markdown(verdict(by_angle.loc[worst])), display=False)
 glue("verdict_opposed", Markdown(verdict(by_angle.loc[last])), display=False)
+opposed_better = (last != worst and by_angle.loc[last, "mean"] > by_angle.loc[worst, "mean"]
+                  and experiments.intervals_apart(by_angle.loc[last], by_angle.loc[worst]))
+glue("summary_opposed", Markdown(
+    f"Opposed clusters ({last} degrees) lost clearly less than the worst angle ({worst} degrees): how much tasks "
+    "compete depends on the features they need, not on the sign of their targets, since a head can flip a shared "
+    "feature."
+    if opposed_better else
+    f"The seeds do not show opposed clusters ({last} degrees) losing less than the worst angle ({worst} degrees), "
+    "although the capacity bound above predicts it."), display=False)
 
 # %% [markdown]
 # With {glue:text}`n_seeds` seeds per angle, the mean change over tasks is
@@ -211,13 +220,20 @@ glue("conflict_across_worst", float(rate.loc[(worst, "across")]), display=False)
 glue("conflict_within_worst", float(rate.loc[(worst, "within")]), display=False)
 glue("conflict_within_aligned", float(rate.loc[(first, "within")]), display=False)
 glue("conflict_across_aligned", float(rate.loc[(first, "across")]), display=False)
+by_pairs = conflicts.set_index(["angle", "pairs"])
+glue("conflict_reading", Markdown(
+    "Across clusters the tasks kept pulling the one shared feature their own way: the intervals of the two rates "
+    "do not overlap."
+    if experiments.intervals_apart(by_pairs.loc[(worst, "across")], by_pairs.loc[(worst, "within")])
+    and rate.loc[(worst, "across")] > rate.loc[(worst, "within")]
+    else "With these seeds the two rates are not clearly apart."), display=False)
 conflicts.round(1)
 
 # %% [markdown]
 # At {glue:text}`worst_angle` degrees, pairs across clusters conflicted in
 # {glue:text}`conflict_across_worst:.0f`% of the measured steps of the second half of training, pairs within a
-# cluster in {glue:text}`conflict_within_worst:.0f`%. Across clusters, the tasks keep pulling the one shared feature
-# their own way. But look at 0 degrees: all four tasks are one cluster, sharing helps, and still pairs conflict in
+# cluster in {glue:text}`conflict_within_worst:.0f`%. {glue:md}`conflict_reading` But look at 0 degrees: all four
+# tasks are one cluster (mean change {glue:md}`delta_aligned`), and still pairs conflict in
 # {glue:text}`conflict_within_aligned:.0f`% (within) and {glue:text}`conflict_across_aligned:.0f`% (across) of the
 # steps. Near a minimum of the *averaged* loss the task gradients must roughly cancel, since their mean is close
 # to zero, so what remains is each task's label noise pointing its own way. A negative cosine on one batch is
@@ -240,12 +256,13 @@ plots.savefig(fig, "01_loss_curves")
 #
 # - Negative transfer is measured against single-task training with the same budget: $\Delta_t < 0$ means
 #   task $t$ lost by sharing.
-# - Sharing helps tasks that need the same features (here: aligned clusters pool their noisy labels) and hurts
-#   tasks that compete for a narrow shared representation.
-# - How much tasks compete depends on the features they need, not on the sign of their targets: a head can flip a
-#   shared feature, so opposed clusters conflict less than unrelated (orthogonal) ones on this benchmark.
-# - Negative cosines between task gradients are common even when sharing helps, because near a minimum of the
-#   averaged loss the gradients cancel. They are a symptom to measure over time, not a verdict from one batch.
+# - On aligned clusters {glue:md}`verdict_aligned`; at {glue:text}`worst_angle` degrees
+#   {glue:md}`verdict_worst`. Tasks that need the same features pool their noisy labels; tasks that compete for a
+#   narrow shared representation lose.
+# - {glue:md}`summary_opposed`
+# - Negative cosines between task gradients are common even among tasks that need the same features, because near
+#   a minimum of the averaged loss the gradients cancel. They are a symptom to measure over time, not a verdict
+#   from one batch.
 # - The harm falls unevenly on the tasks and varies between seeds: compare methods over several seeds, with
 #   confidence intervals, as this book does from here on.
 #
@@ -307,9 +324,9 @@ wide_delta = wide_relative.groupby("seed").relative.mean()
 mean, low, high = experiments.confidence_interval(wide_delta)
 print(f"bottleneck 2 at {worst} degrees: {describe(dict(mean=mean, ci_low=low, ci_high=high))}")
 print(f"bottleneck 1 at {worst} degrees: {describe(by_angle.loc[worst])}")
-# Two features are enough for two clusters: each cluster gets its own feature and the loss from sharing shrinks
-# (or turns into a gain from pooled labels). Capacity is one remedy; the chapters that follow look for remedies
-# that change how the shared parameters are updated instead.
+# Two features are enough for two clusters: each cluster can have its own feature, and the bound above says one
+# shared representation then carries all of both clusters' signal. Compare the two printed intervals. Capacity is
+# one remedy; the chapters that follow look for remedies that change how the shared parameters are updated.
 
 # %% [markdown]
 # ````{solution-end}
