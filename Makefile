@@ -19,7 +19,7 @@ test: $(STAMP)  ## unit tests, every chapter in smoke mode, and a strict build o
 	$(BIN)/python -m pytest
 
 sync: $(STAMP)  ## write each chapter's paired .ipynb (no outputs) from its .py source
-	$(BIN)/jupytext --to ipynb notebooks/[0-9][0-9]_*.py
+	$(BIN)/jupytext --update --to ipynb notebooks/[0-9][0-9]_*.py
 
 clean:
 	rm -rf _build

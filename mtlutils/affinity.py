@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from sklearn.cluster import AffinityPropagation
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import adjusted_rand_score
 from torch.func import functional_call
 
 from .models import MultiTaskNet
@@ -159,6 +160,23 @@ def groups_from_affinity(matrix: np.ndarray, task_names: Sequence[str],
                 groups.setdefault(int(label), []).append(name)
             return [tuple(g) for g in groups.values()]
     return [tuple(g) for g in previous] if previous is not None else [(name,) for name in task_names]
+
+
+def group_agreement(groups: Sequence[Sequence[str]], reference: Sequence[Sequence[str]]) -> float:
+    """Adjusted Rand index (Hubert & Arabie, 1985) between two partitions of the same tasks: 1 for the same
+    partition, about 0 for a random one (it can be negative)."""
+
+    def labels(partition):
+        names = [name for group in partition for name in group]
+        if len(set(names)) != len(names):
+            raise ValueError(f"group_agreement: a task appears twice in {partition}.")
+        return {name: i for i, group in enumerate(partition) for name in group}
+
+    ours, theirs = labels(groups), labels(reference)
+    if set(ours) != set(theirs):
+        raise ValueError(f"group_agreement: the groupings cover different tasks: {sorted(ours)} vs {sorted(theirs)}.")
+    names = sorted(ours)
+    return float(adjusted_rand_score([theirs[n] for n in names], [ours[n] for n in names]))
 
 
 def lookahead_affinity(net: MultiTaskNet, batch: Split, tasks: Sequence[Task], lr: float) -> np.ndarray:

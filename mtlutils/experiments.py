@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
@@ -23,12 +24,12 @@ from tqdm import tqdm
 from . import data, models
 from .metrics import delta_m
 from .strategies import (
-    Aggregated, Alternated, Averaged, RandomGroups, SelectiveGroups, SingleTask, Strategy, adam, sgd,
+    Aggregated, AffinityProbe, Alternated, Averaged, RandomGroups, SelectiveGroups, SingleTask, Strategy, adam, sgd,
 )
 from .tasks import Task, TaskSuite
 from .train import Run, fit
 
-CACHE_FORMAT = 1  # bump when a change of the code changes what a cached run would contain
+CACHE_FORMAT = 2  # bump when a change of the code changes what a cached run would contain
 
 DEFAULTS = dict(
     dataset="clusters",
@@ -55,6 +56,7 @@ STRATEGIES = {
     "random_groups": RandomGroups,
     "selective_groups": SelectiveGroups,
     "aggregated": Aggregated,
+    "affinity_probe": AffinityProbe,
 }
 OPTIMIZERS = {"adam": adam, "sgd": sgd}
 
@@ -169,6 +171,54 @@ def best_hyperparameters(table: pd.DataFrame, hyper: list[str], method: str = "m
     means = table.groupby([method, *hyper], as_index=False)[value].mean()
     best = means.groupby(method)[value].idxmax() if higher_is_better else means.groupby(method)[value].idxmin()
     return means.loc[best, [method, *hyper]].reset_index(drop=True)
+
+
+@dataclass
+class Tuned:
+    """The runs of ``tune_then_repeat``: ``chosen`` (one row per method with its chosen hyperparameters), and the
+    tuning runs and the repeated runs at the chosen values as (method, configuration, run) triples."""
+
+    chosen: pd.DataFrame
+    tuning: list[tuple[str, dict, Run]]
+    runs: list[tuple[str, dict, Run]]
+
+    def table(self, split: str = "test") -> pd.DataFrame:
+        """``results`` of the repeated runs on ``split``, with a ``method`` column."""
+        return _labelled(self.runs, split)
+
+
+def _labelled(triples: list[tuple[str, dict, Run]], split: str) -> pd.DataFrame:
+    names = {config_key(c): name for name, c, _ in triples}
+    return results([c for _, c, _ in triples], [r for _, _, r in triples], split, label=lambda c: names[config_key(c)])
+
+
+def tune_then_repeat(methods: Mapping[str, Mapping], grid: Mapping[str, Iterable], seeds: Iterable[int],
+                     cache_dir: str | Path | None = None, progress: bool = True) -> Tuned:
+    """Give every method the same hyperparameter ``grid``: train each grid point on the first seed, keep the point
+    with the best mean validation score (over tasks and metrics, higher is better), then train every seed there.
+
+    ``methods`` maps a name to its configuration; ``grid`` maps configuration keys to candidate values, e.g.
+    ``{"lr": [1e-3, 3e-3]}``. Tuning on one seed and repeating on the others costs (grid points + seeds - 1)
+    runs per method instead of (grid points x seeds): the first seed's run at the chosen point is reused.
+    """
+    seeds, grid = list(seeds), {k: list(v) for k, v in grid.items()}
+    if not seeds or not grid or not all(grid.values()):
+        raise ValueError(f"tune_then_repeat: give at least one seed and one value per grid key ({seeds=}, {grid=}).")
+    keys = {}
+    for name, config in methods.items():
+        key = config_key({k: v for k, v in config.items() if k not in grid and k != "seed"})
+        if key in keys:
+            raise ValueError(f"tune_then_repeat: methods {keys[key]!r} and {name!r} have the same configuration.")
+        keys[key] = name
+    points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    tuning = [(name, {**config, **point, "seed": seeds[0]}) for name, config in methods.items() for point in points]
+    tuning = [(n, c, r) for (n, c), r in zip(tuning, run_grid([c for _, c in tuning], cache_dir, progress))]
+    chosen = best_hyperparameters(_labelled(tuning, "val"), list(grid))
+    chosen = chosen.set_index("method").loc[list(methods)].reset_index()
+    repeated = [(row["method"], {**methods[row["method"]], **{k: row[k] for k in grid}, "seed": seed})
+                for row in chosen.to_dict("records") for seed in seeds]
+    runs = run_grid([c for _, c in repeated], cache_dir, progress)
+    return Tuned(chosen, tuning, [(n, c, r) for (n, c), r in zip(repeated, runs)])
 
 
 def confidence_interval(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float]:

@@ -11,12 +11,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Hashable, Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torchjd import aggregation
 from torchjd.autojac import jac_to_grad, mtl_backward
 
-from .affinity import ProximalAffinity, groups_from_affinity
+from .affinity import ProximalAffinity, groups_from_affinity, lookahead_affinity
 from .models import MultiTaskNet
 from .tasks import Split, Task
 
@@ -388,6 +389,52 @@ class SelectiveGroups(GroupedUpdates):
     def _load_extra_state(self, state):
         self.affinity.matrix[:] = state["matrix"]
         self.groups, self.batches = state["groups"], state["batches"]
+
+
+class AffinityProbe(GroupedUpdates):
+    """One update per task in a new random order on every batch (the warm-up of SelectiveGroups), measuring how
+    the tasks relate without letting the measure steer training, so that measures can be compared on one run.
+
+    The proximal inter-task affinity (Jeong & Yoon, 2025) is tracked under both attributions from the same losses
+    (``record.extra["affinity"]`` stacks the intended and the as-coded matrix), and every ``lookahead_every``
+    batches TAG's lookahead affinity (Fifty et al., 2021) with step size ``lookahead_lr`` is measured before the
+    updates (``record.extra["lookahead"]``).
+    """
+
+    attributions = ("intended", "as_coded")
+
+    def __init__(self, beta: float = 1e-3, lookahead_every: int | None = None, lookahead_lr: float = 1e-3,
+                 optimizer_per_group: bool = False, optimizer_factory: OptimizerFactory | None = None):
+        super().__init__(optimizer_per_group, "sum", optimizer_factory)
+        if lookahead_every is not None and lookahead_every < 1:
+            raise ValueError(f"AffinityProbe: lookahead_every must be a positive integer or None, not {lookahead_every}.")
+        self.beta, self.lookahead_every, self.lookahead_lr = beta, lookahead_every, lookahead_lr
+
+    def setup(self, net, tasks, seed=0):
+        super().setup(net, tasks, seed)
+        self.trackers = {a: ProximalAffinity(self.task_names, self.beta) for a in self.attributions}
+        self.batches = 0
+
+    def _update(self, net, batch):
+        extra = {}
+        if self.lookahead_every and self.batches % self.lookahead_every == 0:
+            extra["lookahead"] = lookahead_affinity(net, batch, self.tasks, self.lookahead_lr)
+        order = torch.randperm(len(self.tasks), generator=self.generator)
+        groups = [(self.task_names[i],) for i in order]
+        record, trace = self.update_groups(net, batch, groups, measure_last=True)
+        for attribution, tracker in self.trackers.items():
+            tracker.update(groups, trace, attribution)
+        self.batches += 1
+        record.extra = {**extra, "affinity": np.stack([self.trackers[a].matrix for a in self.attributions])}
+        return record
+
+    def _extra_state(self):
+        return {"matrices": {a: t.matrix.copy() for a, t in self.trackers.items()}, "batches": self.batches}
+
+    def _load_extra_state(self, state):
+        for attribution, matrix in state["matrices"].items():
+            self.trackers[attribution].matrix[:] = matrix
+        self.batches = state["batches"]
 
 
 # name -> aggregator for T tasks; built on use, since some need optional solvers

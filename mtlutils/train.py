@@ -26,7 +26,8 @@ class Run:
     ``evals``: one row per evaluation (step, split, task, metric, value). ``metrics``: the final
     ``{"val"|"test": {task: {metric: value}}}``. ``cost``: totals of passes, optimizer steps and seconds.
     ``cosines``: ``(step, T x T gradient cosine matrix)`` pairs when requested. ``groups``: the groups updated
-    at each step. ``affinity``: affinity snapshots recorded by strategies that track one.
+    at each step. ``affinity``: affinity snapshots recorded by strategies that track one. ``measurements``: other
+    ``(step, value)`` pairs a strategy reports in ``StepRecord.extra``, by name.
     """
 
     history: pd.DataFrame
@@ -37,6 +38,7 @@ class Run:
     cosines: list[tuple[int, np.ndarray]] = field(default_factory=list)
     groups: list[list[tuple[str, ...]]] = field(default_factory=list)
     affinity: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    measurements: dict[str, list[tuple[int, object]]] = field(default_factory=dict)
 
 
 @torch.no_grad()
@@ -107,6 +109,7 @@ def fit(
     cosines: list[tuple[int, np.ndarray]] = []
     snapshots: list[tuple[int, np.ndarray]] = []
     groups: list[list[tuple[str, ...]]] = []
+    measurements: dict[str, list[tuple[int, object]]] = {}
     step, epoch = 0, 0
 
     checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -117,7 +120,7 @@ def fit(
         order.set_state(state["order"])
         torch.set_rng_state(state["torch"])
         rows, evals, cosines, snapshots = state["rows"], state["evals"], state["cosines"], state["snapshots"]
-        groups = state["groups"]
+        groups, measurements = state["groups"], state["measurements"]
         step, epoch = state["step"], state["epoch"]
 
     def record_eval():
@@ -152,6 +155,9 @@ def fit(
             groups.append(record.groups)
             if "affinity" in record.extra and ((step + 1) % snapshot_every == 0 or step + 1 == total_steps):
                 snapshots.append((step, record.extra["affinity"].copy()))
+            for name, value in record.extra.items():
+                if name != "affinity":
+                    measurements.setdefault(name, []).append((step, value))
             step += 1
             bar.update(1)
             if eval_every and step % eval_every == 0 and step < total_steps:
@@ -164,7 +170,7 @@ def fit(
                 dict(
                     net=net.state_dict(), strategy=strategy.state_dict(), order=order.get_state(),
                     torch=torch.get_rng_state(), rows=rows, evals=evals, cosines=cosines,
-                    snapshots=snapshots, groups=groups, step=step, epoch=epoch,
+                    snapshots=snapshots, groups=groups, measurements=measurements, step=step, epoch=epoch,
                 ),
                 checkpoint,
             )
@@ -198,4 +204,5 @@ def fit(
         cosines=cosines,
         groups=groups,
         affinity=snapshots,
+        measurements=measurements,
     )

@@ -130,3 +130,14 @@ def test_tag_selection_finds_the_blocks_within_the_group_budget():
     assert len(affinity.select_groups_tag(positive, names, max_groups=3)) == 1  # one group serves all best
     with pytest.raises(ValueError, match="too many"):
         affinity.select_groups_tag(np.zeros((30, 30)), [str(i) for i in range(30)], max_groups=5)
+
+
+def test_group_agreement_is_the_adjusted_rand_index_of_the_partitions():
+    truth = [("a", "b"), ("c", "d")]
+    assert affinity.group_agreement([("d", "c"), ("b", "a")], truth) == 1.0  # order and labels do not matter
+    assert affinity.group_agreement([("a", "c"), ("b", "d")], truth) < 0  # every pair split: worse than chance
+    assert affinity.group_agreement([("a",), ("b",), ("c",), ("d",)], truth) == 0.0
+    with pytest.raises(ValueError, match="different tasks"):
+        affinity.group_agreement([("a", "b"), ("c",)], truth)
+    with pytest.raises(ValueError, match="twice"):
+        affinity.group_agreement([("a", "b"), ("b", "c", "d")], truth)

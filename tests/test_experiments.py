@@ -93,3 +93,28 @@ def test_interval_text_and_separation():
     b = {"mean": 5.0, "ci_low": 3.0, "ci_high": 7.0}
     assert experiments.describe_interval(a) == "+1.2% (95% CI -0.3 to +2.7)"
     assert experiments.intervals_apart(a, b) and not experiments.intervals_apart(a, {**b, "ci_low": 2.0})
+
+
+def test_tune_then_repeat_tunes_on_the_first_seed_and_repeats_the_choice(tmp_path):
+    methods = {"averaged": CONFIG, "alternated": {**CONFIG, "strategy": "alternated"}}
+    tuned = experiments.tune_then_repeat(methods, {"lr": [1e-4, 3e-2]}, seeds=[3, 4], cache_dir=tmp_path, progress=False)
+    for name in methods:
+        scores = {c["lr"]: np.mean([v for t in r.metrics["val"].values() for v in t.values()])
+                  for n, c, r in tuned.tuning if n == name}
+        assert set(scores) == {1e-4, 3e-2} and all(c["seed"] == 3 for n, c, _ in tuned.tuning)
+        lr = tuned.chosen.set_index("method").loc[name, "lr"]
+        assert lr == max(scores, key=scores.get)
+        repeated = [(c, r) for n, c, r in tuned.runs if n == name]
+        assert [c["seed"] for c, _ in repeated] == [3, 4] and all(c["lr"] == lr for c, _ in repeated)
+        tuning_run = next(r for n, c, r in tuned.tuning if n == name and c["lr"] == lr)
+        assert repeated[0][1].metrics == tuning_run.metrics  # the first seed is not trained twice
+    table = tuned.table("test")
+    assert set(table.method) == set(methods) and set(table.seed) == {3, 4}
+    assert len(list(tmp_path.glob("*.pkl"))) == 2 * 2 + 2  # grid points on seed 3, then seed 4 at the choice
+
+
+def test_tune_then_repeat_refuses_an_empty_grid_and_twin_methods(tmp_path):
+    with pytest.raises(ValueError, match="one value per grid key"):
+        experiments.tune_then_repeat({"a": CONFIG}, {"lr": []}, seeds=[0], cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="same configuration"):
+        experiments.tune_then_repeat({"a": CONFIG, "b": {**CONFIG, "lr": 0.5}}, {"lr": [1e-3]}, [0], tmp_path)

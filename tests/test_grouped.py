@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from mtlutils import data, models
-from mtlutils.strategies import Aggregated, Alternated, Averaged, RandomGroups, SelectiveGroups, adam
+from mtlutils.strategies import (
+    AffinityProbe, Aggregated, Alternated, Averaged, RandomGroups, SelectiveGroups, adam,
+)
 from mtlutils.train import fit
 
 
@@ -158,3 +160,31 @@ def test_one_task_is_not_enough_for_a_multi_task_strategy(make):
     one = data.load("clusters", "smoke", n_tasks=1, n_clusters=1)
     with pytest.raises(ValueError, match="needs at least 2 tasks; the suite has 1"):
         make().setup(models.for_suite(one), one.tasks)
+
+
+def test_the_affinity_probe_tracks_both_attributions_of_the_selective_warm_up(suite):
+    make_net = lambda: models.for_suite(suite, seed=1)  # noqa: E731
+    probe_net = make_net()
+    probe = fit(probe_net, suite, AffinityProbe(beta=0.1, lookahead_every=4, lookahead_lr=0.01), steps=10,
+                batch_size=64, progress=False, snapshot_every=1)
+    for i, attribution in enumerate(AffinityProbe.attributions):
+        net = make_net()
+        warm = fit(net, suite, SelectiveGroups(beta=0.1, warmup=100, attribution=attribution), steps=10, batch_size=64,
+                   progress=False, snapshot_every=1)
+        assert probe.history.drop(columns="seconds").equals(warm.history.drop(columns="seconds"))
+        assert all((p[1][i] == w[1]).all() for p, w in zip(probe.affinity, warm.affinity, strict=True))
+        _assert_same_parameters(probe_net, net)  # measuring the lookahead moves nothing
+    assert not (probe.affinity[-1][1][0] == probe.affinity[-1][1][1]).all()
+    assert [step for step, _ in probe.measurements["lookahead"]] == [0, 4, 8]
+    assert probe.measurements["lookahead"][0][1].shape == (4, 4)
+
+
+def test_the_checkpoint_keeps_the_measurements(suite, tmp_path):
+    make = lambda: AffinityProbe(lookahead_every=3)  # noqa: E731
+    whole = fit(models.for_suite(suite), suite, make(), epochs=2, batch_size=128, progress=False)
+    path = tmp_path / "ckpt"
+    fit(models.for_suite(suite), suite, make(), epochs=1, batch_size=128, progress=False, checkpoint=path)
+    resumed = fit(models.for_suite(suite), suite, make(), epochs=2, batch_size=128, progress=False, checkpoint=path)
+    assert [s for s, _ in resumed.measurements["lookahead"]] == [s for s, _ in whole.measurements["lookahead"]]
+    assert all((a == b).all() for (_, a), (_, b) in zip(resumed.measurements["lookahead"], whole.measurements["lookahead"]))
+    assert all((a == b).all() for (_, a), (_, b) in zip(resumed.affinity, whole.affinity))

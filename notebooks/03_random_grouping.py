@@ -1,0 +1,316 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Random task grouping
+#
+# The previous chapter's two update rules are the ends of a range. Averaged training takes one step per batch for
+# all $T$ tasks; alternated training takes $T$ steps, one per task, at $T$ times the passes. Pascal et al.
+# {cite}`pascal2021improved` fill the range in between: split the tasks at random into groups of $k$ and take one
+# step per group. This chapter asks: **how does the group size $k$ trade accuracy against compute, and does it
+# matter whether the groups are drawn once or drawn again every epoch?**
+
+# %% tags=["parameters"]
+SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (MultiMNIST full, after its data script)
+SEED = 0  # the first seed; the chapter uses SEED, SEED + 1, ...
+
+# %%
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from IPython.display import Markdown
+from matplotlib import pyplot as plt
+from myst_nb import glue
+
+from mtlutils import experiments, plots
+
+plots.use_style()
+SETTINGS = {
+    "smoke": dict(size="smoke", epochs=2, lrs=[3e-3], seeds=2, group_sizes=[1, 2, 5, 10], redrawn=[2, 5]),
+    "small": dict(size="small", epochs=2, lrs=[1e-3, 3e-3, 1e-2], seeds=3, group_sizes=[1, 2, 5, 10], redrawn=[2, 5]),
+    "full": dict(size="full", epochs=10, lrs=[3e-4, 1e-3, 3e-3, 1e-2], seeds=5, group_sizes=[1, 2, 3, 4, 5, 10],
+                 redrawn=[2, 5]),
+}[SIZE]
+SEEDS = list(range(SEED, SEED + SETTINGS["seeds"]))
+BASE = dict(dataset="digit_attributes", size=SETTINGS["size"], epochs=SETTINGS["epochs"], batch_size=64)
+suite = experiments.suite_for(BASE)  # in full mode, stops here until the data script has been run
+T = len(suite.tasks)
+
+# %% [markdown]
+# ## Groups of $k$ tasks
+#
+# Random grouping draws a partition of the $T$ tasks into $m = \lceil T / k \rceil$ groups
+# $G_1, \dots, G_m$ of $k$ tasks (the last one smaller when $k$ does not divide $T$). On every batch it visits the
+# groups in turn; for group $G_j$ it runs a forward pass with the parameters as they are now and takes one
+# optimizer step on the shared parameters and the heads of $G_j$ along
+#
+# $$ \nabla \sum_{t \in G_j} L_t(\theta_s, \theta_t). $$
+#
+# $k = T$ is one step on the summed loss, which with Adam is averaged training (Adam's steps do not depend on the
+# scale of the loss); $k = 1$ is alternated training in a random order. A batch costs $m$ forward and $m$ backward
+# passes. Pascal et al. draw the partition once, before training; we also redraw it at the start of every epoch.
+#
+# The tasks are the ten binary digit attributes of MultiMNIST images (`data.load("digit_attributes")`): four of
+# the left digit (odd, above 4, has a closed loop, prime), the same four of the right digit, and two of both
+# (same parity, left larger). Random grouping ignores what the tasks are; the next chapter asks whether grouping
+# related tasks does better.
+
+# %%
+pd.DataFrame({"task": suite.task_names,
+              "positive rate (train)": [float(suite.train.y[n].float().mean()) for n in suite.task_names]}
+             ).set_index("task").T.round(2)
+
+# %% [markdown]
+# ## Tuned alike
+#
+# Every variant gets the same learning-rate grid for Adam. To keep the chapter within minutes, the grid is
+# searched on the first seed: each variant keeps the learning rate with the best mean validation accuracy, and
+# is then trained with the other seeds at that learning rate (`experiments.tune_then_repeat`). We report test
+# accuracy over all the seeds.
+
+
+# %%
+def name(k, redraw="never"):
+    return f"k={k}" + (", redrawn" if redraw == "epoch" else "")
+
+
+methods = {name(k): {**BASE, "strategy": "random_groups", "strategy_kwargs": {"group_size": k}}
+           for k in SETTINGS["group_sizes"]}
+methods.update({name(k, "epoch"): {**BASE, "strategy": "random_groups",
+                                   "strategy_kwargs": {"group_size": k, "redraw": "epoch"}}
+                for k in SETTINGS["redrawn"]})
+tuned = experiments.tune_then_repeat(methods, {"lr": SETTINGS["lrs"]}, SEEDS)
+test = tuned.table("test")
+chosen = tuned.chosen.set_index("method")
+chosen
+
+# %%
+per_seed = test.groupby(["method", "seed"], as_index=False).value.mean()  # mean test accuracy over the tasks
+per_seed["value"] *= 100
+cost = pd.DataFrame([dict(method=n, passes=r.cost["forward_passes"] / r.cost["steps"],
+                          seconds_per_epoch=r.cost["seconds"] / r.cost["epochs"]) for n, _, r in tuned.runs])
+cost = cost.groupby("method").mean()
+never = [name(k) for k in SETTINGS["group_sizes"]]
+summary = experiments.summarize(per_seed, by=["method"]).set_index("method").join(cost).join(chosen)
+summary["k"] = [int(m.split("=")[1].split(",")[0]) for m in summary.index]
+summary = summary.sort_values(["k", "passes"])
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
+for ax, x, xlabel in [(axes[0], "passes", "forward + backward passes per batch (each)"),
+                      (axes[1], "seconds_per_epoch", "training seconds per epoch (this machine)")]:
+    cell = summary.loc[never].sort_values(x)
+    ax.errorbar(cell[x], cell["mean"], yerr=[cell["mean"] - cell.ci_low, cell.ci_high - cell["mean"]],
+                marker="o", capsize=4, label="drawn once")
+    redrawn = summary.drop(index=never)
+    ax.errorbar(redrawn[x], redrawn["mean"], yerr=[redrawn["mean"] - redrawn.ci_low, redrawn.ci_high - redrawn["mean"]],
+                marker="s", ls="none", capsize=4, label="redrawn every epoch")
+    for k, row in cell.iterrows():
+        ax.annotate(f" {k}", (row[x], row["mean"]), textcoords="offset points", xytext=(4, -12))
+    ax.set(xscale="log", xlabel=xlabel)
+axes[0].set(ylabel="mean test accuracy over the tasks (%)",
+            title=f"group size k against compute ({len(SEEDS)} seeds, 95% CI)")
+axes[1].legend(frameon=True, loc="lower right")
+plots.savefig(fig, "03_tradeoff")
+summary[["k", "lr", "mean", "ci_low", "ci_high", "passes", "seconds_per_epoch"]].round(3)
+
+# %% [markdown]
+# Each point is one group size: its mean test accuracy over the ten tasks, averaged over seeds, against what a
+# batch costs. Moving left means fewer, larger groups.
+
+
+# %%
+def paired(a, b):
+    """Accuracy of method a minus that of method b, seed by seed (same initialisation and batches)."""
+    wide = per_seed.pivot(index="seed", columns="method", values="value")
+    mean, low, high = experiments.confidence_interval(wide[a] - wide[b])
+    return dict(mean=mean, ci_low=low, ci_high=high)
+
+
+def verdict(a, b, unit=" points"):
+    difference = paired(a, b)
+    text = f"{a} minus {b}: {experiments.describe_interval(difference, unit=unit)}"
+    return text + ("" if difference["ci_low"] > 0 or difference["ci_high"] < 0 else " (the interval contains 0)")
+
+
+k_all, k_one = name(T), name(1)
+best = summary.loc[never, "mean"].idxmax()
+glue("rg_best", best, display=False)
+glue("rg_best_acc", float(summary.loc[best, "mean"]), display=False)
+glue("rg_best_passes", float(summary.loc[best, "passes"]), display=False)
+glue("rg_vs_all", Markdown(verdict(best, k_all) if best != k_all else "it is averaged training itself"), display=False)
+glue("rg_one_vs_all", Markdown(verdict(k_one, k_all)), display=False)
+glue("rg_cost_one", float(summary.loc[k_one, "seconds_per_epoch"] / summary.loc[k_all, "seconds_per_epoch"]),
+     display=False)
+glue("n_seeds", len(SEEDS), display=False)
+edge = chosen[chosen.lr.isin([min(SETTINGS["lrs"]), max(SETTINGS["lrs"])])]
+glue("rg_lr_caveat", Markdown(
+    f"{len(edge)} of the {len(chosen)} variants chose a learning rate at the edge of the grid "
+    f"({', '.join(f'{m}: {lr:g}' for m, lr in edge.lr.items())}), so a wider grid could move them."
+    if len(edge) else "Every variant chose a learning rate inside the grid."), display=False)
+{m: experiments.describe_interval(paired(m, k_all), unit=" points") for m in never if m != k_all}
+
+# %% [markdown]
+# The most accurate group size here is {glue:text}`rg_best`, at {glue:text}`rg_best_acc:.1f`% mean test accuracy
+# for {glue:text}`rg_best_passes:.0f` passes per batch; against averaged training, seed by seed,
+# {glue:md}`rg_vs_all`. Alternated training ($k=1$) against averaged training: {glue:md}`rg_one_vs_all`, for
+# {glue:text}`rg_cost_one:.1f` times the seconds per epoch. These are differences over {glue:text}`n_seeds` paired
+# seeds, with 95% intervals. {glue:md}`rg_lr_caveat`
+#
+# The comparison is at equal *epochs*: a group size that takes more steps per batch also gets more updates.
+# Chapter 6 gives every method the same compute instead.
+#
+# ## Which tasks gain
+#
+# The mean hides the tasks. Below, each task's test accuracy for each group size (drawn once), averaged over the
+# seeds; the tasks are ordered by the three related groups.
+
+# %%
+by_task = test[test.method.isin(never)].groupby(["task", "method"]).value.mean().unstack() * 100
+order = [t for group in suite.meta["groups"] for t in group]
+by_task = by_task.loc[order, sorted(never, key=lambda m: summary.loc[m, "k"])]
+fig, ax = plt.subplots(figsize=(7, 5.2))
+sns.heatmap(by_task, annot=True, fmt=".1f", cmap="mako", ax=ax, cbar_kws={"label": "test accuracy (%)"})
+ax.set(xlabel="group size", ylabel="")
+plots.savefig(fig, "03_per_task")
+gain = by_task[k_one] - by_task[k_all]
+glue("rg_task_most", gain.idxmax(), display=False)
+glue("rg_task_most_gain", float(gain.max()), display=False)
+glue("rg_task_least", gain.idxmin(), display=False)
+glue("rg_task_least_gain", float(gain.min()), display=False)
+
+# %% [markdown]
+# From $k = T$ to $k = 1$ the task that gains most is {glue:text}`rg_task_most` ({glue:text}`rg_task_most_gain:+.1f`
+# points) and the one that gains least is {glue:text}`rg_task_least` ({glue:text}`rg_task_least_gain:+.1f` points),
+# means over the seeds.
+#
+# ## Drawn once or redrawn
+#
+# With groups drawn once, two tasks that land together share every step of the run. Redrawing the partition at
+# the start of every epoch mixes the pairs. The first epoch of both variants is the same (the same seed draws the
+# same first partition), so the paired difference below isolates the redraws.
+
+# %%
+redraw_rows = []
+for k in SETTINGS["redrawn"]:
+    difference = paired(name(k, "epoch"), name(k))
+    redraw_rows.append(dict(k=k, **difference, text=experiments.describe_interval(difference, unit=" points")))
+redraw = pd.DataFrame(redraw_rows).set_index("k")
+separated = redraw[(redraw.ci_low > 0) | (redraw.ci_high < 0)]
+glue("rg_redraw", Markdown("; ".join(f"for k={k}, {row.text}" for k, row in redraw.iterrows())), display=False)
+glue("rg_redraw_verdict", Markdown(
+    "no interval excludes 0: with these seeds the evidence does **not** separate drawing once from redrawing"
+    if separated.empty else
+    f"the interval excludes 0 for k={', '.join(str(k) for k in separated.index)}"), display=False)
+glue("rg_redraws", SETTINGS["epochs"] - 1, display=False)
+redraw[["mean", "ci_low", "ci_high"]].round(2)
+
+# %% [markdown]
+# Redrawn minus drawn once, in points of mean test accuracy: {glue:md}`rg_redraw`. So {glue:md}`rg_redraw_verdict`.
+# With {glue:text}`rg_redraws` redraw(s) in the run, this is a short test: a longer run redraws more often.
+#
+# ## Summary
+#
+# - Random grouping takes $\lceil T/k \rceil$ steps per batch, one per group of $k$ tasks; $k$ moves it from
+#   averaged training ($k = T$, one pass) to alternated training ($k = 1$, $T$ passes).
+# - On the ten digit attributes, tuned alike: the best group size was {glue:text}`rg_best`, and against averaged
+#   training {glue:md}`rg_vs_all`. Alternated training against averaged: {glue:md}`rg_one_vs_all`.
+# - Drawing the groups once or again every epoch: {glue:md}`rg_redraw_verdict`.
+# - These comparisons hold the number of epochs fixed, so smaller groups also get more updates; chapter 6 asks
+#   what is left when compute is held fixed.
+#
+# ## Exercises
+#
+# ````{exercise}
+# :label: ex-rg-cost
+# For $T = 10$ tasks, list the number of groups and the passes per batch for every $k$ from 1 to 10. Which group
+# sizes cost the same, and how do their groups differ? Check with `RandomGroups.draw`.
+# ````
+#
+# ````{solution-start} ex-rg-cost
+# :class: dropdown
+# ````
+
+# %%
+from mtlutils import models
+from mtlutils.strategies import RandomGroups
+
+net = models.for_suite(suite)
+for k in range(1, T + 1):
+    strategy = RandomGroups(group_size=k)
+    strategy.setup(net, suite.tasks, seed=SEED)
+    sizes = [len(g) for g in strategy.draw()]
+    print(f"k={k:2d}: {len(sizes):2d} group(s) of sizes {sizes}, {len(sizes)} forward + {len(sizes)} backward passes")
+# k = 6, 7, 8 and 9 all give two groups, like k = 5, but of unequal sizes (6 + 4, ..., 9 + 1).
+
+# %% [markdown]
+# ````{solution-end}
+# ````
+#
+# ````{exercise}
+# :label: ex-rg-pairs
+# When $k$ divides $T$, show that two given tasks land in the same group with probability $(k-1)/(T-1)$. Estimate
+# that probability from 2000 draws for $k = 2$ and $k = 5$.
+# ````
+#
+# ````{solution-start} ex-rg-pairs
+# :class: dropdown
+# ````
+
+# %%
+# Fix task a. Its group holds k - 1 of the other T - 1 tasks, each equally likely: P = (k - 1) / (T - 1).
+a, b = suite.task_names[0], suite.task_names[1]
+for k in (2, 5):
+    strategy = RandomGroups(group_size=k)
+    strategy.setup(net, suite.tasks, seed=SEED)
+    together = np.mean([any(a in g and b in g for g in strategy.draw()) for _ in range(2000)])
+    print(f"k={k}: {a} and {b} together in {together:.3f} of the draws; (k-1)/(T-1) = {(k - 1) / (T - 1):.3f}")
+
+# %% [markdown]
+# ````{solution-end}
+# ````
+#
+# ````{exercise}
+# :label: ex-rg-oracle
+# The digit attributes come in three related groups by construction (`suite.meta["groups"]`). Train one run that
+# updates exactly these three groups in turn, on the first seed at the learning rate chosen for the nearest group
+# size, and compare it with the table above. Hint: subclass `strategies.GroupedUpdates` and return the groups from
+# `_groups`.
+# ````
+#
+# ````{solution-start} ex-rg-oracle
+# :class: dropdown
+# ````
+
+# %%
+from mtlutils.strategies import GroupedUpdates, adam
+from mtlutils.train import fit
+
+
+class KnownGroups(GroupedUpdates):
+    def _groups(self):
+        return [tuple(g) for g in suite.meta["groups"]]
+
+
+nearest = min(never, key=lambda m: abs(summary.loc[m, "passes"] - len(suite.meta["groups"])))
+lr = float(chosen.loc[nearest, "lr"])
+result = fit(models.for_suite(suite, seed=SEED), suite, KnownGroups(optimizer_factory=adam(lr)), epochs=BASE["epochs"],
+             batch_size=BASE["batch_size"], seed=SEED, progress=False)
+accuracy = 100 * np.mean([m["accuracy"] for m in result.metrics["test"].values()])
+print(f"known groups, lr {lr:g}, seed {SEED}: {accuracy:.1f}% mean test accuracy")
+print(f"{nearest} (random groups), same seed: {per_seed.set_index(['method', 'seed']).loc[(nearest, SEED), 'value']:.1f}%")
+# One seed: read the difference against the seed-to-seed spread of the table above before concluding anything.
+
+# %% [markdown]
+# ````{solution-end}
+# ````
