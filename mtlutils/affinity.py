@@ -162,6 +162,19 @@ def groups_from_affinity(matrix: np.ndarray, task_names: Sequence[str],
     return [tuple(g) for g in previous] if previous is not None else [(name,) for name in task_names]
 
 
+def moving_average(measurements: Sequence[tuple[int, np.ndarray]], weight: float) -> list[tuple[int, np.ndarray]]:
+    """Exponential moving average, started from zero like the proximal affinity, of ``(step, matrix)``
+    measurements: M <- (1 - weight) M + weight m. Measured every n steps, ``weight = beta * n`` gives the memory
+    of a proximal affinity with ``beta`` that is updated on every step."""
+    if not 0 < weight <= 1:
+        raise ValueError(f"moving_average: weight must lie in (0, 1], not {weight}.")
+    averaged, state = [], 0.0
+    for step, matrix in measurements:
+        state = (1 - weight) * state + weight * np.asarray(matrix)
+        averaged.append((step, state))
+    return averaged
+
+
 def group_agreement(groups: Sequence[Sequence[str]], reference: Sequence[Sequence[str]]) -> float:
     """Adjusted Rand index (Hubert & Arabie, 1985) between two partitions of the same tasks: 1 for the same
     partition, about 0 for a random one (it can be negative)."""

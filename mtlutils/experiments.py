@@ -274,9 +274,10 @@ def relative_to_baseline(
     return pd.DataFrame(out)
 
 
-def describe_interval(row: Mapping, unit: str = "%", level: float = 0.95) -> str:
+def describe_interval(row: Mapping, unit: str = "%", level: float = 0.95, decimals: int = 1) -> str:
     """A ``summarize`` row as text: ``+1.2% (95% CI -0.3 to +2.7)``."""
-    return f"{row['mean']:+.1f}{unit} ({100 * level:.0f}% CI {row['ci_low']:+.1f} to {row['ci_high']:+.1f})"
+    f = f"+.{decimals}f"
+    return f"{row['mean']:{f}}{unit} ({100 * level:.0f}% CI {row['ci_low']:{f}} to {row['ci_high']:{f}})"
 
 
 def intervals_apart(a: Mapping, b: Mapping) -> bool:

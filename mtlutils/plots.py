@@ -40,7 +40,8 @@ def savefig(fig: plt.Figure, name: str, folder: str | Path | None = None) -> Pat
 
 
 def lines_with_ci(
-    summary: pd.DataFrame, x: str, hue: str | None = None, ax: plt.Axes | None = None, label_fmt: str = "{}"
+    summary: pd.DataFrame, x: str, hue: str | None = None, ax: plt.Axes | None = None, label_fmt: str = "{}",
+    marker: str | None = "o", band_alpha: float = 0.2,
 ) -> plt.Axes:
     """Mean lines with shaded confidence bands from a ``experiments.summarize`` table (columns mean, ci_low, ci_high)."""
     ax = ax or plt.gca()
@@ -48,8 +49,8 @@ def lines_with_ci(
     for (key, cell), colour in zip(groups, sns.color_palette(PALETTE, n_colors=max(len(groups), 1))):
         cell = cell.sort_values(x)
         label = label_fmt.format(key[0] if isinstance(key, tuple) else key) if hue else None
-        ax.plot(cell[x], cell["mean"], marker="o", color=colour, label=label)
-        ax.fill_between(cell[x], cell["ci_low"], cell["ci_high"], color=colour, alpha=0.2, linewidth=0)
+        ax.plot(cell[x], cell["mean"], marker=marker, color=colour, label=label)
+        ax.fill_between(cell[x], cell["ci_low"], cell["ci_high"], color=colour, alpha=band_alpha, linewidth=0)
     ax.set_xlabel(x)
     if hue:
         ax.legend(title=hue, frameon=False)

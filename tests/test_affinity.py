@@ -141,3 +141,12 @@ def test_group_agreement_is_the_adjusted_rand_index_of_the_partitions():
         affinity.group_agreement([("a", "b"), ("c",)], truth)
     with pytest.raises(ValueError, match="twice"):
         affinity.group_agreement([("a", "b"), ("b", "c", "d")], truth)
+
+
+def test_moving_average_starts_from_zero_and_forgets_geometrically():
+    ones, zeros = np.ones((2, 2)), np.zeros((2, 2))
+    averaged = affinity.moving_average([(0, ones), (5, zeros), (10, zeros)], weight=0.5)
+    assert [step for step, _ in averaged] == [0, 5, 10]
+    assert [float(m[0, 0]) for _, m in averaged] == [0.5, 0.25, 0.125]
+    with pytest.raises(ValueError, match="weight"):
+        affinity.moving_average([(0, ones)], weight=0)
