@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 
 
-def execute(source: Path, size: str, out_dir: Path, cache_dir: Path) -> Path:
-    """Run one chapter with ``SIZE=size`` and write the executed notebook to ``out_dir``; returns its path."""
+def execute(source: Path, size: str, out_dir: Path, cache_dir: Path, parameters: dict | None = None) -> Path:
+    """Run one chapter with ``SIZE=size`` (and any other ``parameters`` of its parameters cell) and write the
+    executed notebook to ``out_dir``; returns its path."""
     import jupytext
     import papermill
 
@@ -35,7 +36,7 @@ def execute(source: Path, size: str, out_dir: Path, cache_dir: Path) -> Path:
     os.environ["MTLUTILS_CACHE"] = str(cache_dir)  # inherited by the kernel
     try:
         papermill.execute_notebook(
-            notebook, str(partial), parameters={"SIZE": size}, kernel_name="python3", cwd=str(source.parent),
+            notebook, str(partial), parameters={"SIZE": size, **(parameters or {})}, kernel_name="python3", cwd=str(source.parent),
             progress_bar=False,
         )
     finally:

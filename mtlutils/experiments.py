@@ -61,6 +61,17 @@ STRATEGIES = {
 OPTIMIZERS = {"adam": adam, "sgd": sgd}
 
 
+def settings(table: Mapping[str, Mapping], size: str, overrides: Mapping | None = None) -> dict:
+    """A chapter's settings: ``table[size]`` with the entries of ``overrides`` replaced; an unknown size or
+    setting is refused with the valid ones."""
+    if size not in table:
+        raise ValueError(f"SIZE must be one of {', '.join(map(repr, table))}, not {size!r}.")
+    unknown = set(overrides or {}) - set(table[size])
+    if unknown:
+        raise KeyError(f"OVERRIDES names unknown setting(s) {sorted(unknown)}; this chapter's are {sorted(table[size])}.")
+    return {**table[size], **(overrides or {})}
+
+
 def complete(config: Mapping) -> dict:
     """The configuration with every default filled in; unknown keys are an error."""
     unknown = set(config) - set(DEFAULTS)

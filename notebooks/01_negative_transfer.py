@@ -28,6 +28,7 @@
 # %% tags=["parameters"]
 SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (more samples, angles and seeds)
 SEED = 0  # the first seed; the chapter uses SEED, SEED + 1, ...
+OVERRIDES = {}  # replaces entries of the chosen SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 
 # %%
 import numpy as np
@@ -39,11 +40,11 @@ from myst_nb import glue
 from mtlutils import affinity, clusters, experiments, plots
 
 plots.use_style()
-SETTINGS = {
+SETTINGS = experiments.settings({
     "smoke": dict(angles=[0, 90, 180], seeds=2, epochs=3),
     "small": dict(angles=[0, 45, 90, 135, 180], seeds=5, epochs=40),
     "full": dict(angles=[0, 30, 60, 90, 120, 150, 180], seeds=10, epochs=40),
-}[SIZE]
+}, SIZE, OVERRIDES)
 SEEDS = list(range(SEED, SEED + SETTINGS["seeds"]))
 BASE = dict(dataset="clusters", size=SIZE, lr=3e-3, batch_size=32, epochs=SETTINGS["epochs"])
 

@@ -24,6 +24,7 @@
 # %% tags=["parameters"]
 SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (the papers' settings, MultiMNIST full)
 SEED = 0  # the first seed; the chapter uses SEED, SEED + 1, ...
+OVERRIDES = {}  # replaces entries of the chosen SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 
 # %%
 import numpy as np
@@ -37,12 +38,13 @@ from mtlutils import experiments, plots, toy
 from mtlutils.strategies import Aggregated, Alternated, Averaged, adam
 
 plots.use_style()
-SETTINGS = {
+SETTINGS = experiments.settings({
     "smoke": dict(toy_lr=1e-2, toy_steps=60, size="smoke", epochs=1, lrs=[1e-3, 3e-3], seeds=2),
     "small": dict(toy_lr=1e-2, toy_steps=2000, size="small", epochs=2, lrs=[1e-3, 3e-3, 1e-2], seeds=3),
     "full": dict(toy_lr=1e-3, toy_steps=20000, size="full", epochs=10, lrs=[3e-4, 1e-3, 3e-3, 1e-2], seeds=5),
-}[SIZE]
+}, SIZE, OVERRIDES)
 SEEDS = list(range(SEED, SEED + SETTINGS["seeds"]))
+suite = experiments.suite_for(dict(dataset="multimnist", size=SETTINGS["size"]))  # full mode stops here without data
 
 # %% [markdown]
 # ## Two update rules
@@ -166,7 +168,6 @@ chosen = test.merge(best, on=["method", "lr"])
 best.set_index("method")
 
 # %%
-suite = experiments.suite_for(configs[0])
 accuracy = experiments.summarize(chosen, by=["method", "task"])
 relative = experiments.relative_to_baseline(chosen, suite.tasks, match=["seed"], method="method", baseline="single-task")
 delta = relative.groupby(["method", "seed"], as_index=False).relative.mean()

@@ -24,6 +24,7 @@
 # %% tags=["parameters"]
 SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (MultiMNIST full, after its data script)
 SEED = 0  # the first seed; the chapter uses SEED, SEED + 1, ...
+OVERRIDES = {}  # replaces entries of the chosen SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 
 # %%
 import numpy as np
@@ -36,12 +37,12 @@ from myst_nb import glue
 from mtlutils import experiments, plots
 
 plots.use_style()
-SETTINGS = {
+SETTINGS = experiments.settings({
     "smoke": dict(size="smoke", epochs=2, lrs=[3e-3], seeds=2, group_sizes=[1, 2, 5, 10], redrawn=[2, 5]),
     "small": dict(size="small", epochs=2, lrs=[1e-3, 3e-3, 1e-2], seeds=3, group_sizes=[1, 2, 5, 10], redrawn=[2, 5]),
     "full": dict(size="full", epochs=10, lrs=[3e-4, 1e-3, 3e-3, 1e-2], seeds=5, group_sizes=[1, 2, 3, 4, 5, 10],
                  redrawn=[2, 5]),
-}[SIZE]
+}, SIZE, OVERRIDES)
 SEEDS = list(range(SEED, SEED + SETTINGS["seeds"]))
 BASE = dict(dataset="digit_attributes", size=SETTINGS["size"], epochs=SETTINGS["epochs"], batch_size=64)
 suite = experiments.suite_for(BASE)  # in full mode, stops here until the data script has been run

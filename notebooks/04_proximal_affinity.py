@@ -25,6 +25,7 @@
 # %% tags=["parameters"]
 SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (MultiMNIST full, after its data script)
 SEED = 0  # the first seed; the chapter uses SEED, SEED + 1, ...
+OVERRIDES = {}  # replaces entries of the chosen SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 
 # %%
 import time
@@ -41,11 +42,11 @@ from mtlutils.strategies import Alternated, adam
 from mtlutils.train import fit
 
 plots.use_style()
-SETTINGS = {
+SETTINGS = experiments.settings({
     "smoke": dict(size="smoke", epochs={"clusters": 4, "digit_attributes": 1}, seeds=2, every=2, beta=5e-2),
     "small": dict(size="small", epochs={"clusters": 20, "digit_attributes": 2}, seeds=3, every=10, beta=1e-2),
     "full": dict(size="full", epochs={"clusters": 20, "digit_attributes": 2}, seeds=5, every=25, beta=2e-3),
-}[SIZE]
+}, SIZE, OVERRIDES)
 SEEDS = list(range(SEED, SEED + SETTINGS["seeds"]))
 DATASETS = {
     "clusters": dict(dataset="clusters", size=SETTINGS["size"], batch_size=32,

@@ -119,3 +119,13 @@ def test_tune_then_repeat_refuses_an_empty_grid_and_twin_methods(tmp_path):
         experiments.tune_then_repeat({"a": CONFIG}, {"lr": []}, seeds=[0], cache_dir=tmp_path)
     with pytest.raises(ValueError, match="same configuration"):
         experiments.tune_then_repeat({"a": CONFIG, "b": {**CONFIG, "lr": 0.5}}, {"lr": [1e-3]}, [0], tmp_path)
+
+
+def test_settings_pick_the_size_and_apply_overrides():
+    table = {"smoke": {"seeds": 2, "epochs": 1}, "small": {"seeds": 3, "epochs": 5}}
+    assert experiments.settings(table, "small") == {"seeds": 3, "epochs": 5}
+    assert experiments.settings(table, "small", {"seeds": 1}) == {"seeds": 1, "epochs": 5}
+    with pytest.raises(ValueError, match="'smoke', 'small'"):
+        experiments.settings(table, "large")
+    with pytest.raises(KeyError, match="lr"):
+        experiments.settings(table, "smoke", {"lr": 1.0})

@@ -1,7 +1,5 @@
 """MultiMNIST and digit attributes: the construction, the small build, and the full preparation on IDX fixtures."""
 
-import gzip
-
 import numpy as np
 import pytest
 import torch
@@ -9,6 +7,7 @@ import torch
 from data_scripts import multimnist as script
 from mtlutils import data, models
 from mtlutils.multimnist import attribute_labels, compose
+from tests.fixtures import write_mnist
 
 
 def by_hand(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -31,22 +30,12 @@ def test_compose_matches_the_construction_by_hand():
     np.testing.assert_array_equal(compose(torch.from_numpy(left), torch.from_numpy(right)).numpy(), by_hand(left, right))
 
 
-def _idx(array: np.ndarray) -> bytes:
-    header = b"\x00\x00\x08" + bytes([array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    return gzip.compress(header + array.astype(np.uint8).tobytes())
-
-
 @pytest.fixture
 def mnist_fixture(tmp_path):
     """Four IDX files in MNIST's format; every source digit gets a unique label so that it can be traced."""
     rng = np.random.default_rng(1)
-    raw = tmp_path / "multimnist" / "raw"
-    raw.mkdir(parents=True)
     train, test = rng.integers(0, 256, (40, 28, 28)), rng.integers(0, 256, (20, 28, 28))
-    files = {"train-images-idx3-ubyte.gz": train, "train-labels-idx1-ubyte.gz": np.arange(40),
-             "t10k-images-idx3-ubyte.gz": test, "t10k-labels-idx1-ubyte.gz": np.arange(100, 120)}
-    for name, array in files.items():
-        (raw / name).write_bytes(_idx(array))
+    write_mnist(tmp_path / "multimnist" / "raw", train, np.arange(40), test, np.arange(100, 120))
     return tmp_path, {**{i: train[i] for i in range(40)}, **{100 + i: test[i] for i in range(20)}}
 
 

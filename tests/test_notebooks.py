@@ -7,7 +7,12 @@ from pathlib import Path
 
 import jupytext
 import nbformat
+import numpy as np
 import pytest
+from papermill.exceptions import PapermillExecutionError
+
+from data_scripts import multimnist
+from tests.fixtures import write_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "book"))
@@ -15,6 +20,21 @@ import build  # noqa: E402
 
 SMOKE = ROOT / "_build" / "executed-smoke"
 IDS = [p.stem for p in build.NOTEBOOKS]
+# Full mode on the data scripts' fixtures: the chapter's own code and data path, with its loops cut short.
+FULL_ON_FIXTURES = {
+    "01_negative_transfer": {"angles": [0, 90, 180], "seeds": 2, "epochs": 1},
+    "02_averaged_vs_alternated": {"toy_steps": 20, "epochs": 1, "lrs": [1e-3], "seeds": 2},
+    "03_random_grouping": {"lrs": [3e-3], "seeds": 2, "group_sizes": [1, 2, 10], "redrawn": [2]},
+    "04_proximal_affinity": {"epochs": {"clusters": 1, "digit_attributes": 2}, "seeds": 2, "every": 4},
+    "05_selective_group_updates": {
+        "epochs": 2, "lrs": [3e-3], "seeds": 2, "selective": {"beta": 1e-2, "warmup": 2, "regroup_every": 1},
+        "sweep_epochs": 1, "sweep": {"beta": [1e-1], "warmup": [0], "regroup_every": [4]},
+    },
+}
+NEEDS_DATA = {  # chapter -> the data script its full mode needs
+    "02_averaged_vs_alternated": "multimnist", "03_random_grouping": "multimnist",
+    "04_proximal_affinity": "multimnist", "05_selective_group_updates": "multimnist",
+}
 
 
 def test_there_are_chapters():
@@ -39,7 +59,7 @@ def test_first_code_cell_is_the_parameters_cell(source):
     assert "parameters" in first.metadata.get("tags", [])
     values = {}
     exec(first.source, values)
-    assert values["SIZE"] == "small" and isinstance(values["SEED"], int)
+    assert values["SIZE"] == "small" and isinstance(values["SEED"], int) and values["OVERRIDES"] == {}
 
 
 @pytest.mark.parametrize("source", build.NOTEBOOKS, ids=IDS)
@@ -49,6 +69,38 @@ def test_chapter_runs_in_smoke_mode(source, tmp_path):
     print(f"{source.name} ran in smoke mode in {time.perf_counter() - start:.1f} s")
     notebook = nbformat.read(executed, as_version=4)
     assert not [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+
+
+@pytest.fixture(scope="module")
+def full_data(tmp_path_factory):
+    """A data root prepared by the data scripts from files in the real formats (random images, real labels)."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    raw = root / "multimnist" / "raw"
+    write_mnist(raw, rng.integers(0, 256, (200, 28, 28)), rng.integers(0, 10, 200),
+                rng.integers(0, 256, (100, 28, 28)), rng.integers(0, 10, 100))
+    multimnist.prepare(raw, root / "multimnist")
+    return root
+
+
+@pytest.mark.parametrize("source", build.NOTEBOOKS, ids=IDS)
+def test_chapter_runs_in_full_mode_on_prepared_fixture_data(source, full_data, tmp_path, monkeypatch):
+    assert source.stem in FULL_ON_FIXTURES, f"add {source.stem} to FULL_ON_FIXTURES"
+    monkeypatch.setenv("MTLUTILS_DATA", str(full_data))
+    executed = build.execute(source, "full", tmp_path / "executed", cache_dir=tmp_path / "cache",
+                             parameters={"OVERRIDES": FULL_ON_FIXTURES[source.stem]})
+    notebook = nbformat.read(executed, as_version=4)
+    assert not [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+
+
+@pytest.mark.parametrize("stem", sorted(NEEDS_DATA))
+def test_full_mode_without_its_data_stops_with_the_data_script(stem, tmp_path, monkeypatch):
+    monkeypatch.setenv("MTLUTILS_DATA", str(tmp_path / "nothing-here"))
+    source = ROOT / "notebooks" / f"{stem}.py"
+    with pytest.raises(PapermillExecutionError, match=rf"python -m data_scripts\.{NEEDS_DATA[stem]} --root") as error:
+        build.execute(source, "full", tmp_path / "executed", cache_dir=tmp_path / "cache")
+    assert error.value.ename == "DataNotPrepared"
+    assert not (tmp_path / "executed" / f"{stem}.ipynb").exists()  # no half-run notebook is left as if finished
 
 
 def test_book_builds_strictly_with_every_figure(tmp_path):

@@ -1,0 +1,369 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Selective task group updates
+#
+# Chapter 3 grouped tasks at random; chapter 4 measured, during training, which tasks help each other. Jeong & Yoon
+# {cite}`jeong2025selective` put the two together: track the proximal inter-task affinity while training, group
+# the tasks by it, and update the groups one after another on every batch. This chapter asks: **how do its groups
+# evolve, which of its settings matter, and does it beat the other ways of training many tasks at once, tuned alike
+# and counted at its cost?**
+
+# %% tags=["parameters"]
+SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (MultiMNIST full, after its data script)
+SEED = 0  # the first seed; the chapter uses SEED, SEED + 1, ...
+OVERRIDES = {}  # replaces entries of the chosen SETTINGS below, e.g. {"seeds": 2} for fewer seeds
+
+# %%
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from IPython.display import Markdown
+from matplotlib import pyplot as plt
+from matplotlib.colors import ListedColormap
+from myst_nb import glue
+
+from mtlutils import affinity, experiments, plots
+
+plots.use_style()
+SETTINGS = experiments.settings({
+    "smoke": dict(size="smoke", epochs=2, lrs=[3e-3], seeds=2, selective=dict(beta=5e-2, warmup=4, regroup_every=2),
+                  sweep_epochs=4, sweep=dict(beta=[5e-2, 2e-1], warmup=[0, 8], regroup_every=[1, 4])),
+    "small": dict(size="small", epochs=2, lrs=[1e-3, 3e-3, 1e-2], seeds=3,
+                  selective=dict(beta=1e-2, warmup=50, regroup_every=10),
+                  sweep_epochs=20, sweep=dict(beta=[1e-3, 1e-1], warmup=[0, 150], regroup_every=[1, 50])),
+    "full": dict(size="full", epochs=10, lrs=[3e-4, 1e-3, 3e-3, 1e-2], seeds=5,
+                 selective=dict(beta=1e-3, warmup=500, regroup_every=10),
+                 sweep_epochs=20, sweep=dict(beta=[1e-4, 1e-2], warmup=[0, 1500], regroup_every=[1, 50])),
+}, SIZE, OVERRIDES)
+SEEDS = list(range(SEED, SEED + SETTINGS["seeds"]))
+BASE = dict(dataset="digit_attributes", size=SETTINGS["size"], epochs=SETTINGS["epochs"], batch_size=64)
+suite = experiments.suite_for(BASE)  # in full mode, stops here until the data script has been run
+T = len(suite.tasks)
+
+# %% [markdown]
+# ## The method
+#
+# Selective task group updates train like random grouping (chapter 3), one step per group on every batch, but
+# choose the groups from the proximal inter-task affinity $A$ (chapter 4) instead of at random:
+#
+# 1. **Warm-up.** For the first `warmup` batches every task is its own group; the steps fill $A$.
+# 2. **Grouping.** Then every `regroup_every` batches, affinity propagation on the normalised, symmetrised $A$
+#    chooses the groups and their number. The official code regroups on every batch.
+# 3. **Updates.** On every batch the groups are visited in a random order; group $G_j$ takes one optimizer step along
+#    $\nabla \sum_{t \in G_j} L_t$, and the loss change it causes updates the rows of $G_j$ in $A$ with rate $\beta$.
+#
+# A batch costs one forward and one backward pass per group, plus one forward pass to measure the last group's
+# effect. We use the intended attribution of chapter 4.
+#
+# ## How the groups evolve
+#
+# First on chapter 4's `clusters` (6 tasks in 3 known groups, SGD), where we can score the groups, then on the ten
+# digit attributes. Each row of the timelines below is a task, each column a training step; the colour names the
+# group the task was in, so a block of one colour is a group that stayed together.
+
+# %%
+SWEEP_BASE = dict(dataset="clusters", size=SETTINGS["size"], batch_size=32, epochs=SETTINGS["sweep_epochs"],
+                  data=dict(n_tasks=6, n_clusters=3, angle=120, bottleneck=3), optimizer="sgd", lr=0.05,
+                  strategy="selective_groups")
+clusters = experiments.suite_for(SWEEP_BASE)
+
+
+def selective(**change):
+    return {**SWEEP_BASE, "strategy_kwargs": {**SETTINGS["selective"], **change}}
+
+
+def timeline(ax, result, task_suite, title):
+    """Each task's group at each step; a group is coloured by the first of its tasks in the known order."""
+    order = [t for group in task_suite.meta["groups"] for t in group]
+    codes = np.array([[min(order.index(u) for u in next(g for g in groups if t in g)) for groups in result.groups]
+                      for t in order])
+    palette = sns.color_palette("tab10", len(order))
+    ax.imshow(codes, aspect="auto", interpolation="nearest", cmap=ListedColormap(palette),
+              vmin=-0.5, vmax=len(order) - 0.5)
+    ax.set(yticks=range(len(order)), yticklabels=order, xlabel="step", title=title)
+    ax.grid(False)
+
+
+def agreement_over_steps(result, task_suite):
+    return [affinity.group_agreement(groups, task_suite.meta["groups"]) for groups in result.groups]
+
+
+default_runs = experiments.run_grid([{**selective(), "seed": seed} for seed in SEEDS])
+warmup = SETTINGS["selective"]["warmup"]
+fig, axes = plt.subplots(1, 2, figsize=(14, 3.6), gridspec_kw={"width_ratios": [1.5, 1]})
+timeline(axes[0], default_runs[0], clusters, f"clusters, seed {SEED}: the group of each task")
+for seed, result in zip(SEEDS, default_runs):
+    axes[1].plot(agreement_over_steps(result, clusters), label=f"seed {seed}", lw=1.2)
+axes[1].axvline(warmup, color="black", lw=0.8, ls="--")
+axes[1].set(xlabel="step", ylabel="ARI with the known groups", title="agreement of the groups used", ylim=(-0.4, 1.05))
+axes[1].legend(frameon=False, loc="lower right")
+plots.savefig(fig, "05_timeline_clusters")
+after = [np.mean(agreement_over_steps(r, clusters)[warmup:]) for r in default_runs]
+glue("sg_clusters_ari", Markdown(", ".join(f"{a:.2f}" for a in after)), display=False)
+glue("sg_warmup", warmup, display=False)
+
+# %% [markdown]
+# After the {glue:text}`sg_warmup` warm-up steps (dashed line), the mean ARI of the groups used, seed by seed, is
+# {glue:md}`sg_clusters_ari`. Chapter 4 showed why it need not stay at 1: once the tasks of a cluster have learned
+# their shared feature, a step for one of them raises the other's loss. Here, though, the tasks of a group step
+# *together*, so the affinity between them is measured on a joint step, not on separate ones.
+#
+# ## Against the alternatives, tuned alike
+#
+# On the ten digit attributes we train, with Adam and the same learning-rate grid for every method (searched on the
+# first seed, then repeated on the others, as in chapter 3): averaged training; alternated training and random
+# groups of two (both from chapter 3); selective group updates; and two gradient aggregators from torchjd
+# {cite}`quinton2024jacobian`: PCGrad {cite}`yu2020gradient`, which projects away the conflicting part of each
+# task's gradient, and UPGrad, which projects each task's gradient onto the directions that, to first order,
+# raise no task's loss, and averages the projections. We report
+# $\Delta_m$ against **averaged training**, seed by seed: the mean over tasks of the relative change in test
+# accuracy, so that a positive value means the method beat a tuned averaged loss.
+
+# %%
+METHODS = {
+    "Averaged": {**BASE, "strategy": "averaged"},
+    "Alternated (k=1)": {**BASE, "strategy": "random_groups", "strategy_kwargs": {"group_size": 1}},
+    "RandomGroups (k=2)": {**BASE, "strategy": "random_groups", "strategy_kwargs": {"group_size": 2}},
+    "SelectiveGroups": {**BASE, "strategy": "selective_groups", "strategy_kwargs": SETTINGS["selective"]},
+    "PCGrad": {**BASE, "strategy": "aggregated", "strategy_kwargs": {"aggregator": "pcgrad"}},
+    "UPGrad": {**BASE, "strategy": "aggregated", "strategy_kwargs": {"aggregator": "upgrad"}},
+}
+tuned = experiments.tune_then_repeat(METHODS, {"lr": SETTINGS["lrs"]}, SEEDS)
+test = tuned.table("test")
+relative = experiments.relative_to_baseline(test, suite.tasks, match=["seed"], baseline="Averaged", method="method")
+delta = relative.groupby(["method", "seed"], as_index=False).relative.mean()
+delta_summary = experiments.summarize(delta, by=["method"], value="relative").set_index("method")
+
+cost = pd.DataFrame([dict(method=n, passes=(r.cost["forward_passes"] + r.cost["backward_passes"]) / r.cost["steps"],
+                          seconds_per_epoch=r.cost["seconds"] / r.cost["epochs"]) for n, _, r in tuned.runs])
+cost = cost.groupby("method").mean()
+cost["seconds vs Averaged"] = cost.seconds_per_epoch / cost.loc["Averaged", "seconds_per_epoch"]
+order = [m for m in METHODS if m != "Averaged"]
+overview = delta_summary.reindex(order).join(cost).join(tuned.chosen.set_index("method"))
+
+fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+axes[0].barh(range(len(order)), overview["mean"], color=sns.color_palette(plots.PALETTE)[0],
+             xerr=np.vstack([overview["mean"] - overview.ci_low, overview.ci_high - overview["mean"]]), capsize=3)
+axes[0].axvline(0, color="black", lw=0.8)
+axes[0].set(yticks=range(len(order)), yticklabels=order, xlabel=r"$\Delta_m$ vs averaged training (%)",
+            title=f"test accuracy relative to a tuned averaged loss ({len(SEEDS)} seeds, 95% CI)")
+axes[0].invert_yaxis()
+axes[1].errorbar(overview["seconds vs Averaged"], overview["mean"], capsize=3, ls="none", marker="o",
+                 yerr=np.vstack([overview["mean"] - overview.ci_low, overview.ci_high - overview["mean"]]))
+for name, row in overview.iterrows():
+    axes[1].annotate(f" {name}", (row["seconds vs Averaged"], row["mean"]), fontsize="small")
+axes[1].axhline(0, color="black", lw=0.8)
+axes[1].set(xscale="log", xlabel="training seconds per epoch, relative to averaged training",
+            ylabel=r"$\Delta_m$ (%)", title="what it buys against what it costs")
+plots.savefig(fig, "05_comparison")
+overview[["lr", "mean", "ci_low", "ci_high", "passes", "seconds vs Averaged"]].round(
+    {"mean": 2, "ci_low": 2, "ci_high": 2, "passes": 1, "seconds vs Averaged": 2})
+
+# %% [markdown]
+# Per task, the test accuracy of every method at its chosen learning rate (means over the seeds):
+
+# %%
+per_task = test.groupby(["method", "task"]).value.mean().unstack().loc[list(METHODS)] * 100
+per_task = per_task[[t for group in suite.meta["groups"] for t in group]]
+fig, ax = plt.subplots(figsize=(12, 3.6))
+sns.heatmap(per_task, annot=True, fmt=".1f", cmap="mako", ax=ax, cbar_kws={"label": "test accuracy (%)"})
+ax.set(xlabel="", ylabel="")
+plots.savefig(fig, "05_per_task")
+
+# %%
+above = overview[overview.ci_low > 0]
+below = overview[overview.ci_high < 0]
+unclear = overview[(overview.ci_low <= 0) & (overview.ci_high >= 0)]
+glue("sg_ranking", Markdown("; ".join(f"{m} {experiments.describe_interval(row)}"
+                                      for m, row in overview.sort_values("mean", ascending=False).iterrows())),
+     display=False)
+glue("sg_above", Markdown(", ".join(above.index) if len(above) else "none"), display=False)
+glue("sg_below", Markdown(", ".join(below.index) if len(below) else "none"), display=False)
+glue("sg_unclear", Markdown(", ".join(unclear.index) if len(unclear) else "none"), display=False)
+sel = overview.loc["SelectiveGroups"]
+glue("sg_cost", float(sel["seconds vs Averaged"]), display=False)
+glue("sg_passes", float(sel["passes"]), display=False)
+glue("n_seeds", len(SEEDS), display=False)
+if len(above):
+    pick = above.sort_values("seconds vs Averaged").index[0]
+    advice = (f"**{pick}** is the cheapest method whose Δm interval lies above 0 here, at "
+              f"{above.loc[pick, 'seconds vs Averaged']:.1f} times the seconds of averaged training per epoch; "
+              "use it when that compute is available, and averaged training otherwise.")
+    rivals = [m for m in overview.index if m != pick and not experiments.intervals_apart(overview.loc[m], above.loc[pick])]
+    if rivals:
+        advice += (f" Its interval overlaps those of {', '.join(rivals)}, so the seeds do not rank it above them; and "
+                   f"with {len(overview)} methods compared, one interval that clears 0 by a small margin can be luck.")
+else:
+    advice = ("**averaged training**: no method's Δm interval lies above 0 here, so none beat a tuned "
+              "averaged loss beyond the spread of the seeds, and averaged training is the cheapest.")
+glue("sg_advice", Markdown(advice), display=False)
+edge = tuned.chosen[tuned.chosen.lr.isin([min(SETTINGS["lrs"]), max(SETTINGS["lrs"])])]
+glue("sg_lr_caveat", Markdown(
+    f"{len(edge)} of the {len(tuned.chosen)} methods chose a learning rate at the edge of the grid "
+    f"({', '.join(f'{m}: {lr:g}' for m, lr in zip(edge.method, edge.lr))}), so a wider grid could move them."
+    if len(edge) else "Every method chose a learning rate inside the grid."), display=False)
+
+# %% [markdown]
+# $\Delta_m$ against averaged training, from the highest: {glue:md}`sg_ranking`. Over {glue:text}`n_seeds` seeds,
+# the methods whose interval lies above 0 are: {glue:md}`sg_above`; below 0: {glue:md}`sg_below`; the interval
+# contains 0, so the evidence does not separate them from averaged training: {glue:md}`sg_unclear`. Selective group
+# updates cost {glue:text}`sg_passes:.1f` passes per batch on average and {glue:text}`sg_cost:.1f` times the
+# seconds of averaged training per epoch. {glue:md}`sg_lr_caveat` As in chapter 3, these are equal-epoch
+# comparisons: methods with more steps per batch also get more updates. Chapter 6 charges every method for its
+# compute.
+#
+# ## Which settings matter
+#
+# Back on `clusters`, we change one setting at a time around the defaults above and look at what the groups do
+# (mean ARI with the known groups after the warm-up, and the number of groups) and at the mean test loss, over
+# the same seeds.
+
+# %%
+sweep_configs, sweep_labels = [], []
+for setting, values in SETTINGS["sweep"].items():
+    for value in [SETTINGS["selective"][setting], *values]:
+        for seed in SEEDS:
+            sweep_configs.append({**selective(**{setting: value}), "seed": seed})
+            sweep_labels.append((setting, value))
+sweep_runs = experiments.run_grid(sweep_configs)
+rows = []
+for (setting, value), config, result in zip(sweep_labels, sweep_configs, sweep_runs):
+    start = config["strategy_kwargs"]["warmup"]
+    grouped = result.groups[start:] or result.groups[-1:]
+    rows.append(dict(setting=setting, value=value, seed=config["seed"],
+                     ari=np.mean([affinity.group_agreement(g, clusters.meta["groups"]) for g in grouped]),
+                     groups=np.mean([len(g) for g in grouped]),
+                     test_loss=np.mean([m["mse"] for m in result.metrics["test"].values()]),
+                     passes=(result.cost["forward_passes"] + result.cost["backward_passes"]) / result.cost["steps"]))
+sweep = pd.DataFrame(rows)
+fig, axes = plt.subplots(2, 3, figsize=(14, 6.5), sharey="row")
+for column, setting in enumerate(SETTINGS["sweep"]):
+    cell = sweep[sweep.setting == setting]
+    for row, (metric, label) in enumerate([("ari", "ARI after warm-up"), ("test_loss", "mean test MSE")]):
+        summary = experiments.summarize(cell, by=["value"], value=metric)
+        plots.lines_with_ci(summary, x="value", ax=axes[row, column])
+        axes[row, column].set(xscale="log" if setting != "warmup" else "linear", ylabel=label,
+                              xlabel=setting if row else "")
+    axes[0, column].set_title(f"{setting} (default {SETTINGS['selective'][setting]:g})")
+plots.savefig(fig, "05_settings")
+sweep_table = sweep.groupby(["setting", "value"])[["ari", "groups", "test_loss", "passes"]].mean()
+sweep_table.round(3)
+
+# %%
+effects = []
+for setting in SETTINGS["sweep"]:
+    cell = sweep[sweep.setting == setting]
+    summary = experiments.summarize(cell, by=["value"], value="test_loss").set_index("value")
+    default = summary.loc[SETTINGS["selective"][setting]]
+    apart = [v for v in summary.index if v != SETTINGS["selective"][setting]
+             and experiments.intervals_apart(summary.loc[v], default)]
+    ari = cell.groupby("value").ari.mean()
+    effects.append(f"{setting}: mean ARI {', '.join(f'{ari[v]:.2f} at {v:g}' for v in ari.index)}; the test loss "
+                   + (f"differs from the default beyond the seeds at {', '.join(f'{v:g}' for v in apart)}" if apart
+                      else "does not differ from the default beyond the seeds"))
+glue("sg_effects", Markdown("\n".join(f"- {e}." for e in effects)), display=False)
+
+# %% [markdown]
+# {glue:md}`sg_effects`
+#
+# $\beta$ sets the memory of the affinity: a small $\beta$ averages over a long stretch of training and reacts
+# slowly; a large one follows the last few batches. The warm-up sets how long the tasks are trained one by one,
+# the most expensive way, before the first grouping; chapter 4 suggests why its length can matter for the groups:
+# the longer the warm-up, the later the first grouping is made, and late in training the tasks of a cluster no
+# longer help each other. `regroup_every` only changes how often the groups may change,
+# and its cost (chapter 3's benchmark: a grouping takes milliseconds).
+#
+# ## Which should I use?
+#
+# On this benchmark, with every method given the same tuning: {glue:md}`sg_advice` That answer is for ten small
+# binary tasks and two epochs; the chapter's full mode repeats it on the full MultiMNIST digits, and chapter 6 asks
+# the same question at equal compute, where methods that take many steps per batch pay for them.
+#
+# ## Summary
+#
+# - Selective group updates group tasks by the proximal affinity tracked during training and update the groups in
+#   turn; the groups change during training, and their agreement with known groups follows the affinity's.
+# - Against a tuned averaged loss, in $\Delta_m$ over {glue:text}`n_seeds` seeds: above 0 for {glue:md}`sg_above`;
+#   below 0 for {glue:md}`sg_below`; not separated from 0 for {glue:md}`sg_unclear`.
+# - Its cost sits between averaged and alternated training: {glue:text}`sg_passes:.1f` passes per batch here.
+#
+# ## Exercises
+#
+# ````{exercise}
+# :label: ex-sg-stretch
+# In the first `clusters` run above, how many different groupings were used after the warm-up, and how many steps
+# did the longest unchanged stretch last?
+# ````
+#
+# ````{solution-start} ex-sg-stretch
+# :class: dropdown
+# ````
+
+# %%
+used = [tuple(sorted(tuple(sorted(g)) for g in groups)) for groups in default_runs[0].groups[warmup:]]
+longest, current = 1, 1
+for previous, now in zip(used, used[1:]):
+    current = current + 1 if now == previous else 1
+    longest = max(longest, current)
+print(f"{len(set(used))} different groupings after the warm-up; the longest stretch lasted {longest} steps")
+# The groups can only change every regroup_every steps, so stretches come in multiples of it.
+
+# %% [markdown]
+# ````{solution-end}
+# ````
+#
+# ````{exercise}
+# :label: ex-sg-coded
+# Run the default `clusters` configuration with `attribution="as_coded"` for the same seeds and compare the mean ARI
+# after the warm-up and the test loss with the intended runs.
+# ````
+#
+# ````{solution-start} ex-sg-coded
+# :class: dropdown
+# ````
+
+# %%
+coded_runs = experiments.run_grid([{**selective(attribution="as_coded"), "seed": seed} for seed in SEEDS])
+for name, results in [("intended", default_runs), ("as coded", coded_runs)]:
+    aris = [np.mean(agreement_over_steps(r, clusters)[warmup:]) for r in results]
+    losses = [np.mean([m["mse"] for m in r.metrics["test"].values()]) for r in results]
+    print(f"{name:9s} ARI after warm-up {np.round(aris, 2)}, test MSE {np.round(losses, 3)}")
+
+# %% [markdown]
+# ````{solution-end}
+# ````
+#
+# ````{exercise}
+# :label: ex-sg-last
+# With `measure_last=False` the extra forward pass after the last group is skipped, and the last group's change is
+# never credited. What does it save per batch, and what does it do to the groups on `clusters`?
+# ````
+#
+# ````{solution-start} ex-sg-last
+# :class: dropdown
+# ````
+
+# %%
+unmeasured = experiments.run_grid([{**selective(measure_last=False), "seed": seed} for seed in SEEDS])
+for name, results in [("measure_last=True", default_runs), ("measure_last=False", unmeasured)]:
+    forward = np.mean([r.cost["forward_passes"] / r.cost["steps"] for r in results])
+    aris = [np.mean(agreement_over_steps(r, clusters)[warmup:]) for r in results]
+    print(f"{name:19s} {forward:.2f} forward passes per batch, ARI after warm-up {np.round(aris, 2)}")
+# One forward pass per batch: a large share when there are few groups, a small one with many.
+
+# %% [markdown]
+# ````{solution-end}
+# ````
