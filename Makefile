@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: book test sync clean
+.PHONY: book test sync student browser clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,17 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)  ## execute every chapter in small mode and build _build/html/index.html
 	$(BIN)/python book/build.py --size small
 
-test: $(STAMP)  ## unit tests, every chapter in smoke mode, and a strict build of the book
+test: $(STAMP) browser  ## unit tests, every chapter in smoke and full-on-fixtures mode, a strict build, a browser check
 	$(BIN)/python -m pytest
+
+browser:  ## Debian's Chromium and ChromeDriver for the browser test, where they can be installed (else it is skipped)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "Chromium could not be installed here: the browser test will be skipped."
+
+student: $(STAMP)  ## write the student edition of every chapter into _build/student
+	$(BIN)/python book/student.py
 
 sync: $(STAMP)  ## write each chapter's paired .ipynb (no outputs) from its .py source
 	$(BIN)/jupytext --update --to ipynb notebooks/[0-9][0-9]_*.py

@@ -11,6 +11,7 @@ configuration and pages, and Jupyter Book builds the HTML from them without exec
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ def execute(source: Path, size: str, out_dir: Path, cache_dir: Path, parameters:
     """Run one chapter with ``SIZE=size`` (and any other ``parameters`` of its parameters cell) and write the
     executed notebook to ``out_dir``; returns its path."""
     import jupytext
+    import nbformat
     import papermill
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -44,6 +46,11 @@ def execute(source: Path, size: str, out_dir: Path, cache_dir: Path, parameters:
             del os.environ["MTLUTILS_CACHE"]
         else:
             os.environ["MTLUTILS_CACHE"] = previous
+    executed = nbformat.read(partial, as_version=4)
+    for cell in executed.cells:  # the book shows the parameters cell; papermill's copy of it would repeat it
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.metadata["tags"].append("remove-cell")
+    nbformat.write(executed, partial)
     os.replace(partial, target)  # a failed run leaves no executed notebook behind
     return target
 
@@ -62,11 +69,33 @@ def build(executed_dir: Path, out_dir: Path, strict: bool = True) -> Path:
         if not executed.exists():
             raise FileNotFoundError(f"{executed} is missing: execute {source.name} first (python book/build.py).")
         shutil.copy(executed, staging / "notebooks" / executed.name)
+    (staging / "book" / "_timings.md").write_text(timings_table(executed_dir))
     command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(staging), "--path-output", str(out_dir), "--keep-going"]
     if strict:
         command.append("-W")
     subprocess.run(command, check=True)
     return out_dir / "_build" / "html" / "index.html"
+
+
+def timings_table(executed_dir: Path) -> str:
+    """The execution time of every chapter in this build, as a Markdown table for the introduction."""
+    path = executed_dir / "timings.json"
+    if not path.exists():
+        return "The execution times of the chapters were not recorded in this build.\n"
+    record = json.loads(path.read_text())
+    titles = {source.stem: title(source) for source in NOTEBOOKS}
+    rows = [f"| {stem[:2]}. {titles.get(stem, stem)} | {seconds / 60:.1f} min |" for stem, seconds in record["seconds"].items()]
+    return (f"Measured when this book was first built, in {record['size']} mode on {record['cores']} CPU cores, starting "
+            "from an empty run cache (a chapter reuses the runs that an earlier one trained):\n\n"
+            "| chapter | time |\n| --- | --- |\n" + "\n".join(rows) + "\n")
+
+
+def title(source: Path) -> str:
+    """The first heading of a chapter's source."""
+    for line in source.read_text().splitlines():
+        if line.startswith("# # "):
+            return line[4:].strip()
+    return source.stem
 
 
 def main() -> None:
@@ -77,10 +106,17 @@ def main() -> None:
     args = parser.parse_args()
     out_dir = (args.out or ROOT).resolve()
     executed_dir = out_dir / "_build" / f"executed-{args.size}"
+    cache_dir = ROOT / "_build" / "cache"
+    cold = not any(cache_dir.glob("*.pkl"))
+    seconds = {}
     for source in NOTEBOOKS:
         start = time.perf_counter()
-        execute(source, args.size, executed_dir, cache_dir=ROOT / "_build" / "cache")
-        print(f"executed {source.name} ({args.size}) in {time.perf_counter() - start:.0f} s", flush=True)
+        execute(source, args.size, executed_dir, cache_dir=cache_dir)
+        seconds[source.stem] = time.perf_counter() - start
+        print(f"executed {source.name} ({args.size}) in {seconds[source.stem]:.0f} s", flush=True)
+    if cold:  # times with cached runs would say nothing about a first build
+        record = {"size": args.size, "cores": os.cpu_count(), "seconds": seconds}
+        (executed_dir / "timings.json").write_text(json.dumps(record, indent=1))
     index = build(executed_dir, out_dir, strict=not args.no_strict)
     print(f"The book is at {index}")
 

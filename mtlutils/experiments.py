@@ -24,7 +24,16 @@ from tqdm import tqdm
 from . import data, models
 from .metrics import delta_m
 from .strategies import (
-    Aggregated, AffinityProbe, Alternated, Averaged, RandomGroups, SelectiveGroups, SingleTask, Strategy, adam, sgd,
+    AffinityProbe,
+    Aggregated,
+    Alternated,
+    Averaged,
+    RandomGroups,
+    SelectiveGroups,
+    SingleTask,
+    Strategy,
+    adam,
+    sgd,
 )
 from .tasks import Task, TaskSuite
 from .train import Run, fit
@@ -43,6 +52,7 @@ DEFAULTS = dict(
     lr=1e-3,
     weight_decay=0.0,
     epochs=10,
+    steps=None,
     batch_size=64,
     seed=0,
     eval_every=None,
@@ -118,7 +128,7 @@ def train(config: Mapping, progress: bool = False) -> Run:
     suite = suite_for(c)
     net = models.for_suite(suite, seed=c["seed"], **c["model"])
     return fit(
-        net, suite, build_strategy(c), epochs=c["epochs"], batch_size=c["batch_size"], seed=c["seed"],
+        net, suite, build_strategy(c), epochs=c["epochs"], steps=c["steps"], batch_size=c["batch_size"], seed=c["seed"],
         eval_every=c["eval_every"], progress=progress, gradient_cosine_every=c["gradient_cosine_every"],
     )
 
@@ -230,6 +240,28 @@ def tune_then_repeat(methods: Mapping[str, Mapping], grid: Mapping[str, Iterable
                 for row in chosen.to_dict("records") for seed in seeds]
     runs = run_grid([c for _, c in repeated], cache_dir, progress)
     return Tuned(chosen, tuning, [(n, c, r) for (n, c), r in zip(repeated, runs)])
+
+
+HYPERPARAMETER_NAMES = {"lr": "learning rate", "weight_decay": "weight decay"}
+
+
+def grid_edge_note(chosen: pd.DataFrame, grid: Mapping[str, Iterable], method: str = "method") -> str:
+    """A sentence naming the methods whose chosen value lies at an end of a grid axis of three or more values
+    (where a wider grid could have chosen differently), or saying that none does."""
+    notes = []
+    for key, values in grid.items():
+        values = list(values)
+        if len(values) < 3:
+            continue
+        edge = chosen[chosen[key].isin([min(values), max(values)])]
+        if len(edge):
+            picks = ", ".join(f"{name}: {value:g}" for name, value in zip(edge[method], edge[key]))
+            notes.append(f"{len(edge)} of the {len(chosen)} methods chose a {HYPERPARAMETER_NAMES.get(key, key)} at the "
+                         f"edge of the grid ({picks})")
+    if notes:
+        return "; ".join(notes) + ", so a wider grid could move them."
+    searched = [HYPERPARAMETER_NAMES.get(k, k) for k, v in grid.items() if len(list(v)) >= 3]
+    return f"Every method chose a {' and a '.join(searched)} inside the grid." if searched else ""
 
 
 def confidence_interval(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float]:

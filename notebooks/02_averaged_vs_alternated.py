@@ -68,7 +68,8 @@ suite = experiments.suite_for(dict(dataset="multimnist", size=SETTINGS["size"]))
 # Pareto set, the segment $x_2 = -8.3552$, $-7 \le x_1 \le 7$, where neither loss can improve without the other
 # getting worse. We run each update rule from five starting points with Adam, and once more with $L_1$ scaled by
 # 0.1 (an *imbalanced* pair of losses). PCGrad {cite}`yu2020gradient`, which removes the conflicting part of each
-# task's gradient, runs beside them through `strategies.Aggregated`.
+# task's gradient, runs beside them through `strategies.Aggregated`, which hands the tasks' gradients to torchjd
+# {cite}`quinton2024jacobian`.
 
 # %%
 METHODS = {
@@ -132,9 +133,9 @@ summary.round(2)
 #
 # ## On MultiMNIST
 #
-# Two digits overlap in each image; the tasks classify the left and the right digit (`data.load("multimnist")`,
-# the LeNet of Sener & Koltun). We train Averaged, Alternated with one shared Adam, Alternated with one Adam per
-# task, and a single-task network per task. Every method gets the same learning-rate grid; for each method we keep
+# Two digits overlap in each image {cite}`sabour2017dynamic`; the tasks classify the left and the right digit
+# (`data.load("multimnist")`, with the LeNet of Sener & Koltun {cite}`sener2018multi`). We train Averaged,
+# Alternated with one shared Adam, Alternated with one Adam per task, and a single-task network per task. Every method gets the same learning-rate grid; for each method we keep
 # the learning rate with the best mean validation accuracy and report test accuracy, over several seeds.
 
 # %%
@@ -206,11 +207,7 @@ glue("mm_verdict", Markdown(
     if separated(top, runner_up)
     else f"the intervals of the best two, {top.name} and {runner_up.name}, overlap: with these seeds the evidence "
     "does **not** separate them"), display=False)
-edge = best[best.lr.isin([min(SETTINGS["lrs"]), max(SETTINGS["lrs"])])]
-glue("lr_caveat", Markdown(
-    f"{len(edge)} of the {len(best)} methods chose a learning rate at the edge of the grid "
-    f"({', '.join(f'{m}: {lr:g}' for m, lr in zip(edge.method, edge.lr))}), so a wider grid could move them."
-    if len(edge) else "Every method chose a learning rate inside the grid."), display=False)
+glue("lr_caveat", Markdown(experiments.grid_edge_note(best, {"lr": SETTINGS["lrs"]})), display=False)
 glue("n_seeds", len(SEEDS), display=False)
 pairs = [(a, b) for i, a in enumerate(ranked.index) for b in ranked.index[i + 1:]]
 apart = [(a, b) for a, b in pairs if separated(ranked.loc[a], ranked.loc[b])]

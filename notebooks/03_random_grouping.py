@@ -154,11 +154,7 @@ glue("rg_one_vs_all", Markdown(verdict(k_one, k_all)), display=False)
 glue("rg_cost_one", float(summary.loc[k_one, "seconds_per_epoch"] / summary.loc[k_all, "seconds_per_epoch"]),
      display=False)
 glue("n_seeds", len(SEEDS), display=False)
-edge = chosen[chosen.lr.isin([min(SETTINGS["lrs"]), max(SETTINGS["lrs"])])]
-glue("rg_lr_caveat", Markdown(
-    f"{len(edge)} of the {len(chosen)} variants chose a learning rate at the edge of the grid "
-    f"({', '.join(f'{m}: {lr:g}' for m, lr in edge.lr.items())}), so a wider grid could move them."
-    if len(edge) else "Every variant chose a learning rate inside the grid."), display=False)
+glue("rg_lr_caveat", Markdown(experiments.grid_edge_note(tuned.chosen, {"lr": SETTINGS["lrs"]})), display=False)
 {m: experiments.describe_interval(paired(m, k_all), unit=" points") for m in never if m != k_all}
 
 # %% [markdown]

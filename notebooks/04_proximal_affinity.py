@@ -39,7 +39,6 @@ from myst_nb import glue
 
 from mtlutils import affinity, experiments, models, plots
 from mtlutils.strategies import Alternated, adam
-from mtlutils.train import fit
 
 plots.use_style()
 SETTINGS = experiments.settings({

@@ -83,6 +83,7 @@ def test_groups_from_affinity_recovers_blocks_and_falls_back(monkeypatch):
 
         def fit(self, x):
             import warnings
+
             from sklearn.exceptions import ConvergenceWarning
             warnings.warn("no convergence", ConvergenceWarning)
 

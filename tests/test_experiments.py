@@ -129,3 +129,19 @@ def test_settings_pick_the_size_and_apply_overrides():
         experiments.settings(table, "large")
     with pytest.raises(KeyError, match="lr"):
         experiments.settings(table, "smoke", {"lr": 1.0})
+
+
+def test_a_run_can_be_given_steps_instead_of_epochs(tmp_path):
+    result = experiments.run({**CONFIG, "epochs": None, "steps": 3}, tmp_path)
+    assert result.cost["steps"] == 3 and len(result.history) == 3
+    with pytest.raises(ValueError, match="exactly one of epochs or steps"):
+        experiments.train({**CONFIG, "steps": 3})
+
+
+def test_grid_edge_note_names_choices_at_the_ends_of_long_axes():
+    chosen = pd.DataFrame({"method": ["a", "b", "c"], "lr": [1e-3, 3e-3, 1e-2], "weight_decay": [0.0, 0.0, 0.1]})
+    note = experiments.grid_edge_note(chosen, {"lr": [1e-3, 3e-3, 1e-2], "weight_decay": [0.0, 0.1]})
+    assert note == "2 of the 3 methods chose a learning rate at the edge of the grid (a: 0.001, c: 0.01), so a wider grid could move them."
+    inside = experiments.grid_edge_note(chosen.iloc[[1]], {"lr": [1e-3, 3e-3, 1e-2]})
+    assert inside == "Every method chose a learning rate inside the grid."
+    assert experiments.grid_edge_note(chosen, {"weight_decay": [0.0, 0.1]}) == ""

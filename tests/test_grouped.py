@@ -5,7 +5,13 @@ import torch
 
 from mtlutils import data, models
 from mtlutils.strategies import (
-    AffinityProbe, Aggregated, Alternated, Averaged, RandomGroups, SelectiveGroups, adam,
+    AffinityProbe,
+    Aggregated,
+    Alternated,
+    Averaged,
+    RandomGroups,
+    SelectiveGroups,
+    adam,
 )
 from mtlutils.train import fit
 

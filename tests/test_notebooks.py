@@ -30,10 +30,14 @@ FULL_ON_FIXTURES = {
         "epochs": 2, "lrs": [3e-3], "seeds": 2, "selective": {"beta": 1e-2, "warmup": 2, "regroup_every": 1},
         "sweep_epochs": 1, "sweep": {"beta": [1e-1], "warmup": [0], "regroup_every": [4]},
     },
+    "06_do_they_help": {
+        "epochs": 1, "budget_epochs": 2, "lrs": [3e-3], "weight_decays": [0.0, 1e-2], "seeds": 2,
+        "weights": [0.2, 0.5, 0.8], "selective": {"beta": 1e-2, "warmup": 2, "regroup_every": 1},
+    },
 }
 NEEDS_DATA = {  # chapter -> the data script its full mode needs
     "02_averaged_vs_alternated": "multimnist", "03_random_grouping": "multimnist",
-    "04_proximal_affinity": "multimnist", "05_selective_group_updates": "multimnist",
+    "04_proximal_affinity": "multimnist", "05_selective_group_updates": "multimnist", "06_do_they_help": "multimnist",
 }
 
 
@@ -63,9 +67,9 @@ def test_first_code_cell_is_the_parameters_cell(source):
 
 
 @pytest.mark.parametrize("source", build.NOTEBOOKS, ids=IDS)
-def test_chapter_runs_in_smoke_mode(source, tmp_path):
+def test_chapter_runs_in_smoke_mode(source, smoke_cache):
     start = time.perf_counter()
-    executed = build.execute(source, "smoke", SMOKE, cache_dir=tmp_path / "cache")
+    executed = build.execute(source, "smoke", SMOKE, cache_dir=smoke_cache)
     print(f"{source.name} ran in smoke mode in {time.perf_counter() - start:.1f} s")
     notebook = nbformat.read(executed, as_version=4)
     assert not [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
@@ -103,11 +107,8 @@ def test_full_mode_without_its_data_stops_with_the_data_script(stem, tmp_path, m
     assert not (tmp_path / "executed" / f"{stem}.ipynb").exists()  # no half-run notebook is left as if finished
 
 
-def test_book_builds_strictly_with_every_figure(tmp_path):
-    for source in build.NOTEBOOKS:
-        if not (SMOKE / f"{source.stem}.ipynb").exists():
-            build.execute(source, "smoke", SMOKE, cache_dir=tmp_path / "cache")
-    index = build.build(SMOKE, ROOT / "_build" / "smoke-book", strict=True)
+def test_book_builds_strictly_with_every_figure(smoke_book):
+    index = smoke_book
     assert index.exists()
     html = index.parent
     for source in build.NOTEBOOKS:

@@ -1,0 +1,101 @@
+"""Write the student edition of every chapter: the exercises stay, and each solution becomes one code cell that
+stops with a clear message until the student replaces it with an answer.
+
+    python book/student.py                      # what `make student` runs: writes _build/student/NN_topic.ipynb
+    python book/student.py --out handout/
+
+A solution is everything between a ``{solution-start} label`` directive and its ``{solution-end}`` in the chapter's
+source, prose and code alike; the directives go too. Where ``mtlutils.exercises`` can check the answer, the
+placeholder says how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+from mtlutils.exercises import CHECKABLE
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+START = re.compile(r"^````\{solution-start\}\s+(\S+)[ \t]*\n(?:[ \t]*:[^\n]*\n)*````[ \t]*$", re.M)
+END = re.compile(r"^````\{solution-end\}[ \t]*\n````[ \t]*$", re.M)
+
+
+def placeholder(label: str) -> nbformat.NotebookNode:
+    """The cell that stands for the solution of exercise ``label``."""
+    lines = [f"# Exercise {label}: your code here."]
+    if label in CHECKABLE:
+        lines.append(f'# Check your answer with: from mtlutils.exercises import check; check("{label}", your_answer)')
+    lines.append(f'raise NotImplementedError("Exercise {label} is not answered yet: replace this cell with your code.")')
+    return nbformat.v4.new_code_cell("\n".join(lines))
+
+
+def _split(text: str, inside: str | None) -> tuple[list[tuple[str, str]], str | None]:
+    """The pieces of a markdown cell to keep, ("markdown", text) or ("answer", label) where a solution starts, and
+    the label of the solution still open at the end of the cell (None when outside any)."""
+    pieces, position = [], 0
+    while True:
+        if inside is None:
+            match = START.search(text, position)
+            pieces.append(("markdown", text[position : match.start() if match else len(text)]))
+            if not match:
+                return pieces, None
+            inside = match.group(1)
+            pieces.append(("answer", inside))
+        else:
+            match = END.search(text, position)
+            if not match:
+                return pieces, inside
+            inside = None
+        position = match.end()
+
+
+def student_edition(source: Path) -> nbformat.NotebookNode:
+    """The chapter at ``source`` with every solution replaced by a placeholder cell."""
+    notebook = jupytext.read(source)
+    cells, inside = [], None
+    for cell in notebook.cells:
+        if cell.cell_type != "markdown":
+            if inside is None:
+                cells.append(cell)
+            continue
+        pieces, inside = _split(cell.source, inside)
+        for kind, value in pieces:
+            if kind == "answer":
+                cells.append(placeholder(value))
+            elif value.strip():
+                cells.append(nbformat.v4.new_markdown_cell(value.strip("\n")))
+    if inside is not None:
+        raise ValueError(f"{source.name}: the solution of {inside} has no {{solution-end}}.")
+    notebook.cells = cells
+    notebook.metadata.pop("jupytext", None)  # a handout, not paired with the chapter's source
+    return notebook
+
+
+def write_all(out_dir: Path, sources=NOTEBOOKS) -> list[Path]:
+    """Write the student edition of every chapter into ``out_dir``; returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for source in sources:
+        path = out_dir / f"{source.stem}.ipynb"
+        tmp = path.with_name(path.name + ".tmp")
+        nbformat.write(student_edition(source), tmp)
+        tmp.replace(path)
+        paths.append(path)
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "_build" / "student", help="output folder")
+    for path in write_all(parser.parse_args().out):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

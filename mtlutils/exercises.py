@@ -1,0 +1,116 @@
+"""Checks for the exercises that have one right answer: ``check(label, answer)`` prints whether the answer is
+right and, when it is not, what to look at; it returns True or False.
+
+    from mtlutils.exercises import check
+    check("ex-rg-pairs", 0.11, k=2)
+
+The expected answers are computed here by the same library code the chapters use, from the numbers each
+exercise states; ``CHECKABLE`` lists the labels.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from . import clusters, metrics
+from .affinity import ProximalAffinity
+from .tasks import Task
+
+
+def _close(answer, expected, tolerance: float) -> bool:
+    return bool(np.allclose(np.asarray(answer, dtype=float), np.asarray(expected, dtype=float), atol=tolerance))
+
+
+def _delta(answer, tolerance: float = 0.05) -> tuple[bool, str]:
+    task_a = Task("A", loss=None, metrics={"acc": None, "err": None}, higher_is_better={"acc": True, "err": False})
+    task_b = Task("B", loss=None, metrics={"mse": None}, higher_is_better=False)
+    model, single = {"A": {"acc": 0.90, "err": 0.10}, "B": {"mse": 2.0}}, {"A": {"acc": 0.92, "err": 0.08}, "B": {"mse": 2.5}}
+    expected = [metrics.delta_m(model, single, [task_a, task_b], mode=m) for m in ("per_task", "pooled")]
+    if _close(answer, expected, tolerance):
+        return True, "Per task weighs each task equally; pooled weighs each metric equally."
+    if _close(answer, expected[::-1], tolerance):
+        return False, "You have the two modes the wrong way round: give (per task, pooled)."
+    return False, ("Give (per task, pooled) in percent. Check the signs: for an error rate or an MSE, lower is "
+                   "better, so a drop counts as a gain.")
+
+
+def _three_clusters(answer, tolerance: float = 0.01) -> tuple[bool, str]:
+    one, two = (clusters.shared_fraction_bound(90, n_clusters=3, bottleneck=b) for b in (1, 2))
+    if _close(answer, (one, two), tolerance):
+        return True, "Two features carry more of three clusters' signal than one."
+    return False, "Give (one feature, two features) at 90 degrees, as fractions between 0 and 1, from shared_fraction_bound."
+
+
+def _moments(answer, batches: int = 3, tasks: int = 2) -> tuple[bool, str]:
+    expected = (tasks * batches, batches)
+    if tuple(int(a) for a in answer) == expected:
+        return True, "The shared moments see every task's step; a head's see only its own task's."
+    if int(answer[0]) == batches:
+        return False, "The trunk is stepped once per task, not once per batch."
+    return False, "Give (trunk steps, head steps); count the optimizer steps that touch each parameter."
+
+
+def _mean_factor(answer, tasks: int = 2) -> tuple[bool, str]:
+    if math.isclose(float(answer), tasks):
+        return True, "With the mean of T losses, plain SGD needs T times the learning rate to move as far."
+    if math.isclose(float(answer), 1 / tasks):
+        return False, "The other way round: the mean divides the gradient by T, so the learning rate must grow."
+    return False, "Compare -lr (g1 + g2) with -lr' (g1 + g2) / T to first order."
+
+
+def _group_counts(answer, tasks: int = 10) -> tuple[bool, str]:
+    wrong = [k for k in range(1, tasks + 1) if int(answer.get(k, -1)) != math.ceil(tasks / k)]
+    if not wrong:
+        return True, "ceil(T / k) groups, so k = 6 to 9 all cost two passes, like k = 5."
+    return False, f"Check k = {', '.join(map(str, wrong))}: the last group takes what is left over."
+
+
+def _pair_probability(answer, k: int = 2, tasks: int = 10, tolerance: float = 0.02) -> tuple[bool, str]:
+    expected = (k - 1) / (tasks - 1)
+    if abs(float(answer) - expected) <= tolerance:
+        return True, f"(k - 1) / (T - 1) = {expected:.3f}."
+    return False, "Fix one of the two tasks: how many of the other T - 1 tasks share its group?"
+
+
+def _proximal_by_hand(answer, tolerance: float = 1e-6) -> tuple[bool, str]:
+    tracker = ProximalAffinity(["a", "b", "c"], beta=0.5)
+    tracker.update_group(["a", "b"], {"a": 1.0, "b": 2.0, "c": 4.0}, {"a": 0.8, "b": 2.2, "c": 3.0})
+    answer = np.asarray(answer, dtype=float)
+    if answer.shape != (3, 3):
+        return False, "Give the whole 3 x 3 matrix A, rows a, b, c."
+    if _close(answer, tracker.matrix, tolerance):
+        return True, "Within the group, opposite changes give -max(a_t, a_s), and A_bb is left alone."
+    hints = {0: "Row a: between a and b the changes have opposite signs.",
+             1: "Row b: b's own loss went up, so A_bb is left as it was.",
+             2: "Row c: c was not in the group, so its row does not move."}
+    bad = [i for i in range(3) if not _close(answer[i], tracker.matrix[i], tolerance)]
+    return False, " ".join(hints[i] for i in bad)
+
+
+_CHECKS: dict[str, tuple[Callable[..., tuple[bool, str]], str]] = {
+    "ex-nt-delta": (_delta, "a pair (per task, pooled) of percentages"),
+    "ex-nt-three": (_three_clusters, "a pair (one feature, two features) of fractions at 90 degrees"),
+    "ex-alt-moments": (_moments, "a pair (trunk steps, head steps) of integers"),
+    "ex-alt-mean": (_mean_factor, "one number: the factor on Averaged's learning rate"),
+    "ex-rg-cost": (_group_counts, "a dict {k: number of groups} for k = 1 to T"),
+    "ex-rg-pairs": (_pair_probability, "one probability, with k=... given, e.g. check('ex-rg-pairs', 0.11, k=2)"),
+    "ex-pa-hand": (_proximal_by_hand, "the 3 x 3 matrix A after the update, rows and columns a, b, c"),
+}
+CHECKABLE = tuple(_CHECKS)
+
+
+def check(label: str, answer, **given) -> bool:
+    """Check the answer to exercise ``label`` (``given`` names the exercise's own settings, e.g. ``k=2``)."""
+    if label not in _CHECKS:
+        raise KeyError(f"There is no automatic check for exercise {label!r}; compare your answer with the solution in "
+                       f"the book. Checkable exercises: {', '.join(CHECKABLE)}.")
+    checker, form = _CHECKS[label]
+    try:
+        right, message = checker(answer, **given)
+    except (TypeError, ValueError, AttributeError, IndexError, KeyError) as error:
+        right, message = False, f"The answer should be {form} ({type(error).__name__}: {error})."
+    print(("Right. " if right else "Not yet. ") + message)
+    return right
