@@ -135,8 +135,9 @@ summary.round(2)
 #
 # Two digits overlap in each image {cite}`sabour2017dynamic`; the tasks classify the left and the right digit
 # (`data.load("multimnist")`, with the LeNet of Sener & Koltun {cite}`sener2018multi`). We train Averaged,
-# Alternated with one shared Adam, Alternated with one Adam per task, and a single-task network per task. Every method gets the same learning-rate grid; for each method we keep
-# the learning rate with the best mean validation accuracy and report test accuracy, over several seeds.
+# Alternated with one shared Adam, Alternated with one Adam per task, and a single-task network per task. Every
+# method gets the same learning-rate grid; for each method we keep the learning rate with the best mean validation
+# accuracy and report test accuracy, over several seeds.
 
 # %%
 LABELS = {
