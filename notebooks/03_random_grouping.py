@@ -134,8 +134,7 @@ summary[["k", "lr", "mean", "ci_low", "ci_high", "passes", "seconds_per_epoch"]]
 def paired(a, b):
     """Accuracy of method a minus that of method b, seed by seed (same initialisation and batches)."""
     wide = per_seed.pivot(index="seed", columns="method", values="value")
-    mean, low, high = experiments.confidence_interval(wide[a] - wide[b])
-    return dict(mean=mean, ci_low=low, ci_high=high)
+    return experiments.paired_differences(wide[[b, a]], reference=b).loc[a]
 
 
 def verdict(a, b, unit=" points"):

@@ -263,8 +263,8 @@ effects = []
 for setting in SETTINGS["sweep"]:
     cell = sweep[sweep.setting == setting].pivot(index="seed", columns="value", values="test_loss")
     default = SETTINGS["selective"][setting]
-    changes = {v: experiments.confidence_interval(cell[v] - cell[default]) for v in cell.columns if v != default}
-    apart = [v for v, (_, low, high) in changes.items() if low > 0 or high < 0]
+    changes = experiments.paired_differences(cell, reference=default)
+    apart = [v for v, row in changes.iterrows() if row.ci_low > 0 or row.ci_high < 0]
     ari = sweep[sweep.setting == setting].groupby("value").ari.mean()
     effects.append(f"{setting}: mean ARI {', '.join(f'{ari[v]:.2f} at {v:g}' for v in ari.index)}; against the "
                    "default, seed by seed, the test loss "

@@ -134,17 +134,7 @@ glue("front_placement", Markdown("; ".join(placement)), display=False)
 per_seed = accuracy.set_index(["method", "seed"])["mean"].unstack("method")
 
 
-def paired_versus(reference, table):
-    """Each method's mean accuracy minus the reference's, seed by seed, with a 95% interval."""
-    rows = {}
-    for name in table.columns:
-        if name != reference:
-            mean, low, high = experiments.confidence_interval(table[name] - table[reference])
-            rows[name] = dict(mean=mean, ci_low=low, ci_high=high)
-    return pd.DataFrame(rows).T
-
-
-equal_epochs = paired_versus(AVERAGED, per_seed[[AVERAGED, *METHODS]])
+equal_epochs = experiments.paired_differences(per_seed[[AVERAGED, *METHODS]], reference=AVERAGED)
 glue("n_seeds", len(SEEDS), display=False)
 equal_epochs.round(2)
 
@@ -183,7 +173,8 @@ matched = pd.DataFrame([dict(method=n, seed=c["seed"], steps=r.cost["steps"],
                              passes=r.cost["forward_passes"] + r.cost["backward_passes"], seconds=r.cost["seconds"],
                              mean=100 * np.mean([m["accuracy"] for m in r.metrics["test"].values()]))
                         for n, c, r in zip(matched_names, matched_configs, matched_runs)])
-equal_compute = paired_versus(AVERAGED, matched.pivot(index="seed", columns="method", values="mean"))
+equal_compute = experiments.paired_differences(matched.pivot(index="seed", columns="method", values="mean"),
+                                               reference=AVERAGED)
 budget_table = matched.groupby("method")[["steps", "passes", "seconds"]].mean().loc[[AVERAGED, *METHODS]]
 glue("budget_epochs", SETTINGS["budget_epochs"], display=False)
 

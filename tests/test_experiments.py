@@ -145,3 +145,13 @@ def test_grid_edge_note_names_choices_at_the_ends_of_long_axes():
     inside = experiments.grid_edge_note(chosen.iloc[[1]], {"lr": [1e-3, 3e-3, 1e-2]})
     assert inside == "Every method chose a learning rate inside the grid."
     assert experiments.grid_edge_note(chosen, {"weight_decay": [0.0, 0.1]}) == ""
+
+
+def test_paired_differences_are_seed_by_seed():
+    wide = pd.DataFrame({"base": [1.0, 5.0, 9.0], "a": [2.0, 6.0, 10.0], "b": [0.0, 5.0, np.nan]}, index=[0, 1, 2])
+    table = experiments.paired_differences(wide, reference="base")
+    assert list(table.index) == ["a", "b"]
+    assert table.loc["a", "mean"] == table.loc["a", "ci_low"] == table.loc["a", "ci_high"] == 1.0  # always +1
+    assert table.loc["b", "n"] == 2 and table.loc["b", "mean"] == -0.5  # the missing seed is left out
+    unpaired = experiments.confidence_interval(wide["a"])
+    assert unpaired[2] - unpaired[1] > 0  # the seeds' spread that pairing removes
