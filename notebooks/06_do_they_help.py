@@ -41,9 +41,10 @@ plots.use_style()
 SETTINGS = experiments.settings({
     "smoke": dict(size="smoke", epochs=1, budget_epochs=2, lrs=[3e-3], weight_decays=[0.0, 1e-2], seeds=2,
                   weights=[0.2, 0.5, 0.8], selective=dict(beta=5e-2, warmup=4, regroup_every=2)),
-    "small": dict(size="small", epochs=2, budget_epochs=4, lrs=[1e-3, 3e-3, 1e-2], weight_decays=[0.0, 1e-2], seeds=3,
-                  weights=[0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9], selective=dict(beta=1e-2, warmup=50, regroup_every=10)),
-    "full": dict(size="full", epochs=10, budget_epochs=20, lrs=[3e-4, 1e-3, 3e-3, 1e-2], weight_decays=[0.0, 1e-2],
+    "small": dict(size="small", epochs=2, budget_epochs=4, lrs=[1e-3, 3e-3, 1e-2, 3e-2], weight_decays=[0.0, 1e-2],
+                  seeds=3, weights=[0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9],
+                  selective=dict(beta=1e-2, warmup=50, regroup_every=10)),
+    "full": dict(size="full", epochs=10, budget_epochs=20, lrs=[3e-4, 1e-3, 3e-3, 1e-2, 3e-2], weight_decays=[0.0, 1e-2],
                  seeds=5, weights=[0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95],
                  selective=dict(beta=1e-3, warmup=500, regroup_every=10)),
 }, SIZE, OVERRIDES)
