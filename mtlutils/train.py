@@ -40,6 +40,10 @@ class Run:
     affinity: list[tuple[int, np.ndarray]] = field(default_factory=list)
     measurements: dict[str, list[tuple[int, object]]] = field(default_factory=dict)
 
+    def mean_metric(self, metric: str, split: str = "test") -> float:
+        """The final value of ``metric`` on ``split``, averaged over the tasks."""
+        return float(np.mean([scores[metric] for scores in self.metrics[split].values()]))
+
 
 @torch.no_grad()
 def evaluate(net: MultiTaskNet, split: Split, tasks: Sequence[Task], batch_size: int = 1024) -> dict:

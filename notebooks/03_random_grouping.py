@@ -302,7 +302,7 @@ nearest = min(never, key=lambda m: abs(summary.loc[m, "passes"] - len(suite.meta
 lr = float(chosen.loc[nearest, "lr"])
 result = fit(models.for_suite(suite, seed=SEED), suite, KnownGroups(optimizer_factory=adam(lr)), epochs=BASE["epochs"],
              batch_size=BASE["batch_size"], seed=SEED, progress=False)
-accuracy = 100 * np.mean([m["accuracy"] for m in result.metrics["test"].values()])
+accuracy = 100 * result.mean_metric("accuracy")
 print(f"known groups, lr {lr:g}, seed {SEED}: {accuracy:.1f}% mean test accuracy")
 print(f"{nearest} (random groups), same seed: {per_seed.set_index(['method', 'seed']).loc[(nearest, SEED), 'value']:.1f}%")
 # One seed: read the difference against the seed-to-seed spread of the table above before concluding anything.

@@ -242,7 +242,7 @@ for (setting, value), config, result in zip(sweep_labels, sweep_configs, sweep_r
     rows.append(dict(setting=setting, value=value, seed=config["seed"],
                      ari=np.mean([affinity.group_agreement(g, clusters.meta["groups"]) for g in grouped]),
                      groups=np.mean([len(g) for g in grouped]),
-                     test_loss=np.mean([m["mse"] for m in result.metrics["test"].values()]),
+                     test_loss=result.mean_metric("mse"),
                      passes=(result.cost["forward_passes"] + result.cost["backward_passes"]) / result.cost["steps"]))
 sweep = pd.DataFrame(rows)
 fig, axes = plt.subplots(2, 3, figsize=(14, 6.5), sharey="row")
@@ -335,7 +335,7 @@ print(f"{len(set(used))} different groupings after the warm-up; the longest stre
 coded_runs = experiments.run_grid([{**selective(attribution="as_coded"), "seed": seed} for seed in SEEDS])
 for name, results in [("intended", default_runs), ("as coded", coded_runs)]:
     aris = [np.mean(agreement_over_steps(r, clusters)[warmup:]) for r in results]
-    losses = [np.mean([m["mse"] for m in r.metrics["test"].values()]) for r in results]
+    losses = [r.mean_metric("mse") for r in results]
     print(f"{name:9s} ARI after warm-up {np.round(aris, 2)}, test MSE {np.round(losses, 3)}")
 
 # %% [markdown]

@@ -172,7 +172,7 @@ for name in [AVERAGED, *METHODS]:
 matched_runs = experiments.run_grid(matched_configs)
 matched = pd.DataFrame([dict(method=n, seed=c["seed"], steps=r.cost["steps"],
                              passes=r.cost["forward_passes"] + r.cost["backward_passes"], seconds=r.cost["seconds"],
-                             mean=100 * np.mean([m["accuracy"] for m in r.metrics["test"].values()]))
+                             mean=100 * r.mean_metric("accuracy"))
                         for n, c, r in zip(matched_names, matched_configs, matched_runs)])
 equal_compute = experiments.paired_differences(matched.pivot(index="seed", columns="method", values="mean"),
                                                reference=AVERAGED)
@@ -234,13 +234,13 @@ sparse_configs = [{**config, **default_point, "seed": seed} for name, config in 
                   if name in contenders for seed in SEEDS]
 sparse_names = [name for name in contenders for _ in SEEDS]
 sparse_runs = experiments.run_grid(sparse_configs)
-sparse = pd.Series({name: 100 * np.mean([np.mean([m["accuracy"] for m in r.metrics["test"].values()])
+sparse = pd.Series({name: 100 * np.mean([r.mean_metric("accuracy")
                                          for n, r in zip(sparse_names, sparse_runs) if n == name])
                     for name in contenders})
 
 tuning = pd.DataFrame([dict(method=n, lr=c["lr"], weight_decay=c["weight_decay"],
-                            val=100 * np.mean([m["accuracy"] for m in r.metrics["val"].values()]),
-                            test=100 * np.mean([m["accuracy"] for m in r.metrics["test"].values()]))
+                            val=100 * r.mean_metric("accuracy", "val"),
+                            test=100 * r.mean_metric("accuracy"))
                        for n, c, r in tuned.tuning if n in contenders])
 by_val = tuning.loc[tuning.groupby("method").val.idxmax()].set_index("method").test
 by_test = tuning.groupby("method").test.max()

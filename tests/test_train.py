@@ -71,3 +71,11 @@ def test_an_infinite_loss_is_caught_before_the_update(suite):
 def test_bad_arguments_are_explained(suite, kwargs, match):
     with pytest.raises(ValueError, match=match):
         fit(models.for_suite(suite), suite, strategies.Averaged(), progress=False, **kwargs)
+
+
+def test_mean_metric_averages_a_metric_over_the_tasks(suite):
+    run = fit(models.for_suite(suite), suite, Averaged(), epochs=1, progress=False)
+    by_hand = sum(scores["mse"] for scores in run.metrics["val"].values()) / len(suite.tasks)
+    assert run.mean_metric("mse", "val") == pytest.approx(by_hand)
+    with pytest.raises(KeyError):
+        run.mean_metric("accuracy")
