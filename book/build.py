@@ -107,7 +107,7 @@ def main() -> None:
     out_dir = (args.out or ROOT).resolve()
     executed_dir = out_dir / "_build" / f"executed-{args.size}"
     cache_dir = ROOT / "_build" / "cache"
-    cold = not any(cache_dir.glob("*.pkl"))
+    cold = not any(cache_dir.glob("*.json"))
     seconds = {}
     for source in NOTEBOOKS:
         start = time.perf_counter()

@@ -41,7 +41,7 @@ def gradient_cosine(net: MultiTaskNet, batch: Split, tasks: Sequence[Task]) -> n
     grads = shared_gradients(net, batch, tasks)
     norms = grads.norm(dim=1, keepdim=True)
     unit = torch.where(norms > 0, grads / norms.clamp_min(1e-30), torch.zeros_like(grads))
-    return (unit @ unit.T).numpy()
+    return (unit @ unit.T).cpu().numpy()
 
 
 def conflict_rate(cosines: Sequence[np.ndarray]) -> np.ndarray:

@@ -1,27 +1,36 @@
 """Grids of runs (methods x seeds x hyperparameters) cached on disk, and their summaries with confidence intervals.
 
 A run is described by a plain configuration dict (see ``DEFAULTS``); its cache file is named by a hash of the
-full configuration, so re-running a notebook reuses every finished run and trains only what changed.
+full configuration, so re-running a notebook reuses every finished run and trains only what changed. The runs of
+a grid train side by side, in worker processes on this machine's cores or on a Dask cluster (``mtlutils.workers``);
+their results come back here, and only this process writes the cache (``mtlutils.cache``).
+
+A run on the CPU trains with one torch thread wherever it runs, so its result depends on its configuration alone,
+not on the machine's core count or on how the grid was spread over workers: serial, local and Dask runs agree bit
+for bit. ``device="auto"`` is resolved where the grid is asked for (``$MTLUTILS_DEVICE`` when set, else the GPU
+when torch sees one, else the CPU), and the resolved device is part of the cache key, so a CPU result never
+stands in for a GPU one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import itertools
 import json
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+import torch
 from scipy import stats
 from tqdm import tqdm
 
-from . import data, models
+from . import cache, data, models, workers
 from .metrics import delta_m
 from .strategies import (
     AffinityProbe,
@@ -36,9 +45,7 @@ from .strategies import (
     sgd,
 )
 from .tasks import Task, TaskSuite
-from .train import Run, fit
-
-CACHE_FORMAT = 2  # bump when a change of the code changes what a cached run would contain
+from .train import Run, fit, resolve_device
 
 DEFAULTS = dict(
     dataset="clusters",
@@ -57,6 +64,7 @@ DEFAULTS = dict(
     seed=0,
     eval_every=None,
     gradient_cosine_every=None,
+    device="auto",
 )
 
 STRATEGIES = {
@@ -90,9 +98,17 @@ def complete(config: Mapping) -> dict:
     return {**DEFAULTS, **config}
 
 
+def resolve(config: Mapping) -> dict:
+    """The complete configuration with ``device="auto"`` replaced by the device it means here (see the module)."""
+    c = complete(config)
+    if c["device"] == "auto":
+        c["device"] = os.environ.get("MTLUTILS_DEVICE", "").strip() or str(resolve_device("auto"))
+    return c
+
+
 def config_key(config: Mapping) -> str:
-    """A stable hash of the complete configuration (and of the cache format)."""
-    text = json.dumps({"format": CACHE_FORMAT, **complete(config)}, sort_keys=True, default=str)
+    """A stable hash of the resolved configuration (and of the cache format)."""
+    text = json.dumps({"format": cache.FORMAT, **resolve(config)}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -101,9 +117,21 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("MTLUTILS_CACHE", Path.home() / ".cache" / "mtlutils" / "runs"))
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Torch on one thread inside the block: what every run trains with (see the module)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 @functools.lru_cache(maxsize=8)
 def _suite(dataset: str, size: str, data_seed: int, data_json: str) -> TaskSuite:
-    return data.load(dataset, size, seed=data_seed, **json.loads(data_json))
+    with one_thread():  # the same data bit for bit, whichever process builds it
+        return data.load(dataset, size, seed=data_seed, **json.loads(data_json))
 
 
 def suite_for(config: Mapping) -> TaskSuite:
@@ -123,30 +151,21 @@ def build_strategy(config: Mapping) -> Strategy:
 
 
 def train(config: Mapping, progress: bool = False) -> Run:
-    """Train the run a configuration describes (no cache)."""
-    c = complete(config)
-    suite = suite_for(c)
-    net = models.for_suite(suite, seed=c["seed"], **c["model"])
-    return fit(
-        net, suite, build_strategy(c), epochs=c["epochs"], steps=c["steps"], batch_size=c["batch_size"], seed=c["seed"],
-        eval_every=c["eval_every"], progress=progress, gradient_cosine_every=c["gradient_cosine_every"],
-    )
+    """Train the run a configuration describes (no cache), with torch on one thread."""
+    c = resolve(config)
+    with one_thread():
+        suite = suite_for(c)
+        net = models.for_suite(suite, seed=c["seed"], **c["model"])
+        return fit(
+            net, suite, build_strategy(c), epochs=c["epochs"], steps=c["steps"], batch_size=c["batch_size"],
+            seed=c["seed"], eval_every=c["eval_every"], progress=progress,
+            gradient_cosine_every=c["gradient_cosine_every"], device=c["device"],
+        )
 
 
-def run(config: Mapping, cache_dir: str | Path | None = None, progress: bool = False) -> Run:
-    """The run of a configuration: read from the cache when present, otherwise trained and stored atomically."""
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = folder / f"{config_key(config)}.pkl"
-    if path.exists():
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    result = train(config, progress=progress)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(result, f)
-    os.replace(tmp, path)
-    return result
+def run(config: Mapping, cache_dir: str | Path | None = None) -> Run:
+    """The run of one configuration: read from the cache when present, otherwise trained and stored."""
+    return run_grid([config], cache_dir, progress=False)[0]
 
 
 def grid(base: Mapping | None = None, **axes: Iterable) -> list[dict]:
@@ -160,10 +179,49 @@ def single_task_configs(config: Mapping, task_names: Iterable[str]) -> list[dict
     return [{**config, "strategy": "single_task", "strategy_kwargs": {"task": name}} for name in task_names]
 
 
+class GridError(RuntimeError):
+    """Runs of a grid failed; ``failures`` lists (configuration, message). The other runs finished and are cached."""
+
+    def __init__(self, failures: list[tuple[dict, str]]):
+        self.failures = failures
+        lines = "\n".join(f"- {describe_config(config)}: {message}" for config, message in failures)
+        super().__init__(f"{len(failures)} run(s) of the grid failed; the others finished and are cached, so running "
+                         f"the grid again trains only these:\n{lines}")
+
+
+def describe_config(config: Mapping) -> str:
+    """The entries of a configuration that differ from ``DEFAULTS``, as compact JSON."""
+    changed = {k: v for k, v in complete(config).items() if DEFAULTS[k] != v}
+    return json.dumps(changed, sort_keys=True, default=str)
+
+
 def run_grid(configs: Iterable[Mapping], cache_dir: str | Path | None = None, progress: bool = True) -> list[Run]:
-    """Run (or read from the cache) every configuration, with one progress bar over the grid."""
-    configs = list(configs)
-    return [run(c, cache_dir) for c in tqdm(configs, disable=not progress, desc="runs")]
+    """Every configuration's run: read from the cache, or trained where ``mtlutils.workers`` sends the runs (on this
+    machine's cores by default) and stored as each one finishes. One progress bar counts the runs trained, found
+    in the cache and failed. Failed runs raise one GridError after the others have finished."""
+    store = cache.RunCache(cache_dir if cache_dir is not None else default_cache_dir())
+    resolved = [resolve(c) for c in configs]
+    unique = {config_key(c): c for c in resolved}  # a configuration asked for twice trains once
+    found = {key: hit for key, config in unique.items() if (hit := store.load(key, config)) is not None}
+    todo = [(key, config) for key, config in unique.items() if key not in found]
+    counts = {"trained": 0, "cached": len(found), "failed": 0}
+    failures = []
+    with tqdm(total=len(unique), initial=len(found), disable=not progress, desc=f"runs ({workers.where()})") as bar:
+        bar.set_postfix(counts)
+        for index, outcome in workers.execute(train, [config for _, config in todo]):
+            key, config = todo[index]
+            if isinstance(outcome, workers.Failure):
+                failures.append((config, outcome.message))
+                counts["failed"] += 1
+            else:
+                store.store(key, config, outcome)
+                found[key] = outcome
+                counts["trained"] += 1
+            bar.set_postfix(counts)
+            bar.update()
+    if failures:
+        raise GridError(failures)
+    return [found[config_key(c)] for c in resolved]
 
 
 def results(configs: Iterable[Mapping], runs: Iterable[Run], split: str = "test",

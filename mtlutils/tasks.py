@@ -54,6 +54,10 @@ class Split:
     def __len__(self) -> int:
         return len(self.x)
 
+    def to(self, device: torch.device | str) -> "Split":
+        """The same split on ``device`` (itself when it is already there)."""
+        return Split(self.x.to(device), {name: t.to(device) for name, t in self.y.items()})
+
     def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator["Split"]:
         """Mini-batches in an order drawn from ``generator`` (in order when it is None); the last may be smaller."""
         order = torch.randperm(len(self), generator=generator) if generator is not None else torch.arange(len(self))

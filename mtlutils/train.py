@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -27,7 +28,7 @@ class Run:
     ``{"val"|"test": {task: {metric: value}}}``. ``cost``: totals of passes, optimizer steps and seconds.
     ``cosines``: ``(step, T x T gradient cosine matrix)`` pairs when requested. ``groups``: the groups updated
     at each step. ``affinity``: affinity snapshots recorded by strategies that track one. ``measurements``: other
-    ``(step, value)`` pairs a strategy reports in ``StepRecord.extra``, by name.
+    ``(step, value)`` pairs a strategy reports in ``StepRecord.extra``, by name. ``device``: where it trained.
     """
 
     history: pd.DataFrame
@@ -39,20 +40,42 @@ class Run:
     groups: list[list[tuple[str, ...]]] = field(default_factory=list)
     affinity: list[tuple[int, np.ndarray]] = field(default_factory=list)
     measurements: dict[str, list[tuple[int, object]]] = field(default_factory=dict)
+    device: str = "cpu"
 
     def mean_metric(self, metric: str, split: str = "test") -> float:
         """The final value of ``metric`` on ``split``, averaged over the tasks."""
         return float(np.mean([scores[metric] for scores in self.metrics[split].values()]))
 
 
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """The device a run trains on: ``"auto"`` is the GPU when torch sees one, else the CPU; a named device
+    (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``) is checked to exist on this machine."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', not {device!r}.") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(chosen)!r} was asked for, but torch sees no GPU on this machine; "
+                         "use device='auto' (the GPU where there is one) or 'cpu'.")
+    if chosen.type == "cuda" and (chosen.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {str(chosen)!r} was asked for, but this machine has {torch.cuda.device_count()} GPU(s).")
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' was asked for, but torch sees no Apple GPU here; use 'auto' or 'cpu'.")
+    return chosen
+
+
 @torch.no_grad()
 def evaluate(net: MultiTaskNet, split: Split, tasks: Sequence[Task], batch_size: int = 1024) -> dict:
-    """Every metric of every task on a whole split: ``{task: {metric: value}}``."""
+    """Every metric of every task on a whole split: ``{task: {metric: value}}``, computed on the network's device
+    (each batch of inputs moves there, and so do the targets)."""
+    device = next(net.parameters()).device
     was_training = net.training
     net.eval()
     outputs: dict[str, list[torch.Tensor]] = {t.name: [] for t in tasks}
     for batch in split.batches(batch_size):
-        predictions = net(batch.x, tasks=list(outputs))
+        predictions = net(batch.x.to(device), tasks=list(outputs))
         for task in tasks:
             prediction = predictions[task.name]
             outputs[task.name].append(task.compact(prediction) if task.compact else prediction)
@@ -60,7 +83,7 @@ def evaluate(net: MultiTaskNet, split: Split, tasks: Sequence[Task], batch_size:
     scores = {}
     for task in tasks:
         prediction = torch.cat(outputs[task.name])
-        scores[task.name] = {name: float(metric(prediction, split.y[task.name])) for name, metric in task.metrics.items()}
+        scores[task.name] = {name: float(metric(prediction, split.y[task.name].to(device))) for name, metric in task.metrics.items()}
     return scores
 
 
@@ -83,6 +106,7 @@ def fit(
     checkpoint: str | Path | None = None,
     gradient_cosine_every: int | None = None,
     snapshot_every: int | None = None,
+    device: str | torch.device = "auto",
 ) -> Run:
     """Train ``net`` on ``suite.train`` with ``strategy`` for ``epochs`` epochs or ``steps`` steps.
 
@@ -92,7 +116,8 @@ def fit(
     steps. Strategies that track an affinity have it recorded every ``snapshot_every`` steps (by default about
     200 snapshots over the run) and at the last step. With ``checkpoint``, the state is saved atomically after
     every epoch and a run finds its checkpoint and resumes from it. A NaN or infinite loss raises
-    NonFiniteLossError naming the task and the step.
+    NonFiniteLossError naming the task and the step. ``device`` (see ``resolve_device``) is where the network,
+    each batch (moved there as it is drawn) and the evaluation go; ``Run.device`` records it.
     """
     if (epochs is None) == (steps is None):
         raise ValueError("fit: give exactly one of epochs or steps.")
@@ -104,6 +129,8 @@ def fit(
         raise ValueError(f"fit: nothing to train ({epochs=}, {steps=}).")
 
     snapshot_every = snapshot_every or max(1, total_steps // 200)
+    device = resolve_device(device)
+    net.to(device)
     torch.manual_seed(seed)
     strategy.setup(net, suite.tasks, seed=seed)
     tasks = strategy.tasks
@@ -118,7 +145,7 @@ def fit(
 
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
+        state = torch.load(checkpoint, weights_only=False, map_location="cpu")
         net.load_state_dict(state["net"])
         strategy.load_state_dict(state["strategy"], net)
         order.set_state(state["order"])
@@ -127,17 +154,23 @@ def fit(
         groups, measurements = state["groups"], state["measurements"]
         step, epoch = state["step"], state["epoch"]
 
+    evaluation_seconds = 0.0
+
     def record_eval():
+        nonlocal evaluation_seconds
+        start = time.perf_counter()
         for split_name, split in (("val", suite.val), ("test", suite.test)):
             for task_name, scores in evaluate(net, split, tasks).items():
                 for metric, value in scores.items():
                     evals.append(dict(step=step, split=split_name, task=task_name, metric=metric, value=value))
+        evaluation_seconds += time.perf_counter() - start
 
     bar = tqdm(total=total_steps, initial=step, disable=not progress, desc=f"{type(strategy).__name__}", leave=False)
     net.train()
     while step < total_steps:
         strategy.start_epoch(epoch)
         for batch in suite.train.batches(batch_size, order):
+            batch = batch.to(device)
             if gradient_cosine_every and step % gradient_cosine_every == 0 and len(tasks) > 1:
                 cosines.append((step, gradient_cosine(net, batch, tasks)))
             try:
@@ -198,6 +231,7 @@ def fit(
         backward_passes=int(history.backward_passes.sum()),
         optimizer_steps=int(history.optimizer_steps.sum()),
         seconds=float(history.seconds.sum()),
+        evaluation_seconds=evaluation_seconds,
     )
     return Run(
         history=history,
@@ -209,4 +243,5 @@ def fit(
         groups=groups,
         affinity=snapshots,
         measurements=measurements,
+        device=str(device),
     )

@@ -4,6 +4,7 @@ import pytest
 from scipy import stats
 
 from mtlutils import experiments
+from mtlutils.train import resolve_device
 
 CONFIG = dict(dataset="clusters", size="smoke", epochs=1, batch_size=64, data={"angle": 90})
 
@@ -13,7 +14,7 @@ def test_the_cache_returns_a_finished_run_without_training(tmp_path, monkeypatch
     monkeypatch.setattr(experiments, "train", lambda *a, **k: pytest.fail("trained again"))
     again = experiments.run(CONFIG, tmp_path)
     assert again.history.equals(first.history) and again.metrics == first.metrics
-    assert len(list(tmp_path.glob("*.pkl"))) == 1 and not list(tmp_path.glob("*.tmp"))
+    assert [p.name for p in tmp_path.iterdir()] == [f"{experiments.config_key(CONFIG)}.json"]
 
 
 def test_the_cache_key_covers_the_whole_configuration():
@@ -22,6 +23,17 @@ def test_the_cache_key_covers_the_whole_configuration():
     assert key == experiments.config_key({**CONFIG, "seed": 0})  # a default spelled out
     assert key != experiments.config_key({**CONFIG, "seed": 1})
     assert key != experiments.config_key({**CONFIG, "data": {"angle": 45}})
+
+
+def test_the_cache_key_holds_the_device_the_run_trains_on(monkeypatch):
+    monkeypatch.delenv("MTLUTILS_DEVICE", raising=False)
+    here = str(resolve_device("auto"))
+    assert experiments.resolve(CONFIG)["device"] == here
+    assert experiments.config_key(CONFIG) == experiments.config_key({**CONFIG, "device": here})
+    assert experiments.config_key({**CONFIG, "device": "cpu"}) != experiments.config_key({**CONFIG, "device": "cuda"})
+    monkeypatch.setenv("MTLUTILS_DEVICE", "cuda")  # e.g. a CPU laptop that sends its runs to GPU workers
+    assert experiments.config_key(CONFIG) == experiments.config_key({**CONFIG, "device": "cuda"})
+    assert experiments.resolve({**CONFIG, "device": "cpu"})["device"] == "cpu"  # a named device stays
 
 
 def test_unknown_names_are_refused():
@@ -111,7 +123,7 @@ def test_tune_then_repeat_tunes_on_the_first_seed_and_repeats_the_choice(tmp_pat
         assert repeated[0][1].metrics == tuning_run.metrics  # the first seed is not trained twice
     table = tuned.table("test")
     assert set(table.method) == set(methods) and set(table.seed) == {3, 4}
-    assert len(list(tmp_path.glob("*.pkl"))) == 2 * 2 + 2  # grid points on seed 3, then seed 4 at the choice
+    assert len(list(tmp_path.glob("*.json"))) == 2 * 2 + 2  # grid points on seed 3, then seed 4 at the choice
 
 
 def test_tune_then_repeat_refuses_an_empty_grid_and_twin_methods(tmp_path):

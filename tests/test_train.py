@@ -3,7 +3,7 @@ import torch
 
 from mtlutils import models, strategies
 from mtlutils.strategies import Averaged, NonFiniteLossError, adam
-from mtlutils.train import fit
+from mtlutils.train import fit, resolve_device
 
 TIMING = ["seconds"]
 
@@ -79,3 +79,15 @@ def test_mean_metric_averages_a_metric_over_the_tasks(suite):
     assert run.mean_metric("mse", "val") == pytest.approx(by_hand)
     with pytest.raises(KeyError):
         run.mean_metric("accuracy")
+
+
+def test_the_device_is_resolved_checked_and_recorded(suite):
+    assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    net, run = _fit(suite, steps=3, device="cpu")
+    assert run.device == "cpu" and all(p.device.type == "cpu" for p in net.parameters())
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda'"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="torch sees no GPU on this machine"):
+            _fit(suite, steps=1, device="cuda")

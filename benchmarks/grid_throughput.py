@@ -1,0 +1,104 @@
+"""Runs per minute of one fixed grid: trained serially, in local worker processes and, optionally, on a Dask cluster.
+
+    python benchmarks/grid_throughput.py [--runs 16] [--workers N] [--scheduler tcp://HOST:8786]
+
+The grid is chapter 6's MultiMNIST configuration in small mode (LeNet, two epochs, batch 64): Averaged and
+Alternated at two learning rates, over as many seeds as make ``--runs`` runs. Every mode trains the same grid into
+an empty cache of its own, one mode after the other in this one invocation:
+
+- ``serial``: ``MTLUTILS_WORKERS=1``, every run in this process with one torch thread, as each run trains anywhere;
+- ``serial, torch on every core``: the same runs in this process with torch's default thread count, as runs were
+  trained before they went to workers (not bit-identical to the others: the thread count changes the last bits);
+- ``local workers``: ``MTLUTILS_WORKERS`` processes (default: one per core), their start-up included;
+- ``Dask``: with ``--scheduler``, the cluster at that address.
+
+Each line gives the wall time, runs per minute and the ratio to ``serial``; the last column says whether the mode's
+results equal the serial ones bit for bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import torch
+
+from mtlutils import experiments, models, workers
+from mtlutils.train import fit
+
+BASE = dict(dataset="multimnist", size="small", epochs=2, batch_size=64)
+
+
+def the_grid(runs: int) -> list[dict]:
+    methods = [{"strategy": "averaged"}, {"strategy": "alternated"}]
+    points = [{**m, "lr": lr} for m in methods for lr in (1e-3, 3e-3)]
+    return [{**BASE, **points[i % len(points)], "seed": i // len(points)} for i in range(runs)]
+
+
+def through_the_engine(configs: list[dict], env: dict) -> list:
+    experiments._suite.cache_clear()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            return experiments.run_grid(configs, folder, progress=False)
+    finally:
+        workers.shutdown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def on_every_core(configs: list[dict]) -> list:
+    experiments._suite.cache_clear()
+    runs = []
+    for config in configs:
+        c = experiments.resolve(config)
+        suite = experiments.suite_for(c)
+        net = models.for_suite(suite, seed=c["seed"])
+        runs.append(fit(net, suite, experiments.build_strategy(c), epochs=c["epochs"], batch_size=c["batch_size"],
+                        seed=c["seed"], progress=False))
+    return runs
+
+
+def same_results(a: list, b: list) -> bool:
+    return all(x.metrics == y.metrics and x.history.drop(columns="seconds").equals(y.history.drop(columns="seconds"))
+               for x, y in zip(a, b, strict=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--scheduler", default=None, help="the address of a Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    args = parser.parse_args()
+    configs = the_grid(args.runs)
+    experiments.suite_for(BASE)  # MultiMNIST small is built once here first, so no mode pays a first build from disk
+    modes = [
+        ("serial", lambda: through_the_engine(configs, {"MTLUTILS_WORKERS": "1", "MTLUTILS_SCHEDULER": ""})),
+        (f"serial, torch on every core ({torch.get_num_threads()} threads)", lambda: on_every_core(configs)),
+        (f"local workers ({args.workers} processes)",
+         lambda: through_the_engine(configs, {"MTLUTILS_WORKERS": str(args.workers), "MTLUTILS_SCHEDULER": ""})),
+    ]
+    if args.scheduler:
+        modes.append((f"Dask at {args.scheduler}", lambda: through_the_engine(configs, {"MTLUTILS_SCHEDULER": args.scheduler})))
+    print(f"{len(configs)} runs of {BASE} on {os.cpu_count()} cores, device {experiments.resolve(BASE)['device']}")
+    print(f"{'mode':<44} {'seconds':>8} {'runs/min':>9} {'vs serial':>10} {'same as serial':>15}")
+    reference = None
+    for name, train in modes:
+        start = time.perf_counter()
+        runs = train()
+        seconds = time.perf_counter() - start
+        if reference is None:
+            reference = (seconds, runs)
+        same = "yes" if same_results(reference[1], runs) else "no"
+        print(f"{name:<44} {seconds:>8.1f} {60 * len(runs) / seconds:>9.1f} {reference[0] / seconds:>9.2f}x {same:>15}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Where independent jobs (the runs of a grid) execute: in this process, in worker processes on this machine's
+cores, or on a Dask cluster, all through one ``concurrent.futures``-style executor.
+
+- ``MTLUTILS_SCHEDULER=tcp://HOST:8786``: the jobs go to that Dask cluster (``pip install "mtlutils[dask]"``),
+  through ``distributed.Client(address).get_executor()``. Its workers need mtlutils installed, not the cache.
+- otherwise ``MTLUTILS_WORKERS`` worker processes on this machine (default: one per core), started once and kept
+  for the next grid, so a dataset is built once per worker; ``MTLUTILS_WORKERS=1`` runs the jobs here, one by one.
+
+Results come back to the caller. A job that raises does not stop the others: its error comes back as a ``Failure``.
+A local worker process that dies (killed, out of memory) takes the jobs in progress with it; they are retried once,
+each alone in fresh workers, with a warning, and a job lost again is reported as a failure. Dask retries lost jobs itself.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import multiprocessing
+import os
+import traceback
+import warnings
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+
+@dataclass
+class Failure:
+    """A job that raised (``message``: the error and its traceback's last line) or whose worker died twice."""
+
+    message: str
+
+
+class WorkerLostWarning(RuntimeWarning):
+    """A worker process died while it ran jobs; they are run again."""
+
+
+def worker_count() -> int:
+    """``MTLUTILS_WORKERS`` (a positive integer), by default the number of cores of this machine."""
+    text = os.environ.get("MTLUTILS_WORKERS", "").strip()
+    if not text:
+        return os.cpu_count() or 1
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"MTLUTILS_WORKERS must be a positive integer (1 runs everything in this process), not {text!r}.")
+    return int(text)
+
+
+def scheduler_address() -> str | None:
+    """``MTLUTILS_SCHEDULER``, the address of a Dask scheduler, or None."""
+    return os.environ.get("MTLUTILS_SCHEDULER", "").strip() or None
+
+
+def where() -> str:
+    """Where jobs run now, in words (for progress bars and reports)."""
+    address = scheduler_address()
+    if address:
+        return f"Dask cluster at {address}"
+    count = worker_count()
+    return "this process" if count == 1 else f"{count} worker processes"
+
+
+def _guarded(function: Callable, item):
+    """Run ``function(item)`` in a worker; an exception comes back as a Failure (it may not survive pickling)."""
+    try:
+        return function(item)
+    except Exception as error:  # noqa: BLE001 - every error of a job is reported, the grid goes on
+        last = traceback.extract_tb(error.__traceback__)[-1]
+        return Failure(f"{type(error).__name__}: {error} ({os.path.basename(last.filename)}, line {last.lineno})")
+
+
+def _limit_threads() -> None:
+    """Worker start: one thread for the numerical libraries (each run sets torch's own count)."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = "1"
+
+
+_pool: ProcessPoolExecutor | None = None
+_pool_size = 0
+_clients: dict = {}
+
+
+def _local_pool(size: int) -> ProcessPoolExecutor:
+    global _pool, _pool_size
+    if _pool is None or _pool_size != size:
+        shutdown()
+        # spawn: a fresh interpreter, safe under Jupyter kernels and with torch's threads (fork is not)
+        _pool = ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"), initializer=_limit_threads)
+        _pool_size = size
+    return _pool
+
+
+def _dask_executor(address: str) -> Executor:
+    if address not in _clients:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ImportError(f"MTLUTILS_SCHEDULER is set ({address}) but Dask's distributed is not installed: "
+                              'pip install "mtlutils[dask]", or unset MTLUTILS_SCHEDULER.') from None
+        try:
+            _clients[address] = Client(address)  # waits distributed.comm.timeouts.connect (30 s)
+        except OSError as error:
+            raise ConnectionError(f"Could not reach the Dask scheduler at {address} (MTLUTILS_SCHEDULER): {error}. "
+                                  "Start it with `dask scheduler` and its workers with `dask worker ADDRESS`.") from None
+    return _clients[address].get_executor()
+
+
+def shutdown() -> None:
+    """Stop the local worker processes and close the Dask clients (they start again when next needed)."""
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=True, cancel_futures=True)
+        _pool = None
+    while _clients:
+        _clients.popitem()[1].close()
+
+
+atexit.register(shutdown)
+
+
+def execute(function: Callable, items: Sequence) -> Iterator[tuple[int, object]]:
+    """``(index, function(items[index]) or Failure)`` for every item, in the order they finish.
+
+    ``function`` must be importable by name (a module-level function) for the workers to find it.
+    """
+    call = functools.partial(_guarded, function)
+    address = scheduler_address()
+    if address:
+        executor = _dask_executor(address)
+        yield from _windowed(call, items, lambda: executor, window=len(items), retry_lost=False)
+        return
+    count = worker_count()
+    if count == 1 or len(items) == 1 and _pool is None:  # one job: starting workers would cost more than it saves
+        for index, item in enumerate(items):
+            yield index, call(item)
+        return
+    yield from _windowed(call, items, lambda: _local_pool(count), window=count, retry_lost=True)
+
+
+def _windowed(call: Callable, items: Sequence, executor: Callable[[], Executor], window: int, retry_lost: bool
+              ) -> Iterator[tuple[int, object]]:
+    """Keep at most ``window`` jobs in flight, so that the jobs a dead worker took with it are known. A job lost
+    once runs again alone, so that if it is lost a second time the fault is surely its own."""
+    queue, in_flight, suspects = deque(range(len(items))), {}, set()
+    try:
+        while queue or in_flight:
+            pool = executor()
+            while queue and len(in_flight) < window and not suspects & set(in_flight.values()):
+                if queue[0] in suspects and in_flight:
+                    break
+                index = queue.popleft()
+                in_flight[pool.submit(call, items[index])] = index
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            lost = []
+            for future in done:
+                index = in_flight.pop(future)
+                try:
+                    yield index, future.result()
+                except BrokenProcessPool:
+                    lost.append(index)
+                except Exception as error:  # noqa: BLE001 - e.g. Dask's KilledWorker: reported, the grid goes on
+                    yield index, Failure(f"{type(error).__name__}: {error}")
+            if lost and retry_lost:
+                lost += [in_flight.pop(future) for future in list(in_flight)]  # the pool is broken: all are lost
+                shutdown()
+                for index in sorted(suspects & set(lost)):
+                    yield index, Failure("Its worker process died twice while running it (killed, or out of memory).")
+                again = sorted(set(lost) - suspects)
+                if again:
+                    warnings.warn(f"A worker process died while {len(lost)} job(s) were in progress; they are run "
+                                  "again in new worker processes, one at a time.", WorkerLostWarning, stacklevel=2)
+                suspects.update(again)
+                queue.extendleft(reversed(again))
+    finally:
+        for future in in_flight:
+            future.cancel()
