@@ -85,8 +85,9 @@ def timings_table(executed_dir: Path) -> str:
     record = json.loads(path.read_text())
     titles = {source.stem: title(source) for source in NOTEBOOKS}
     rows = [f"| {stem[:2]}. {titles.get(stem, stem)} | {seconds / 60:.1f} min |" for stem, seconds in record["seconds"].items()]
-    return (f"Measured when this book was first built, in {record['size']} mode on {record['cores']} CPU cores, starting "
-            "from an empty run cache (a chapter reuses the runs that an earlier one trained):\n\n"
+    where = f", the runs {record['where']}" if "where" in record else ""
+    return (f"Measured when this book was first built, in {record['size']} mode on {record['cores']} CPU cores{where}, "
+            "starting from an empty run cache (a chapter reuses the runs that an earlier one trained):\n\n"
             "| chapter | time |\n| --- | --- |\n" + "\n".join(rows) + "\n")
 
 
@@ -115,7 +116,9 @@ def main() -> None:
         seconds[source.stem] = time.perf_counter() - start
         print(f"executed {source.name} ({args.size}) in {seconds[source.stem]:.0f} s", flush=True)
     if cold:  # times with cached runs would say nothing about a first build
-        record = {"size": args.size, "cores": os.cpu_count(), "seconds": seconds}
+        from mtlutils import workers
+
+        record = {"size": args.size, "cores": os.cpu_count(), "where": workers.where(), "seconds": seconds}
         (executed_dir / "timings.json").write_text(json.dumps(record, indent=1))
     index = build(executed_dir, out_dir, strict=not args.no_strict)
     print(f"The book is at {index}")

@@ -30,7 +30,7 @@ import torch
 from scipy import stats
 from tqdm import tqdm
 
-from . import cache, data, models, workers
+from . import cache, data, models, toy, workers
 from .metrics import delta_m
 from .strategies import (
     AffinityProbe,
@@ -168,6 +168,28 @@ def run(config: Mapping, cache_dir: str | Path | None = None) -> Run:
     return run_grid([config], cache_dir, progress=False)[0]
 
 
+def toy_paths(methods: Mapping[str, Mapping], steps: int, imbalance: bool = False) -> dict[str, np.ndarray]:
+    """The path of each named strategy configuration (``strategy``, ``strategy_kwargs``, ``optimizer``, ``lr``, ...)
+    on the toy landscape from every one of ``toy.STARTS``, shape (steps + 1, starts, 2).
+
+    Every start is its own ``toy.trajectory`` (an aggregator couples the points of one network), and the paths
+    train side by side where a grid's runs do (``mtlutils.workers``).
+    """
+    jobs = [(complete(config), start, steps, imbalance) for config in methods.values() for start in toy.STARTS]
+    paths = dict(workers.execute(_toy_path, jobs))
+    failed = [message.message for message in paths.values() if isinstance(message, workers.Failure)]
+    if failed:
+        raise RuntimeError(f"toy_paths: {len(failed)} path(s) failed: {failed[0]}")
+    starts = len(toy.STARTS)
+    return {name: np.stack([paths[i * starts + j] for j in range(starts)], axis=1) for i, name in enumerate(methods)}
+
+
+def _toy_path(job: tuple) -> np.ndarray:
+    config, start, steps, imbalance = job
+    with one_thread():
+        return toy.trajectory(build_strategy(config), start, steps, imbalance)
+
+
 def grid(base: Mapping | None = None, **axes: Iterable) -> list[dict]:
     """Every combination of the values in ``axes`` on top of ``base``: ``grid(b, seed=[0, 1], lr=[1e-3, 1e-2])``."""
     names = list(axes)
@@ -206,7 +228,7 @@ def run_grid(configs: Iterable[Mapping], cache_dir: str | Path | None = None, pr
     todo = [(key, config) for key, config in unique.items() if key not in found]
     counts = {"trained": 0, "cached": len(found), "failed": 0}
     failures = []
-    with tqdm(total=len(unique), initial=len(found), disable=not progress, desc=f"runs ({workers.where()})") as bar:
+    with tqdm(total=len(unique), initial=len(found), disable=not progress, desc=f"runs {workers.where()}") as bar:
         bar.set_postfix(counts)
         for index, outcome in workers.execute(train, [config for _, config in todo]):
             key, config = todo[index]

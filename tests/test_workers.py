@@ -46,7 +46,7 @@ def test_the_worker_count_is_read_and_checked(monkeypatch):
     monkeypatch.delenv("MTLUTILS_WORKERS", raising=False)
     assert workers.worker_count() == os.cpu_count()
     monkeypatch.setenv("MTLUTILS_WORKERS", "3")
-    assert workers.worker_count() == 3 and workers.where() == "3 worker processes"
+    assert workers.worker_count() == 3 and workers.where() == "in 3 worker processes"
     for bad in ("0", "two", "-1"):
         monkeypatch.setenv("MTLUTILS_WORKERS", bad)
         with pytest.raises(ValueError, match=f"MTLUTILS_WORKERS must be a positive integer.*{bad!r}"):
@@ -74,7 +74,7 @@ def test_the_progress_bar_counts_trained_cached_and_failed_runs(tmp_path, monkey
     monkeypatch.setenv("MTLUTILS_WORKERS", "1")
     experiments.run_grid(GRID[2:4], tmp_path, progress=True)
     bar = capsys.readouterr().err
-    assert "runs (this process)" in bar and "trained=1, cached=1, failed=0" in bar
+    assert "runs in this process" in bar and "trained=1, cached=1, failed=0" in bar
 
 
 def test_a_worker_killed_mid_run_is_reported_and_its_run_retried(tmp_path, monkeypatch):
