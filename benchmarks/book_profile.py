@@ -25,7 +25,7 @@ from pathlib import Path
 import nbformat
 
 STARTUP = r'''
-import atexit, json, os, time
+import json, os, time
 _times, _depth = {}, {}
 
 def _timed(owner, name, category):
@@ -57,7 +57,8 @@ _timed(mtlutils.train, "evaluate", "evaluate_in_kernel")
 for _name in [n for n in dir(mtlutils.plots) if not n.startswith("_") and callable(getattr(mtlutils.plots, n))]:
     if getattr(getattr(mtlutils.plots, _name), "__module__", "") == "mtlutils.plots":
         _timed(mtlutils.plots, _name, "figures")
-atexit.register(lambda: open(os.environ["BOOK_PROFILE_FILE"], "w").write(json.dumps(_times)))
+get_ipython().events.register(  # noqa: F821 - after every cell, so that nothing waits for the kernel's exit
+    "post_execute", lambda: open(os.environ["BOOK_PROFILE_FILE"], "w").write(json.dumps(_times)))
 '''
 
 COLUMNS = ["kernel + imports", "data", "run grids", "of which fit", "of which evaluate", "figures", "other cells",

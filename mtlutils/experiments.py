@@ -170,24 +170,26 @@ def run(config: Mapping, cache_dir: str | Path | None = None) -> Run:
 
 def toy_paths(methods: Mapping[str, Mapping], steps: int, imbalance: bool = False) -> dict[str, np.ndarray]:
     """The path of each named strategy configuration (``strategy``, ``strategy_kwargs``, ``optimizer``, ``lr``, ...)
-    on the toy landscape from every one of ``toy.STARTS``, shape (steps + 1, starts, 2).
+    on the toy landscape from every one of ``toy.STARTS``, shape (steps + 1, starts, 2), computed side by side where
+    a grid's runs are (``mtlutils.workers``).
 
-    Every start is its own ``toy.trajectory`` (an aggregator couples the points of one network), and the paths
-    train side by side where a grid's runs do (``mtlutils.workers``).
+    An aggregator couples the points of one network, so under ``"aggregated"`` every start is its own trajectory;
+    the other strategies move every start at once, which gives each point exactly its own path (``toy.trajectory``).
     """
-    jobs = [(complete(config), start, steps, imbalance) for config in methods.values() for start in toy.STARTS]
+    jobs = [(complete(config), starts, steps, imbalance) for config in methods.values()
+            for starts in ([[s] for s in toy.STARTS] if config["strategy"] == "aggregated" else [toy.STARTS])]
     paths = dict(workers.execute(_toy_path, jobs))
-    failed = [message.message for message in paths.values() if isinstance(message, workers.Failure)]
+    failed = [outcome.message for outcome in paths.values() if isinstance(outcome, workers.Failure)]
     if failed:
         raise RuntimeError(f"toy_paths: {len(failed)} path(s) failed: {failed[0]}")
-    starts = len(toy.STARTS)
-    return {name: np.stack([paths[i * starts + j] for j in range(starts)], axis=1) for i, name in enumerate(methods)}
+    per_method = iter(np.concatenate([paths[i] for i in range(len(jobs))], axis=1).transpose(1, 0, 2))
+    return {name: np.stack([next(per_method) for _ in toy.STARTS], axis=1) for name in methods}
 
 
 def _toy_path(job: tuple) -> np.ndarray:
-    config, start, steps, imbalance = job
+    config, starts, steps, imbalance = job
     with one_thread():
-        return toy.trajectory(build_strategy(config), start, steps, imbalance)
+        return toy.trajectory(build_strategy(config), starts, steps, imbalance)
 
 
 def grid(base: Mapping | None = None, **axes: Iterable) -> list[dict]:

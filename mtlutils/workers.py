@@ -17,6 +17,7 @@ import atexit
 import functools
 import multiprocessing
 import os
+import signal
 import traceback
 import warnings
 from collections import deque
@@ -70,10 +71,12 @@ def _guarded(function: Callable, item):
         return Failure(f"{type(error).__name__}: {error} ({os.path.basename(last.filename)}, line {last.lineno})")
 
 
-def _limit_threads() -> None:
-    """Worker start: one thread for the numerical libraries (each run sets torch's own count)."""
+def _start_worker() -> None:
+    """Worker start: one thread for the numerical libraries (each run sets torch's own count), and Ctrl-C (which a
+    terminal or Jupyter sends to the whole process group) left to the parent, which stops the workers itself."""
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = "1"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 _pool: ProcessPoolExecutor | None = None
@@ -83,10 +86,10 @@ _clients: dict = {}
 
 def _local_pool(size: int) -> ProcessPoolExecutor:
     global _pool, _pool_size
-    if _pool is None or _pool_size != size:
+    if _pool is None or _pool_size != size or _pool._broken:  # broken: a worker died while the pool was idle
         shutdown()
         # spawn: a fresh interpreter, safe under Jupyter kernels and with torch's threads (fork is not)
-        _pool = ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"), initializer=_limit_threads)
+        _pool = ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker)
         _pool_size = size
     return _pool
 

@@ -15,3 +15,11 @@ def double_or_raise(x: int) -> int:
     if x < 0:
         raise ValueError(f"no negative numbers, got {x}")
     return 2 * x
+
+
+def slow_double(x: int) -> int:
+    """Twice ``x`` after two seconds: long enough that each of two workers takes one job."""
+    import time
+
+    time.sleep(2)
+    return 2 * x

@@ -109,3 +109,25 @@ def test_a_job_that_raises_comes_back_as_a_failure_naming_the_error(monkeypatch)
         monkeypatch.setenv("MTLUTILS_WORKERS", count)
         outcomes = dict(workers.execute(jobs.double_or_raise, [1, -4]))
         assert outcomes[0] == 2 and "ValueError: no negative numbers, got -4 (jobs.py, line" in outcomes[1].message
+
+
+def test_ctrl_c_sent_to_the_process_group_leaves_the_workers_to_the_parent(monkeypatch):
+    monkeypatch.setenv("MTLUTILS_WORKERS", "2")
+    assert dict(workers.execute(jobs.slow_double, [1, 2])) == {0: 2, 1: 4}  # both workers have started
+    children = multiprocessing.active_children()
+    assert len(children) == 2
+    for child in children:
+        os.kill(child.pid, signal.SIGINT)
+    time.sleep(0.5)
+    assert all(child.is_alive() for child in children)
+    assert dict(workers.execute(jobs.double_or_raise, [3, 4])) == {0: 6, 1: 8}
+    workers.shutdown()
+    assert not any(child.is_alive() for child in children)
+
+
+def test_a_worker_that_dies_between_grids_is_replaced(monkeypatch):
+    monkeypatch.setenv("MTLUTILS_WORKERS", "2")
+    assert dict(workers.execute(jobs.double_or_raise, [1, 2])) == {0: 2, 1: 4}
+    os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
+    time.sleep(1)
+    assert dict(workers.execute(jobs.double_or_raise, [3, 4])) == {0: 6, 1: 8}
