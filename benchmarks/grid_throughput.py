@@ -1,6 +1,6 @@
 """Runs per minute of one fixed grid: trained serially, in local worker processes and, optionally, on a Dask cluster.
 
-    python benchmarks/grid_throughput.py [--runs 16] [--workers N] [--scheduler tcp://HOST:8786]
+    python benchmarks/grid_throughput.py [--runs 16] [--repeats 1] [--workers N] [--scheduler tcp://HOST:8786]
 
 The grid is chapter 6's MultiMNIST configuration in small mode (LeNet, two epochs, batch 64): Averaged and
 Alternated at two learning rates, over as many seeds as make ``--runs`` runs. Every mode trains the same grid into
@@ -12,7 +12,8 @@ an empty cache of its own, one mode after the other in this one invocation:
 - ``local workers``: ``MTLUTILS_WORKERS`` processes (default: one per core), their start-up included;
 - ``Dask``: with ``--scheduler``, the cluster at that address.
 
-Each line gives the wall time, runs per minute and the ratio to ``serial``; the last column says whether the mode's
+With ``--repeats R`` the modes take turns R times (so that a slow moment of the machine hits them all) and each
+line gives the median. Each line gives the wall time, runs per minute and the ratio to ``serial``; the last column says whether the mode's
 results equal the serial ones bit for bit.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 
@@ -73,6 +75,7 @@ def same_results(a: list, b: list) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--scheduler", default=None, help="the address of a Dask scheduler, e.g. tcp://10.0.0.5:8786")
     args = parser.parse_args()
@@ -88,17 +91,18 @@ def main() -> None:
         modes.append((f"Dask at {args.scheduler}", lambda: through_the_engine(configs, {"MTLUTILS_SCHEDULER": args.scheduler})))
     print(f"{len(configs)} runs of {BASE} on {os.cpu_count()} cores, device {experiments.resolve(BASE)['device']}")
     print(f"{'mode':<44} {'seconds':>8} {'runs/min':>9} {'vs serial':>10} {'same as serial':>15}")
-    reference = None
-    for name, train in modes:
-        start = time.perf_counter()
-        runs = train()
-        seconds = time.perf_counter() - start
-        if reference is None:
-            reference = (seconds, runs)
-        same = "yes" if same_results(reference[1], runs) else "no"
-        print(f"{name:<44} {seconds:>8.1f} {60 * len(runs) / seconds:>9.1f} {reference[0] / seconds:>9.2f}x {same:>15}",
-              flush=True)
-
+    seconds, results = {name: [] for name, _ in modes}, {}
+    for _ in range(args.repeats):
+        for name, train in modes:
+            start = time.perf_counter()
+            results[name] = train()
+            seconds[name].append(time.perf_counter() - start)
+    reference = modes[0][0]
+    for name, _ in modes:
+        median = statistics.median(seconds[name])
+        ratio = statistics.median(seconds[reference]) / median
+        same = "yes" if same_results(results[reference], results[name]) else "no"
+        print(f"{name:<44} {median:>8.1f} {60 * len(configs) / median:>9.1f} {ratio:>9.2f}x {same:>15}", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -44,7 +44,11 @@ def cluster(tmp_path):
         for process in processes[::-1]:
             process.terminate()
         for process in processes:
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # a worker still closing its connection to the scheduler
+                process.kill()
+                process.wait()
 
 
 def test_a_grid_on_a_dask_cluster_gives_the_serial_results(cluster, tmp_path, monkeypatch):
