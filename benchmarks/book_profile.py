@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/book_profile.py                 # small mode, a fresh run cache, this checkout
     .venv/bin/python benchmarks/book_profile.py --size smoke --out /tmp/profile
+    .venv/bin/python benchmarks/book_profile.py --chapters 02 06     # only these chapters (each from an empty cache)
 
 Each chapter is executed as `make book` executes it (book/build.py), with a kernel start-up file that times, inside
 the kernel, dataset preparation (``data.load``), the run grids (``run_grid`` and ``run``, wall time, whether their
@@ -97,6 +98,7 @@ def main() -> None:
     parser.add_argument("--size", choices=["smoke", "small"], default="small")
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent,
                         help="the checkout whose chapters and book/build.py are profiled (default: this one)")
+    parser.add_argument("--chapters", nargs="*", default=None, help="chapter numbers (default: every chapter)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the executed chapters and the records")
     args = parser.parse_args()
     out = (args.out or Path(tempfile.mkdtemp(prefix="book-profile-"))).resolve()
@@ -108,11 +110,14 @@ def main() -> None:
     import build
 
     rows = {}
-    for source in build.NOTEBOOKS:
-        rows[source.stem[:2]] = profile_chapter(build, source, args.size, out, out / "cache")
+    chosen = [s for s in build.NOTEBOOKS if args.chapters is None or s.stem[:2] in args.chapters]
+    for source in chosen:
+        cache = out / "cache" if args.chapters is None else out / f"cache-{source.stem[:2]}"
+        rows[source.stem[:2]] = profile_chapter(build, source, args.size, out, cache)
         print(f"{source.name}: " + ", ".join(f"{c} {v:.0f} s" for c, v in rows[source.stem[:2]].items()), flush=True)
     start = time.perf_counter()
-    build.build(out / "executed", out / "book", strict=False)
+    if args.chapters is None:
+        build.build(out / "executed", out / "book", strict=False)
     table = markdown(rows, time.perf_counter() - start)
     (out / "profile.md").write_text(table + "\n")
     print(table)

@@ -10,6 +10,8 @@ an empty cache of its own, one mode after the other in this one invocation:
 - ``serial, torch on every core``: the same runs in this process with torch's default thread count, as runs were
   trained before they went to workers (not bit-identical to the others: the thread count changes the last bits);
 - ``local workers``: ``MTLUTILS_WORKERS`` processes (default: one per core), their start-up included;
+- ``local workers, already started``: the same, on workers that a previous grid started (as a chapter's later
+  grids find them), with their datasets built;
 - ``Dask``: with ``--scheduler``, the cluster at that address.
 
 With ``--repeats R`` the modes take turns R times (so that a slow moment of the machine hits them all) and each
@@ -39,7 +41,7 @@ def the_grid(runs: int) -> list[dict]:
     return [{**BASE, **points[i % len(points)], "seed": i // len(points)} for i in range(runs)]
 
 
-def through_the_engine(configs: list[dict], env: dict) -> list:
+def through_the_engine(configs: list[dict], env: dict, keep_workers: bool = False) -> list:
     experiments._suite.cache_clear()
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -47,7 +49,8 @@ def through_the_engine(configs: list[dict], env: dict) -> list:
         with tempfile.TemporaryDirectory() as folder:
             return experiments.run_grid(configs, folder, progress=False)
     finally:
-        workers.shutdown()
+        if not keep_workers:
+            workers.shutdown()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -81,11 +84,12 @@ def main() -> None:
     args = parser.parse_args()
     configs = the_grid(args.runs)
     experiments.suite_for(BASE)  # MultiMNIST small is built once here first, so no mode pays a first build from disk
+    local = {"MTLUTILS_WORKERS": str(args.workers), "MTLUTILS_SCHEDULER": ""}
     modes = [
         ("serial", lambda: through_the_engine(configs, {"MTLUTILS_WORKERS": "1", "MTLUTILS_SCHEDULER": ""})),
         (f"serial, torch on every core ({torch.get_num_threads()} threads)", lambda: on_every_core(configs)),
-        (f"local workers ({args.workers} processes)",
-         lambda: through_the_engine(configs, {"MTLUTILS_WORKERS": str(args.workers), "MTLUTILS_SCHEDULER": ""})),
+        (f"local workers ({args.workers} processes)", lambda: through_the_engine(configs, local)),
+        ("local workers, already started", lambda: through_the_engine(configs, local)),
     ]
     if args.scheduler:
         modes.append((f"Dask at {args.scheduler}", lambda: through_the_engine(configs, {"MTLUTILS_SCHEDULER": args.scheduler})))
@@ -94,6 +98,8 @@ def main() -> None:
     seconds, results = {name: [] for name, _ in modes}, {}
     for _ in range(args.repeats):
         for name, train in modes:
+            if "already started" in name:  # the workers of a chapter's earlier grid, datasets built
+                through_the_engine(configs[: args.workers], local, keep_workers=True)
             start = time.perf_counter()
             results[name] = train()
             seconds[name].append(time.perf_counter() - start)
