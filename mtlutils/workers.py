@@ -87,7 +87,7 @@ _clients: dict = {}
 def _local_pool(size: int) -> ProcessPoolExecutor:
     global _pool, _pool_size
     if _pool is None or _pool_size != size or _pool._broken:  # broken: a worker died while the pool was idle
-        shutdown()
+        _stop_local_pool()
         # spawn: a fresh interpreter, safe under Jupyter kernels and with torch's threads (fork is not)
         _pool = ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker)
         _pool_size = size
@@ -109,12 +109,16 @@ def _dask_executor(address: str) -> Executor:
     return _clients[address].get_executor()
 
 
-def shutdown() -> None:
-    """Stop the local worker processes and close the Dask clients (they start again when next needed)."""
+def _stop_local_pool() -> None:
     global _pool
     if _pool is not None:
         _pool.shutdown(wait=True, cancel_futures=True)
         _pool = None
+
+
+def shutdown() -> None:
+    """Stop the local worker processes and close the Dask clients (they start again when next needed)."""
+    _stop_local_pool()
     while _clients:
         _clients.popitem()[1].close()
 
@@ -166,7 +170,7 @@ def _windowed(call: Callable, items: Sequence, executor: Callable[[], Executor],
                     yield index, Failure(f"{type(error).__name__}: {error}")
             if lost and retry_lost:
                 lost += [in_flight.pop(future) for future in list(in_flight)]  # the pool is broken: all are lost
-                shutdown()
+                _stop_local_pool()
                 for index in sorted(suspects & set(lost)):
                     yield index, Failure("Its worker process died twice while running it (killed, or out of memory).")
                 again = sorted(set(lost) - suspects)
