@@ -35,15 +35,19 @@ from .metrics import delta_m
 from .strategies import (
     AffinityProbe,
     Aggregated,
+    CountMatchedGroups,
     Alternated,
     Averaged,
     RandomGroups,
+    Scalarized,
     SelectiveGroups,
     SingleTask,
+    SplitBatchWeighted,
     Strategy,
     adam,
     sgd,
 )
+from . import strategies
 from .tasks import Task, TaskSuite
 from .train import Run, fit, resolve_device
 
@@ -72,10 +76,45 @@ STRATEGIES = {
     "averaged": Averaged,
     "alternated": Alternated,
     "random_groups": RandomGroups,
+    "count_matched_groups": CountMatchedGroups,
     "selective_groups": SelectiveGroups,
     "aggregated": Aggregated,
+    "scalarized": Scalarized,
+    "split_batch_weighted": SplitBatchWeighted,
     "affinity_probe": AffinityProbe,
 }
+
+# The torchjd methods for two tasks as the book names them, by family: (strategy, its keyword, registry, labels).
+TORCHJD_FAMILIES = {
+    "gradient aggregator": ("aggregated", "aggregator", strategies.AGGREGATORS, {
+        "pcgrad": "PCGrad", "mgda": "MGDA", "cagrad": "CAGrad", "nashmtl": "Nash-MTL", "upgrad": "UPGrad",
+        "imtlg": "IMTL-G", "dualproj": "DualProj", "aligned_mtl": "Aligned-MTL", "config": "ConFIG",
+        "graddrop": "GradDrop", "gradvac": "GradVac", "fairgrad": "FairGrad", "excess_mtl": "ExcessMTL",
+        "pcd": "PCD", "random": "random gradient weights", "cr_mogm": "CR-MOGM (MGDA)"}),
+    "independent batches": ("split_batch_weighted", "weighting", strategies.SPLIT_WEIGHTINGS, {
+        "modo": "MoDo", "sdmgrad": "SDMGrad"}),
+    "loss scalarizer": ("scalarized", "scalarizer", strategies.SCALARIZERS, {
+        "uw": "uncertainty weighting", "dwa": "DWA", "famo": "FAMO", "stch": "STCH", "imtl_l": "IMTL-L",
+        "geometric_mean": "geometric mean", "random": "random loss weights", "cosmos": "COSMOS", "pbi": "PBI"}),
+}
+COVERED_BY_AVERAGED = {"mean": "Mean (aggregator or scalarizer) is the mean of the task losses' gradients: Averaged "
+                              "with uniform weights, the w=0.50 point of the front."}
+
+
+def torchjd_methods(base: Mapping) -> dict[str, dict[str, dict]]:
+    """Every torchjd method that applies to two tasks, as ``{family: {label: configuration on top of base}}``.
+
+    Every name of ``strategies.AGGREGATORS``, ``SPLIT_WEIGHTINGS`` and ``SCALARIZERS`` must have a label here, so a
+    method added there cannot be left out of a comparison that claims to hold all of them."""
+    families = {}
+    for family, (strategy, keyword, registry, labels) in TORCHJD_FAMILIES.items():
+        unlabelled = set(registry) - set(labels) - COVERED_BY_AVERAGED
+        if unlabelled:
+            raise KeyError(f"torchjd_methods: no label for the {family} method(s) {sorted(unlabelled)}; add them to "
+                           "experiments.TORCHJD_FAMILIES.")
+        families[family] = {label: {**base, "strategy": strategy, "strategy_kwargs": {keyword: name}}
+                            for name, label in labels.items()}
+    return families
 OPTIMIZERS = {"adam": adam, "sgd": sgd}
 
 
@@ -295,18 +334,32 @@ def _labelled(triples: list[tuple[str, dict, Run]], split: str) -> pd.DataFrame:
     return results([c for _, c, _ in triples], [r for _, _, r in triples], split, label=lambda c: names[config_key(c)])
 
 
+def split_seeds(first: int, reporting: int, tuning: int = 1) -> tuple[list[int], list[int]]:
+    """The seeds of a chapter: ``tuning`` seeds from ``first`` that choose the hyperparameters, then ``reporting``
+    other seeds that report the results, so that no reported run is one its hyperparameters were chosen on."""
+    if reporting < 2 or tuning < 1:
+        raise ValueError(f"split_seeds: give at least 2 reporting seeds and 1 tuning seed ({reporting=}, {tuning=}); "
+                         "one reporting seed has no confidence interval.")
+    return list(range(first, first + tuning)), list(range(first + tuning, first + tuning + reporting))
+
+
 def tune_then_repeat(methods: Mapping[str, Mapping], grid: Mapping[str, Iterable], seeds: Iterable[int],
-                     cache_dir: str | Path | None = None, progress: bool = True) -> Tuned:
-    """Give every method the same hyperparameter ``grid``: train each grid point on the first seed, keep the point
-    with the best mean validation score (over tasks and metrics, higher is better), then train every seed there.
+                     tuning_seeds: Iterable[int], cache_dir: str | Path | None = None, progress: bool = True) -> Tuned:
+    """Give every method the same hyperparameter ``grid``: train each grid point on the ``tuning_seeds``, keep the
+    point with the best mean validation score (over tuning seeds, tasks and metrics, higher is better), then train
+    every one of ``seeds`` there.
 
     ``methods`` maps a name to its configuration; ``grid`` maps configuration keys to candidate values, e.g.
-    ``{"lr": [1e-3, 3e-3]}``. Tuning on one seed and repeating on the others costs (grid points + seeds - 1)
-    runs per method instead of (grid points x seeds): the first seed's run at the chosen point is reused.
+    ``{"lr": [1e-3, 3e-3]}``. The reporting ``seeds`` and the ``tuning_seeds`` must be disjoint: a run the choice
+    was made on would flatter the method it chose for. It costs (grid points x tuning seeds + seeds) runs per method.
     """
-    seeds, grid = list(seeds), {k: list(v) for k, v in grid.items()}
-    if not seeds or not grid or not all(grid.values()):
-        raise ValueError(f"tune_then_repeat: give at least one seed and one value per grid key ({seeds=}, {grid=}).")
+    seeds, tuning_seeds, grid = list(seeds), list(tuning_seeds), {k: list(v) for k, v in grid.items()}
+    if not seeds or not tuning_seeds or not grid or not all(grid.values()):
+        raise ValueError("tune_then_repeat: give at least one seed, one tuning seed and one value per grid key "
+                         f"({seeds=}, {tuning_seeds=}, {grid=}).")
+    if set(seeds) & set(tuning_seeds):
+        raise ValueError(f"tune_then_repeat: seeds {sorted(set(seeds) & set(tuning_seeds))} both tune and report; "
+                         "the reporting seeds must be disjoint from the tuning seeds (see split_seeds).")
     keys = {}
     for name, config in methods.items():
         key = config_key({k: v for k, v in config.items() if k not in grid and k != "seed"})
@@ -314,7 +367,8 @@ def tune_then_repeat(methods: Mapping[str, Mapping], grid: Mapping[str, Iterable
             raise ValueError(f"tune_then_repeat: methods {keys[key]!r} and {name!r} have the same configuration.")
         keys[key] = name
     points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
-    tuning = [(name, {**config, **point, "seed": seeds[0]}) for name, config in methods.items() for point in points]
+    tuning = [(name, {**config, **point, "seed": seed}) for name, config in methods.items() for point in points
+              for seed in tuning_seeds]
     tuning = [(n, c, r) for (n, c), r in zip(tuning, run_grid([c for _, c in tuning], cache_dir, progress))]
     chosen = best_hyperparameters(_labelled(tuning, "val"), list(grid))
     chosen = chosen.set_index("method").loc[list(methods)].reset_index()
@@ -360,7 +414,8 @@ def confidence_interval(values: Iterable[float], level: float = 0.95) -> tuple[f
 
 def paired_differences(wide: pd.DataFrame, reference, level: float = 0.95) -> pd.DataFrame:
     """For every other column of ``wide`` (rows: seeds, columns: methods), the mean and confidence interval of its
-    difference from the ``reference`` column, seed by seed: one ``summarize`` row per column.
+    difference from the ``reference`` column, seed by seed: one ``summarize`` row per column, with the interval's
+    ``half_width``, the resolution of the comparison (``resolution``).
 
     Runs with the same seed share their initialisation and batches, so the paired interval is tighter than the
     two methods' separate intervals. A seed missing from either column is left out.
@@ -370,7 +425,8 @@ def paired_differences(wide: pd.DataFrame, reference, level: float = 0.95) -> pd
         if column != reference:
             difference = (wide[column] - wide[reference]).dropna()
             mean, low, high = confidence_interval(difference, level)
-            rows[column] = {"mean": mean, "ci_low": low, "ci_high": high, "n": len(difference)}
+            rows[column] = {"mean": mean, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2,
+                            "n": len(difference)}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -413,6 +469,19 @@ def relative_to_baseline(
             change = delta_m({task: values}, reference, [by_name[task]])
             out.append({**dict(zip([*match, method], key)), "task": task, "relative": change})
     return pd.DataFrame(out)
+
+
+def resolution(differences: pd.DataFrame, unit: str = " points", level: float = 0.95, decimals: int = 1) -> str:
+    """What a set of paired comparisons (``paired_differences`` rows, or ``summarize`` rows of paired quantities) can
+    resolve, as a sentence: the half-widths of their intervals. A difference "not separated" from zero is then one no larger than about that."""
+    half = (differences.ci_high - differences.ci_low) / 2
+    if not np.isfinite(half).all():
+        raise ValueError("resolution: every comparison needs at least two paired seeds for a finite interval.")
+    low, high, n = half.min(), half.max(), int(differences["n"].min())
+    span = (f"{low:.{decimals}f}{unit}" if round(low, decimals) == round(high, decimals)
+            else f"{low:.{decimals}f} to {high:.{decimals}f}{unit}")
+    return (f"Resolution: with {n} paired seeds, the half-widths of the {100 * level:.0f}% intervals of the "
+            f"differences are {span}; a difference smaller than that is not resolved by these seeds.")
 
 
 def describe_interval(row: Mapping, unit: str = "%", level: float = 0.95, decimals: int = 1) -> str:

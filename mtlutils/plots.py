@@ -39,6 +39,28 @@ def savefig(fig: plt.Figure, name: str, folder: str | Path | None = None) -> Pat
     return path
 
 
+def front_panel(ax: plt.Axes, points: pd.DataFrame, scalarizations: Sequence[str], front: pd.DataFrame,
+                methods: Sequence[str]) -> plt.Axes:
+    """Two-task accuracies against a scalarization front: ``points`` has one row per name and columns
+    ``(task, "mean" | "sem")`` for the tasks ``left`` and ``right``; the scalarizations are grey and labelled, the
+    ``front`` rows (left, right means) are joined by a black line, every method has its own colour and marker."""
+    for name in scalarizations:
+        row = points.loc[name]
+        ax.errorbar(row["left", "mean"], row["right", "mean"], xerr=row["left", "sem"], yerr=row["right", "sem"],
+                    color="grey", marker="o", ms=4, capsize=2)
+        ax.annotate(name, (row["left", "mean"], row["right", "mean"]), fontsize="x-small", color="grey",
+                    xytext=(3, 3), textcoords="offset points")
+    ax.plot(front["left"], front["right"], color="black", lw=1.5, label="scalarization front")
+    colours = sns.color_palette("tab20", n_colors=max(len(methods), 1))
+    for i, (name, colour) in enumerate(zip(methods, colours)):
+        row = points.loc[name]
+        ax.errorbar(row["left", "mean"], row["right", "mean"], xerr=row["left", "sem"], yerr=row["right", "sem"],
+                    color=colour, marker="sDv^<>P*Xhd"[i % 11], ms=7, capsize=2, ls="none", label=name)
+    ax.set_xlabel("left digit: test accuracy (%)")
+    ax.legend(frameon=True, fontsize="x-small", loc="lower left", ncol=2)
+    return ax
+
+
 def lines_with_ci(
     summary: pd.DataFrame, x: str, hue: str | None = None, ax: plt.Axes | None = None, label_fmt: str = "{}",
     marker: str | None = "o", band_alpha: float = 0.2,

@@ -6,6 +6,7 @@ and ``step(net, batch)`` returns a StepRecord with the losses, the groups update
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from dataclasses import dataclass, field
@@ -14,8 +15,8 @@ from typing import Callable, Hashable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torchjd import aggregation
-from torchjd.autojac import jac_to_grad, mtl_backward
+from torchjd import aggregation, scalarization
+from torchjd.autojac import jac, jac_to_grad, mtl_backward
 
 from .affinity import ProximalAffinity, groups_from_affinity, lookahead_affinity
 from .models import MultiTaskNet
@@ -338,6 +339,41 @@ class RandomGroups(GroupedUpdates):
         self.groups = state["groups"]
 
 
+class CountMatchedGroups(GroupedUpdates):
+    """Random groups in given numbers: at step i, a new random partition of the tasks into ``counts[i]`` groups of
+    sizes as equal as possible (the last count holds after the end of the list).
+
+    With the numbers of groups a SelectiveGroups run used, step by step, this is its control at equal cost: the same
+    group updates per batch, the groups drawn at random instead of from the affinity.
+    """
+
+    def __init__(self, counts: Sequence[int], optimizer_per_group: bool = False, group_loss: str = "sum",
+                 optimizer_factory: OptimizerFactory | None = None):
+        super().__init__(optimizer_per_group, group_loss, optimizer_factory)
+        counts = list(counts)
+        if not counts or any(not isinstance(c, int) or c < 1 for c in counts):
+            raise ValueError(f"CountMatchedGroups: counts must be a non-empty list of positive integers, not {counts!r}.")
+        self.counts = counts
+
+    def setup(self, net, tasks, seed=0):
+        if max(self.counts) > len(tasks):
+            raise ValueError(f"CountMatchedGroups: a count of {max(self.counts)} groups exceeds the {len(tasks)} tasks.")
+        super().setup(net, tasks, seed)
+        self.step_index = 0
+
+    def _groups(self):
+        count = self.counts[min(self.step_index, len(self.counts) - 1)]
+        self.step_index += 1
+        names = [self.task_names[i] for i in torch.randperm(len(self.tasks), generator=self.generator)]
+        return [tuple(part) for part in np.array_split(np.array(names, dtype=object), count)]
+
+    def _extra_state(self):
+        return {"step_index": self.step_index}
+
+    def _load_extra_state(self, state):
+        self.step_index = state["step_index"]
+
+
 class SelectiveGroups(GroupedUpdates):
     """Selective task group updates (Jeong & Yoon, 2025): groups found adaptively from the proximal inter-task
     affinity tracked during training, updated one after another on every batch.
@@ -437,6 +473,51 @@ class AffinityProbe(GroupedUpdates):
         self.batches = state["batches"]
 
 
+def _saved(module: nn.Module, device: torch.device) -> dict:
+    """A torchjd module with all of its state (buffers, counters, inner optimizers), for a checkpoint."""
+    buffer = io.BytesIO()
+    torch.save(module, buffer)
+    return {"module": buffer.getvalue(), "device": str(device)}
+
+
+def _restored(state: dict, device: torch.device) -> nn.Module:
+    """The module that ``_saved`` wrote (from this package's own checkpoint). On the device it was saved from, every
+    tensor comes back where it was (torchjd keeps some state on the CPU on purpose); saved from another device, the
+    tensors that were on that device move to ``device``."""
+    where = None if state["device"] == str(device) else {state["device"]: str(device)}
+    return torch.load(io.BytesIO(state["module"]), map_location=where, weights_only=False)
+
+
+def _device(net: MultiTaskNet) -> torch.device:
+    return next(net.parameters()).device
+
+
+def _tensor_kwargs(kwargs: Mapping, device: torch.device) -> dict:
+    """Keyword arguments with tensors moved to ``device`` and lists of numbers (as a JSON configuration holds a
+    preference vector) made float tensors there."""
+    def convert(value):
+        if isinstance(value, Tensor):
+            return value.to(device)
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) for v in value):
+            return torch.tensor(value, dtype=torch.float32, device=device)
+        return value
+    return {key: convert(value) for key, value in kwargs.items()}
+
+
+def _build(kind: str, table: Mapping[str, Callable], name: str, n_tasks: int, kwargs: Mapping, device: torch.device):
+    """``table[name](n_tasks, **kwargs)`` with its tensors created on ``device``; wrong arguments are explained."""
+    with torch.device(device):
+        try:
+            return table[name](n_tasks, **_tensor_kwargs(kwargs, device))
+        except TypeError as error:
+            raise ValueError(f"{kind} {name!r} does not accept the arguments {dict(kwargs)}: {error}") from None
+
+
+def _unknown(strategy: str, kind: str, name, table: Mapping) -> None:
+    if not isinstance(name, str) or name not in table:
+        raise ValueError(f"{strategy}: unknown {kind} {name!r}; choose from {', '.join(table)}.")
+
+
 # name -> aggregator for T tasks; built on use, since some need optional solvers
 AGGREGATORS: dict[str, Callable[[int], aggregation.Aggregator]] = {
     "mean": lambda n: aggregation.Mean(),
@@ -448,6 +529,33 @@ AGGREGATORS: dict[str, Callable[[int], aggregation.Aggregator]] = {
     "imtlg": lambda n: aggregation.IMTLG(),
     "dualproj": lambda n: aggregation.DualProj(),
     "aligned_mtl": lambda n: aggregation.AlignedMTL(),
+    "config": lambda n: aggregation.ConFIG(),
+    "graddrop": lambda n: aggregation.GradDrop(),
+    "gradvac": lambda n: aggregation.GradVac(),
+    # alpha = 2: the official code's run scripts for CelebA and QM9 (its argument's default, 1, is proportional
+    # fairness; alpha -> infinity approaches max-min fairness)
+    "fairgrad": lambda n: aggregation.FairGrad(alpha=2.0),
+    # No warm-up (n_warmup_steps=0), as in the official code and LibMTL: the first step's excess risks are the
+    # baseline. The paper's 3 epochs of warm-up depend on the epoch length, which this factory does not know.
+    "excess_mtl": lambda n: aggregation.ExcessMTL(),
+    # PCD is asymmetric: the first task is the primary objective; tau = 0.02, the paper's representative setting
+    "pcd": lambda n: aggregation.PCD(tau=0.02),
+    "random": lambda n: aggregation.Random(),
+    # CR-MOGM's moving average (alpha = 0.9, torchjd's default) of MGDA's weights, the paper's main case
+    "cr_mogm": lambda n: aggregation.GramianWeightedAggregator(
+        aggregation.CRMOGMWeighting(aggregation.MGDAWeighting())),
+}
+
+# torchjd aggregators (and, for sum and constant, scalarizers) that are not offered, with the reason
+NOT_APPLICABLE: dict[str, str] = {
+    "krum": "Krum keeps the rows closest to the others when some may be adversarial; it needs at least "
+            "n_byzantine + 3 rows, so never applies to two tasks.",
+    "trimmed_mean": "TrimmedMean drops the trim_number largest and smallest values of each coordinate and needs "
+                    "2 * trim_number + 1 rows; with two tasks only trim_number = 0 is possible, which is Mean.",
+    "sum": "Sum (aggregator or scalarizer) is the sum of the task losses' gradients: Averaged with uniform weights "
+           "at T times the learning rate.",
+    "constant": "Constant(weights) (aggregator or scalarizer) is a fixed weighting of the task losses: "
+                "Averaged(weights=...) traces that scalarization front.",
 }
 
 
@@ -455,22 +563,28 @@ class Aggregated(Strategy):
     """Gradient aggregation: the per-task gradients of the shared parameters (one Jacobian row per task) are
     combined by a torchjd aggregator (Quinton & Rey, 2024), and each head is trained on its own task's loss.
 
-    ``aggregator`` is a name from ``AGGREGATORS`` (PCGrad: Yu et al., 2020; MGDA: Desideri, 2012 and Sener &
-    Koltun, 2018; CAGrad with c = 0.4: Liu et al., 2021; Nash-MTL: Navon et al., 2022; UPGrad: Quinton & Rey,
-    2024; IMTL-G: Liu et al., 2021) or a torchjd ``Aggregator``. One forward pass; the Jacobian costs one
-    backward pass per task.
+    ``aggregator`` is a name from ``AGGREGATORS`` or a torchjd ``Aggregator``. The names: mean; PCGrad (Yu et al.,
+    2020); MGDA (Desideri, 2012; Sener & Koltun, 2018); CAGrad with c = 0.4 (Liu et al., 2021); Nash-MTL (Navon et
+    al., 2022); UPGrad (Quinton & Rey, 2024); IMTL-G (Liu et al., 2021); DualProj (Lopez-Paz & Ranzato, 2017, as in
+    Quinton & Rey, 2024); Aligned-MTL (Senushkin et al., 2023); ConFIG (Liu, Chu & Thuerey, 2024); GradDrop (Chen et
+    al., 2020); GradVac (Wang et al., 2021); FairGrad with alpha = 2 (Ban & Ji, 2024); ExcessMTL (He et al., 2024);
+    PCD, the first task primary (Varam & AlHajri, 2026); random weights on the gradients (Lin et al., 2022); CR-MOGM
+    smoothing MGDA's weights (Zhou et al., 2022). ``NOT_APPLICABLE`` says why the other aggregators are left out.
+    One forward pass; the Jacobian costs one backward pass per task. Stateful aggregators keep their state through
+    a checkpoint.
     """
 
     min_tasks = 2
 
     def __init__(self, aggregator="upgrad", optimizer_factory: OptimizerFactory | None = None):
         super().__init__(optimizer_factory)
-        if isinstance(aggregator, str) and aggregator not in AGGREGATORS:
-            raise ValueError(f"Aggregated: unknown aggregator {aggregator!r}; choose from {', '.join(AGGREGATORS)}.")
+        if isinstance(aggregator, str):
+            _unknown("Aggregated", "aggregator", aggregator, AGGREGATORS)
         self.aggregator = aggregator
 
     def setup(self, net, tasks, seed=0):
         super().setup(net, tasks, seed)
+        self._device = _device(net)
         if isinstance(self.aggregator, str):
             self._aggregator = AGGREGATORS[self.aggregator](len(tasks))
         else:
@@ -491,3 +605,209 @@ class Aggregated(Strategy):
         optimizer.step()
         names = tuple(self.task_names)
         return StepRecord({n: l.item() for n, l in zip(names, losses)}, [names], 1, len(names), 1)
+
+    def _extra_state(self):
+        return {"aggregator": _saved(self._aggregator, self._device)}
+
+    def _load_extra_state(self, state):
+        if "aggregator" in state:
+            self._aggregator = _restored(state["aggregator"], self._device)
+
+
+def _uniform(n: int) -> Tensor:
+    return torch.full((n,), 1.0 / n)
+
+
+# name -> factory(n_tasks, **kwargs) of a torchjd scalarizer; the defaults of required arguments are the papers'
+SCALARIZERS: dict[str, Callable[..., scalarization.Scalarizer]] = {
+    "uw": lambda n, **kw: scalarization.UW(n, **kw),
+    "dwa": lambda n, **kw: scalarization.DWA(**kw),  # temperature 2, the paper's
+    "famo": lambda n, **kw: scalarization.FAMO(n, **kw),  # lr 0.025 and weight decay 1e-3 on the logits, the paper's
+    # mu = 1: the official multi-task code's setting (the paper tries 0.01 to 1). That code also divides the losses
+    # by their mean over a warm-up epoch and takes logs; torchjd's STCH takes the losses as they are.
+    "stch": lambda n, mu=1.0, **kw: scalarization.STCH(mu, **kw),
+    "imtl_l": lambda n, **kw: scalarization.IMTLL(n, **kw),
+    "geometric_mean": lambda n: scalarization.GeometricMean(),
+    "random": lambda n: scalarization.Random(),
+    # lambda = 2: the official code's default (its Multi-MNIST setting); one uniform preference, where the paper draws
+    # a new one per batch (and feeds it to the network) to learn the whole front
+    "cosmos": lambda n, lambda_=2.0, weights=None: scalarization.COSMOS(
+        lambda_, _uniform(n) if weights is None else weights),
+    # theta = 5, MOEA/D's experiments; the origin as the ideal point suits non-negative losses
+    "pbi": lambda n, theta=5.0, weights=None, reference=None: scalarization.PBI(
+        theta, _uniform(n) if weights is None else weights, reference),
+}
+
+
+class Scalarized(Strategy):
+    """One step on a scalarization of the task losses computed by a torchjd scalarizer: the losses, stacked in task
+    order, become one loss, backpropagated once through the heads and the trunk.
+
+    ``scalarizer`` is a name from ``SCALARIZERS``, built with ``scalarizer_kwargs``: uncertainty weighting ("uw",
+    Kendall, Gal & Cipolla, 2018), dynamic weight average ("dwa", Liu, Johns & Davison, 2019), FAMO ("famo", Liu et
+    al., 2023), smooth Tchebycheff ("stch", Lin et al., 2024), IMTL-L ("imtl_l", Liu et al., 2021), the geometric
+    mean ("geometric_mean", Chennupati et al., 2019), random loss weighting ("random", Lin et al., 2022), COSMOS
+    ("cosmos", Ruchte & Grabocka, 2021) and PBI ("pbi", Zhang & Li, 2007).
+
+    What each needs is done here: the log-variances of UW and the scales of IMTL-L are learned by the strategy's
+    optimizer with the network; FAMO updates its own task logits from the losses recomputed on the same batch after
+    the step (one more forward pass, without gradients); DWA closes an epoch before every epoch after the first.
+    The scalarizers keep their papers' scales: UW, IMTL-L and DWA sum the losses (DWA's weights sum to T), so the
+    same learning rate moves the trunk about T times as far as Averaged's mean. ``record.extra["task_weights"]``
+    holds the weight of each task's loss in the step, the derivative of the scalarized loss by that loss; ``module``
+    is the torchjd scalarizer that ``setup`` built, its state kept through a checkpoint. One forward and one backward
+    pass (FAMO: two forward passes).
+    """
+
+    min_tasks = 2
+
+    def __init__(self, scalarizer: str = "uw", scalarizer_kwargs: Mapping | None = None,
+                 optimizer_factory: OptimizerFactory | None = None):
+        super().__init__(optimizer_factory)
+        _unknown("Scalarized", "scalarizer", scalarizer, SCALARIZERS)
+        self.scalarizer, self.scalarizer_kwargs = scalarizer, dict(scalarizer_kwargs or {})
+
+    def setup(self, net, tasks, seed=0):
+        super().setup(net, tasks, seed)
+        self._device = _device(net)
+        self.module = _build("Scalarized: scalarizer", SCALARIZERS, self.scalarizer, len(tasks),
+                             self.scalarizer_kwargs, self._device).to(self._device)
+
+    @property
+    def _learned_with_the_network(self) -> bool:
+        # FAMO's logits are stepped by FAMO's own Adam in update(); they must stay out of the strategy's optimizer
+        return not isinstance(self.module, scalarization.FAMO)
+
+    def _parameters(self, net, key):
+        extra = list(self.module.parameters()) if self._learned_with_the_network else []
+        return [*net.parameters(), *extra]
+
+    def start_epoch(self, epoch):
+        if epoch > 0 and isinstance(self.module, scalarization.DWA):
+            self.module.step()  # the average losses of the epoch that just ended
+
+    def _update(self, net, batch):
+        optimizer = self.optimizer(net, "all")
+        optimizer.zero_grad(set_to_none=True)
+        losses = task_losses(net, batch, self.tasks)
+        stacked = torch.stack(list(losses.values()))
+        loss = self.module(stacked)
+        # through the scalarizer alone, not the network: no backward pass of the network
+        (weights,) = torch.autograd.grad(loss, stacked, retain_graph=True)
+        loss.backward()
+        optimizer.step()
+        forward = 1
+        if isinstance(self.module, scalarization.FAMO):
+            with torch.no_grad():
+                after = task_losses(net, batch, self.tasks)
+            self.module.update(torch.stack(list(after.values())))
+            forward = 2
+        record = StepRecord({n: l.item() for n, l in losses.items()}, [tuple(self.task_names)], forward, 1, 1)
+        record.extra["task_weights"] = weights.detach().cpu().double().numpy()
+        return record
+
+    def _extra_state(self):
+        return {"scalarizer": _saved(self.module, self._device)}
+
+    def _load_extra_state(self, state):
+        saved = _restored(state["scalarizer"], self._device)
+        if self._learned_with_the_network:  # the optimizer holds the parameters: keep them, with the saved values
+            with torch.no_grad():
+                for (name, held), value in zip(self.module.named_parameters(), saved.parameters()):
+                    held.copy_(value)
+                    owner, _, leaf = name.rpartition(".")
+                    setattr(saved.get_submodule(owner), leaf, held)
+        self.module = saved
+
+
+# name -> factory(n_tasks, **kwargs) of a torchjd weighting of J_1 J_2^T from independent parts of a batch
+SPLIT_WEIGHTINGS: dict[str, Callable[..., aggregation.Weighting]] = {
+    "modo": lambda n, **kw: aggregation.MoDoWeighting(**kw),  # gamma = 0.1, rho = 0.1: torchjd's defaults
+    "sdmgrad": lambda n, **kw: aggregation.SDMGradWeighting(**kw),  # lambda = 0.3, the official experiments'
+}
+SPLIT_PARTS = {"modo": 2, "sdmgrad": 3}
+
+
+class SplitBatchWeighted(Strategy):
+    """Task weights from two independent estimates of the Jacobian, by torchjd's MoDo (Chen et al., 2024) or
+    SDMGrad (Xiao, Ban & Ji, 2023) weighting; each batch, drawn at random, is split into independent parts.
+
+    For part i, J_i is the Jacobian of the part's task losses with respect to the trunk's parameters
+    (``torchjd.autojac.jac``), and the weights are ``weighting(J_1 @ J_2.T)``. The trunk then takes
+    sum_t w_t grad L_t and each head its own task's unweighted gradient, where L_t is, for "modo", the mean of
+    task t's losses on the two halves (MoDo's two-batch version, whose trunk gradient is read from J_1 and J_2) and,
+    for "sdmgrad", its loss on a third part, the update batch of SDMGrad. Cost: MoDo 2 forward and 2T backward
+    passes (on halves of the batch); SDMGrad 3 forward and 2T + 1 backward passes (on thirds). The heads'
+    gradients come from a backward pass through the heads alone, not counted. ``record.losses`` averages the parts
+    by size; ``record.extra["task_weights"]`` holds w; ``module`` is the torchjd weighting, whose state survives a
+    checkpoint.
+    """
+
+    min_tasks = 2
+
+    def __init__(self, weighting: str = "modo", weighting_kwargs: Mapping | None = None,
+                 optimizer_factory: OptimizerFactory | None = None):
+        super().__init__(optimizer_factory)
+        _unknown("SplitBatchWeighted", "weighting", weighting, SPLIT_WEIGHTINGS)
+        self.weighting, self.weighting_kwargs = weighting, dict(weighting_kwargs or {})
+        self.parts = SPLIT_PARTS[weighting]
+
+    def setup(self, net, tasks, seed=0):
+        super().setup(net, tasks, seed)
+        self._device = _device(net)
+        self.module = _build("SplitBatchWeighted: weighting", SPLIT_WEIGHTINGS, self.weighting, len(tasks),
+                             self.weighting_kwargs, self._device)
+
+    def _parameters(self, net, key):
+        return list(net.parameters())
+
+    def _split(self, batch: Split) -> list[Split]:
+        if len(batch) < self.parts:
+            raise ValueError(
+                f"SplitBatchWeighted({self.weighting!r}) splits every batch into {self.parts} independent parts and "
+                f"needs at least {self.parts} examples; got a batch of {len(batch)}. The last batch of an epoch holds "
+                f"len(train) % batch_size examples: choose a batch_size that leaves none or at least {self.parts}."
+            )
+        return [Split(batch.x[index], {name: y[index] for name, y in batch.y.items()})
+                for index in torch.arange(len(batch), device=batch.x.device).tensor_split(self.parts)]
+
+    def _losses(self, net: MultiTaskNet, part: Split) -> Tensor:
+        return torch.stack(list(task_losses(net, part, self.tasks).values()))
+
+    def _update(self, net, batch):
+        optimizer = self.optimizer(net, "all")
+        optimizer.zero_grad(set_to_none=True)
+        parts = self._split(batch)
+        shared = [p for p in net.shared_parameters() if p.requires_grad]
+        heads = [p for t in self.tasks for p in net.task_parameters(t.name) if p.requires_grad]
+        retain = self.weighting == "modo"  # MoDo's heads train on the same graphs
+        losses, jacobians = [], []
+        for part in parts[:2]:
+            losses.append(self._losses(net, part))
+            jacobians.append(torch.cat([j.flatten(1) for j in jac(losses[-1], shared, retain_graph=retain)], dim=1))
+        weights = self.module(jacobians[0] @ jacobians[1].T).detach()
+        if self.weighting == "modo":
+            update = (losses[0] + losses[1]) / 2
+            gradient = weights @ ((jacobians[0] + jacobians[1]) / 2)
+            for p, g in zip(shared, gradient.split([p.numel() for p in shared])):
+                p.grad = g.view_as(p).clone()
+        else:
+            losses.append(self._losses(net, parts[2]))
+            update = losses[2]
+            (weights @ update).backward(inputs=shared, retain_graph=bool(heads))
+        if heads:
+            update.sum().backward(inputs=heads)
+        optimizer.step()
+        sizes = torch.tensor([len(p) for p in parts], dtype=losses[0].dtype, device=losses[0].device)
+        mean = (torch.stack([l.detach() for l in losses]) * sizes[:, None]).sum(0) / sizes.sum()
+        names = tuple(self.task_names)
+        backward = 2 * len(names) + (self.weighting == "sdmgrad")
+        record = StepRecord(dict(zip(names, mean.tolist())), [names], len(parts), backward, 1)
+        record.extra["task_weights"] = weights.cpu().double().numpy()
+        return record
+
+    def _extra_state(self):
+        return {"weighting": _saved(self.module, self._device)}
+
+    def _load_extra_state(self, state):
+        self.module = _restored(state["weighting"], self._device)

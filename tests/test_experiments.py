@@ -108,29 +108,52 @@ def test_interval_text_and_separation():
     assert experiments.intervals_apart(a, b) and not experiments.intervals_apart(a, {**b, "ci_low": 2.0})
 
 
-def test_tune_then_repeat_tunes_on_the_first_seed_and_repeats_the_choice(tmp_path):
+def test_tune_then_repeat_tunes_on_its_own_seeds_and_reports_on_others(tmp_path):
     methods = {"averaged": CONFIG, "alternated": {**CONFIG, "strategy": "alternated"}}
-    tuned = experiments.tune_then_repeat(methods, {"lr": [1e-4, 3e-2]}, seeds=[3, 4], cache_dir=tmp_path, progress=False)
+    tuned = experiments.tune_then_repeat(methods, {"lr": [1e-4, 3e-2]}, seeds=[3, 4], tuning_seeds=[1, 2],
+                                         cache_dir=tmp_path, progress=False)
     for name in methods:
-        scores = {c["lr"]: np.mean([v for t in r.metrics["val"].values() for v in t.values()])
-                  for n, c, r in tuned.tuning if n == name}
-        assert set(scores) == {1e-4, 3e-2} and all(c["seed"] == 3 for n, c, _ in tuned.tuning)
+        runs = [(c, r) for n, c, r in tuned.tuning if n == name]
+        assert sorted((c["lr"], c["seed"]) for c, _ in runs) == [(1e-4, 1), (1e-4, 2), (3e-2, 1), (3e-2, 2)]
+        scores = {lr: np.mean([v for c, r in runs if c["lr"] == lr for t in r.metrics["val"].values()
+                               for v in t.values()]) for lr in (1e-4, 3e-2)}
         lr = tuned.chosen.set_index("method").loc[name, "lr"]
-        assert lr == max(scores, key=scores.get)
-        repeated = [(c, r) for n, c, r in tuned.runs if n == name]
-        assert [c["seed"] for c, _ in repeated] == [3, 4] and all(c["lr"] == lr for c, _ in repeated)
-        tuning_run = next(r for n, c, r in tuned.tuning if n == name and c["lr"] == lr)
-        assert repeated[0][1].metrics == tuning_run.metrics  # the first seed is not trained twice
+        assert lr == max(scores, key=scores.get)  # the best mean over both tuning seeds
+        repeated = [c for n, c, _ in tuned.runs if n == name]
+        assert [c["seed"] for c in repeated] == [3, 4] and all(c["lr"] == lr for c in repeated)
     table = tuned.table("test")
     assert set(table.method) == set(methods) and set(table.seed) == {3, 4}
-    assert len(list(tmp_path.glob("*.json"))) == 2 * 2 + 2  # grid points on seed 3, then seed 4 at the choice
+    assert len(list(tmp_path.glob("*.json"))) == 2 * (2 * 2 + 2)  # every reported run is a run of its own
 
 
-def test_tune_then_repeat_refuses_an_empty_grid_and_twin_methods(tmp_path):
+def test_tune_then_repeat_refuses_shared_seeds_an_empty_grid_and_twin_methods(tmp_path):
+    with pytest.raises(ValueError, match=r"seeds \[4\] both tune and report"):
+        experiments.tune_then_repeat({"a": CONFIG}, {"lr": [1e-3]}, seeds=[4, 5], tuning_seeds=[4], cache_dir=tmp_path)
     with pytest.raises(ValueError, match="one value per grid key"):
-        experiments.tune_then_repeat({"a": CONFIG}, {"lr": []}, seeds=[0], cache_dir=tmp_path)
+        experiments.tune_then_repeat({"a": CONFIG}, {"lr": []}, seeds=[0], tuning_seeds=[1], cache_dir=tmp_path)
     with pytest.raises(ValueError, match="same configuration"):
-        experiments.tune_then_repeat({"a": CONFIG, "b": {**CONFIG, "lr": 0.5}}, {"lr": [1e-3]}, [0], tmp_path)
+        experiments.tune_then_repeat({"a": CONFIG, "b": {**CONFIG, "lr": 0.5}}, {"lr": [1e-3]}, [0], [1], tmp_path)
+    assert not list(tmp_path.glob("*.json"))  # refused before anything trained
+
+
+def test_split_seeds_gives_disjoint_tuning_and_reporting_seeds():
+    assert experiments.split_seeds(5, 3) == ([5], [6, 7, 8])
+    assert experiments.split_seeds(0, 10, tuning=2) == ([0, 1], list(range(2, 12)))
+    with pytest.raises(ValueError, match="at least 2 reporting seeds"):
+        experiments.split_seeds(0, 1)
+
+
+def test_resolution_states_the_half_widths_of_paired_intervals():
+    rng = np.random.default_rng(0)
+    wide = pd.DataFrame({"base": rng.normal(size=10), "a": rng.normal(size=10), "b": rng.normal(size=10)})
+    table = experiments.paired_differences(wide, reference="base")
+    assert np.allclose(table.half_width, (table.ci_high - table.ci_low) / 2) and (table.half_width > 0).all()
+    text = experiments.resolution(table)
+    low, high = sorted(table.half_width)
+    assert text.startswith("Resolution: with 10 paired seeds") and f"{low:.1f} to {high:.1f} points" in text
+    assert "are 1.0 points" in experiments.resolution(pd.DataFrame({"ci_low": [-1.0, 0.0], "ci_high": [1.0, 2.04], "n": [3, 3]}))
+    with pytest.raises(ValueError, match="two paired seeds"):
+        experiments.resolution(experiments.paired_differences(wide.iloc[:1], reference="base"))
 
 
 def test_settings_pick_the_size_and_apply_overrides():

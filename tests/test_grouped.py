@@ -9,6 +9,7 @@ from mtlutils.strategies import (
     Aggregated,
     Alternated,
     Averaged,
+    CountMatchedGroups,
     RandomGroups,
     SelectiveGroups,
     adam,
@@ -194,3 +195,33 @@ def test_the_checkpoint_keeps_the_measurements(suite, tmp_path):
     assert [s for s, _ in resumed.measurements["lookahead"]] == [s for s, _ in whole.measurements["lookahead"]]
     assert all((a == b).all() for (_, a), (_, b) in zip(resumed.measurements["lookahead"], whole.measurements["lookahead"]))
     assert all((a == b).all() for (_, a), (_, b) in zip(resumed.affinity, whole.affinity))
+
+
+def test_count_matched_groups_take_the_given_number_of_groups_at_every_step(suite):
+    counts = [4, 4, 1, 2, 3]
+    net = models.for_suite(suite)
+    strategy = CountMatchedGroups(counts)
+    strategy.setup(net, suite.tasks, seed=3)
+    records = [strategy.step(net, batch) for batch, _ in zip(suite.train.batches(32), range(7))]
+    assert [len(r.groups) for r in records] == [*counts, 3, 3]  # the last count holds after the end
+    for record in records:
+        sizes = sorted(len(g) for g in record.groups)
+        assert sorted(t for g in record.groups for t in g) == sorted(suite.task_names)  # a partition of the tasks
+        assert sizes[-1] - sizes[0] <= 1  # as equal as possible
+        assert record.backward_passes == record.optimizer_steps == len(record.groups)
+    assert len({r.groups[0] for r in records[:2]}) == 2  # redrawn at every step
+
+
+def test_count_matched_groups_resume_and_refuse_bad_counts(suite, tmp_path):
+    def make():
+        return CountMatchedGroups([4, 2, 1, 3] * 5, optimizer_factory=adam(1e-2))
+
+    whole = fit(models.for_suite(suite), suite, make(), epochs=3, batch_size=128, progress=False)
+    path = tmp_path / "run.pt"
+    fit(models.for_suite(suite), suite, make(), epochs=2, batch_size=128, progress=False, checkpoint=path)
+    resumed = fit(models.for_suite(suite), suite, make(), epochs=3, batch_size=128, progress=False, checkpoint=path)
+    assert resumed.groups == whole.groups
+    with pytest.raises(ValueError, match="positive integers"):
+        CountMatchedGroups([2, 0])
+    with pytest.raises(ValueError, match="exceeds the 4 tasks"):
+        CountMatchedGroups([5]).setup(models.for_suite(suite), suite.tasks)
