@@ -67,6 +67,7 @@ DEFAULTS = dict(
     batch_size=64,
     seed=0,
     eval_every=None,
+    eval_at=None,
     gradient_cosine_every=None,
     device="auto",
 )
@@ -108,7 +109,7 @@ def torchjd_methods(base: Mapping) -> dict[str, dict[str, dict]]:
     method added there cannot be left out of a comparison that claims to hold all of them."""
     families = {}
     for family, (strategy, keyword, registry, labels) in TORCHJD_FAMILIES.items():
-        unlabelled = set(registry) - set(labels) - COVERED_BY_AVERAGED
+        unlabelled = set(registry) - set(labels) - set(COVERED_BY_AVERAGED)
         if unlabelled:
             raise KeyError(f"torchjd_methods: no label for the {family} method(s) {sorted(unlabelled)}; add them to "
                            "experiments.TORCHJD_FAMILIES.")
@@ -197,7 +198,7 @@ def train(config: Mapping, progress: bool = False) -> Run:
         net = models.for_suite(suite, seed=c["seed"], **c["model"])
         return fit(
             net, suite, build_strategy(c), epochs=c["epochs"], steps=c["steps"], batch_size=c["batch_size"],
-            seed=c["seed"], eval_every=c["eval_every"], progress=progress,
+            seed=c["seed"], eval_every=c["eval_every"], eval_at=c["eval_at"], progress=progress,
             gradient_cosine_every=c["gradient_cosine_every"], device=c["device"],
         )
 
@@ -240,6 +241,45 @@ def grid(base: Mapping | None = None, **axes: Iterable) -> list[dict]:
 def single_task_configs(config: Mapping, task_names: Iterable[str]) -> list[dict]:
     """The single-task baselines of a multi-task configuration: one run per task, everything else equal."""
     return [{**config, "strategy": "single_task", "strategy_kwargs": {"task": name}} for name in task_names]
+
+
+def pair_transfer(base: Mapping, tasks: Iterable[Task], seeds: Iterable[int], cache_dir: str | Path | None = None,
+                  progress: bool = True) -> pd.DataFrame:
+    """The realised transfer of every pair of tasks, seed by seed: a network trained on the mean of the two losses
+    alone (``Averaged`` with weight 1/2 on each, 0 on the other tasks) against the single-task networks of the same
+    seed. ``gain`` is Delta_m over the two tasks (percent, positive when training them together helped).
+
+    Returns one row per (seed, pair), the pairs in ``itertools.combinations`` order of ``tasks``, with columns
+    ``seed``, ``pair`` (its index), ``first``, ``second`` and ``gain``.
+    """
+    tasks, seeds = list(tasks), list(seeds)
+    names = [t.name for t in tasks]
+    pairs = list(itertools.combinations(names, 2))
+    jobs = [(seed, pair) for seed in seeds for pair in pairs]
+    configs = [{**base, "seed": seed, "strategy": "averaged",
+                "strategy_kwargs": {"weights": {n: 0.5 if n in pair else 0.0 for n in names}}} for seed, pair in jobs]
+    singles = [c for seed in seeds for c in single_task_configs({**base, "seed": seed}, names)]
+    runs = run_grid(configs + singles, cache_dir, progress)
+    alone = {(c["seed"], c["strategy_kwargs"]["task"]): r.metrics["test"] for c, r in zip(singles, runs[len(jobs):])}
+    rows = []
+    for (seed, pair), result in zip(jobs, runs):
+        chosen = [t for t in tasks if t.name in pair]
+        gain = delta_m({t.name: result.metrics["test"][t.name] for t in chosen},
+                       {t.name: alone[seed, t.name][t.name] for t in chosen}, chosen)
+        rows.append({"seed": seed, "pair": pairs.index(pair), "first": pair[0], "second": pair[1], "gain": gain})
+    return pd.DataFrame(rows)
+
+
+def steps_for_passes(methods: Mapping[str, Mapping], passes: int, seed: int = 0, calibration_steps: int = 2,
+                     cache_dir: str | Path | None = None) -> dict[str, int]:
+    """For every method, the number of steps that spends ``passes`` forward and backward passes, from its passes per
+    step in a short calibration run (``calibration_steps`` steps on ``seed``). A method whose passes per step change
+    during training (groups chosen as it goes) gets the steps its first steps predict."""
+    names = list(methods)
+    runs = run_grid([{**methods[n], "epochs": None, "steps": calibration_steps, "seed": seed, "eval_at": None}
+                     for n in names], cache_dir, progress=False)
+    per_step = {n: (r.cost["forward_passes"] + r.cost["backward_passes"]) / r.cost["steps"] for n, r in zip(names, runs)}
+    return {n: max(1, int(round(passes / per_step[n]))) for n in names}
 
 
 class GridError(RuntimeError):
@@ -376,6 +416,43 @@ def tune_then_repeat(methods: Mapping[str, Mapping], grid: Mapping[str, Iterable
                 for row in chosen.to_dict("records") for seed in seeds]
     runs = run_grid([c for _, c in repeated], cache_dir, progress)
     return Tuned(chosen, tuning, [(n, c, r) for (n, c), r in zip(repeated, runs)])
+
+
+@dataclass
+class Comparison:
+    """Methods against a reference method, tuned alike (``compare_with``): the ``tuned`` runs, their ``test`` table,
+    each run's per-task change against the reference run of its seed (``relative``), its Delta_m (``delta``: method,
+    seed, relative) and one ``overview`` row per other method: the interval of its Delta_m, its passes per step,
+    seconds per epoch (and their ratio to the reference's) and its chosen hyperparameters."""
+
+    tuned: Tuned
+    test: pd.DataFrame
+    relative: pd.DataFrame
+    delta: pd.DataFrame
+    overview: pd.DataFrame
+
+
+def compare_with(methods: Mapping[str, Mapping], reference: str, grid: Mapping[str, Iterable], seeds: Iterable[int],
+                 tuning_seeds: Iterable[int], tasks: Iterable[Task], cache_dir: str | Path | None = None,
+                 progress: bool = True) -> Comparison:
+    """Tune every method alike (``tune_then_repeat``) and compare each with ``reference`` seed by seed, in Delta_m
+    over ``tasks`` (positive: better than the reference)."""
+    if reference not in methods:
+        raise KeyError(f"compare_with: the reference {reference!r} is not among the methods {sorted(methods)}.")
+    seeds = list(seeds)
+    tuned = tune_then_repeat(methods, grid, seeds, tuning_seeds, cache_dir, progress)
+    test = tuned.table("test")
+    relative = relative_to_baseline(test, list(tasks), match=["seed"], baseline=reference, method="method")
+    delta = relative.groupby(["method", "seed"], as_index=False).relative.mean()
+    summary = summarize(delta, by=["method"], value="relative").set_index("method")
+    summary["half_width"] = (summary.ci_high - summary.ci_low) / 2
+    cost = pd.DataFrame([dict(method=n, passes=(r.cost["forward_passes"] + r.cost["backward_passes"]) / r.cost["steps"],
+                              seconds_per_epoch=r.cost["seconds"] / r.cost["epochs"]) for n, _, r in tuned.runs])
+    cost = cost.groupby("method").mean()
+    cost[f"seconds vs {reference}"] = cost.seconds_per_epoch / cost.loc[reference, "seconds_per_epoch"]
+    others = [m for m in methods if m != reference]
+    overview = summary.reindex(others).join(cost).join(tuned.chosen.set_index("method"))
+    return Comparison(tuned, test, relative, delta, overview)
 
 
 HYPERPARAMETER_NAMES = {"lr": "learning rate", "weight_decay": "weight decay"}

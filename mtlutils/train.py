@@ -46,6 +46,15 @@ class Run:
         """The final value of ``metric`` on ``split``, averaged over the tasks."""
         return float(np.mean([scores[metric] for scores in self.metrics[split].values()]))
 
+    def mean_metric_at(self, step: int, metric: str, split: str = "test") -> float:
+        """The value of ``metric`` on ``split`` after ``step`` steps, averaged over the tasks (``fit``'s
+        ``eval_at``)."""
+        rows = self.evals[(self.evals.step == step) & (self.evals.split == split) & (self.evals.metric == metric)]
+        if rows.empty:
+            raise KeyError(f"mean_metric_at: no evaluation of {metric!r} on {split!r} after {step} steps; the run was "
+                           f"evaluated after {sorted(set(self.evals.step))} steps (ask for it with eval_at).")
+        return float(rows.value.mean())
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """The device a run trains on: ``"auto"`` is the GPU when torch sees one, else the CPU; a named device
@@ -102,6 +111,7 @@ def fit(
     batch_size: int = 64,
     seed: int = 0,
     eval_every: int | None = None,
+    eval_at: Sequence[int] | None = None,
     progress: bool = True,
     checkpoint: str | Path | None = None,
     gradient_cosine_every: int | None = None,
@@ -111,7 +121,9 @@ def fit(
     """Train ``net`` on ``suite.train`` with ``strategy`` for ``epochs`` epochs or ``steps`` steps.
 
     The batch order is drawn from ``seed``; the same seed, network initialisation and strategy give the same
-    run on the CPU. Evaluation on val and test happens every ``eval_every`` steps (if given) and at the end.
+    run on the CPU. Evaluation on val and test happens every ``eval_every`` steps (if given), after each number of
+    steps in ``eval_at`` and at the end; evaluating changes nothing in the training, so the evaluation after s steps
+    is that of a run of s steps (``Run.mean_metric_at``).
     ``gradient_cosine_every`` measures the cosine between task gradients on the current batch every that many
     steps. Strategies that track an affinity have it recorded every ``snapshot_every`` steps (by default about
     200 snapshots over the run) and at the last step. With ``checkpoint``, the state is saved atomically after
@@ -197,7 +209,7 @@ def fit(
                     measurements.setdefault(name, []).append((step, value))
             step += 1
             bar.update(1)
-            if eval_every and step % eval_every == 0 and step < total_steps:
+            if ((eval_every and step % eval_every == 0) or step in (eval_at or ())) and step < total_steps:
                 record_eval()
             if step >= total_steps:
                 break

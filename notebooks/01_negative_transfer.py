@@ -27,6 +27,7 @@
 
 # %% tags=["parameters"]
 SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (more samples, angles and seeds)
+# full mode: synthetic data, no data script; a laptop CPU is enough
 SEED = 0  # the first seed; the chapter uses SEED, SEED + 1, ... (it tunes nothing: every setting is fixed below)
 OVERRIDES = {}  # replaces entries of the chosen SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 
@@ -270,6 +271,7 @@ plots.savefig(fig, "01_loss_curves")
 #   {glue:md}`verdict_worst`. Tasks that need the same features pool their noisy labels; tasks that compete for a
 #   narrow shared representation lose.
 # - {glue:md}`summary_opposed`
+# - {glue:md}`resolution`
 # - Negative cosines between task gradients are common even among tasks that need the same features, because near
 #   a minimum of the averaged loss the gradients cancel. They are a symptom to measure over time, not a verdict
 #   from one batch.

@@ -19,3 +19,42 @@ def write_mnist(raw: Path, train: np.ndarray, train_labels: np.ndarray, test: np
              "t10k-images-idx3-ubyte.gz": test, "t10k-labels-idx1-ubyte.gz": test_labels}
     for name, array in files.items():
         (raw / name).write_bytes(idx_gz(np.asarray(array)))
+
+
+CELEBA_ATTRIBUTES = (
+    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair Blond_Hair "
+    "Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup High_Cheekbones Male "
+    "Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks "
+    "Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace "
+    "Wearing_Necktie Young"
+).split()
+
+
+def write_celeba(raw: Path, partition: list[int], rng: np.random.Generator, names=CELEBA_ATTRIBUTES) -> np.ndarray:
+    """CelebA's aligned JPEGs (random pixels, 218 x 178), list_attr_celeba.txt and list_eval_partition.txt, as the
+    official download unpacks them, into ``raw``: one image per entry of ``partition`` (0 train, 1 val, 2 test).
+    Returns the attribute signs (images x attributes, +1 or -1)."""
+    from PIL import Image
+
+    (raw / "img_align_celeba").mkdir(parents=True, exist_ok=True)
+    images = [f"{i:06d}.jpg" for i in range(1, len(partition) + 1)]
+    for name in images:
+        Image.fromarray(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)).save(raw / "img_align_celeba" / name)
+    signs = np.where(rng.random((len(images), len(names))) > 0.5, 1, -1)
+    lines = [str(len(images)), " ".join(names)] + [f"{n} " + " ".join(f"{v:2d}" for v in row) for n, row in zip(images, signs)]
+    (raw / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
+    (raw / "list_eval_partition.txt").write_text("".join(f"{n} {c}\n" for n, c in zip(images, partition)))
+    return signs
+
+
+def write_nyuv2(extracted: Path, rng: np.random.Generator, sizes=(("train", 10), ("val", 3)), height=16, width=24):
+    """NYUv2 as the preprocessed download of the multi-task literature unpacks it: ``<split>/<kind>/<i>.npy`` for
+    image (H x W x 3), label (H x W, -1 unlabelled, else 0..12), depth (H x W x 1) and normal (H x W x 3)."""
+    for split, n in sizes:
+        for kind, channels in (("image", 3), ("label", None), ("depth", 1), ("normal", 3)):
+            folder = extracted / split / kind
+            folder.mkdir(parents=True, exist_ok=True)
+            shape = (height, width) if channels is None else (height, width, channels)
+            for i in range(n):
+                array = rng.integers(-1, 13, shape) if kind == "label" else rng.random(shape)
+                np.save(folder / f"{i}.npy", array.astype(np.float32))

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mtlutils import affinity, models
 from mtlutils.tasks import Task
@@ -151,3 +153,31 @@ def test_moving_average_starts_from_zero_and_forgets_geometrically():
     assert [float(m[0, 0]) for _, m in averaged] == [0.5, 0.25, 0.125]
     with pytest.raises(ValueError, match="weight"):
         affinity.moving_average([(0, ones)], weight=0)
+
+
+def test_pair_scores_average_both_directions_in_combinations_order():
+    matrix = np.array([[9.0, 1.0, 2.0], [3.0, 9.0, 4.0], [6.0, 8.0, 9.0]])
+    assert affinity.pair_scores(matrix).tolist() == [2.0, 4.0, 6.0]  # (0, 1), (0, 2), (1, 2)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(min_value=0, max_value=10_000))
+def test_rank_correlation_depends_on_ranks_only_and_its_interval_holds_it(seed):
+    rng = np.random.default_rng(seed)
+    transfer = rng.normal(size=(6, 10))
+    measure = transfer + rng.normal(scale=0.5, size=transfer.shape)
+    rho, low, high = affinity.rank_correlation(measure, transfer)
+    assert -1 <= low <= high <= 1 and low - 1e-12 <= rho <= high + 1e-12
+    one_seed = affinity.rank_correlation(measure[:1], transfer[:1])
+    assert one_seed[1:] == (-np.inf, np.inf)  # one seed: no interval
+    assert affinity.rank_correlation(np.exp(measure[:1]), transfer[:1])[0] == pytest.approx(one_seed[0])
+
+
+def test_rank_correlation_finds_a_monotone_relation_and_not_noise():
+    rng = np.random.default_rng(0)
+    transfer = rng.normal(size=(10, 15)) + np.linspace(-3, 3, 15)
+    assert affinity.rank_correlation(2 * transfer + 1, transfer) == (1.0, 1.0, 1.0)
+    rho, low, high = affinity.rank_correlation(rng.normal(size=(10, 15)), transfer)
+    assert low < 0 < high and high - low > 0.3
+    with pytest.raises(ValueError, match="3 pairs or more"):
+        affinity.rank_correlation(transfer[:, :2], transfer[:, :2])

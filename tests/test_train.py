@@ -91,3 +91,15 @@ def test_the_device_is_resolved_checked_and_recorded(suite):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="torch sees no GPU on this machine"):
             _fit(suite, steps=1, device="cuda")
+
+
+@pytest.mark.parametrize("strategy", [lambda: Averaged(), lambda: strategies.Aggregated("upgrad")])
+def test_an_evaluation_along_the_way_is_that_of_the_shorter_run(suite, strategy):
+    whole = fit(models.for_suite(suite, seed=1), suite, strategy(), steps=7, batch_size=32, seed=1, eval_at=[3, 5],
+                progress=False)
+    short = fit(models.for_suite(suite, seed=1), suite, strategy(), steps=3, batch_size=32, seed=1, progress=False)
+    assert sorted(set(whole.evals.step)) == [3, 5, 7]
+    assert whole.mean_metric_at(3, "mse") == short.mean_metric("mse")
+    assert whole.mean_metric_at(7, "mse") == whole.mean_metric("mse")
+    with pytest.raises(KeyError, match=r"after \[3, 5, 7\] steps"):
+        whole.mean_metric_at(4, "mse")
