@@ -565,8 +565,3 @@ def describe_interval(row: Mapping, unit: str = "%", level: float = 0.95, decima
     """A ``summarize`` row as text: ``+1.2% (95% CI -0.3 to +2.7)``."""
     f = f"+.{decimals}f"
     return f"{row['mean']:{f}}{unit} ({100 * level:.0f}% CI {row['ci_low']:{f}} to {row['ci_high']:{f}})"
-
-
-def intervals_apart(a: Mapping, b: Mapping) -> bool:
-    """Do the confidence intervals of two ``summarize`` rows not overlap?"""
-    return a["ci_high"] < b["ci_low"] or b["ci_high"] < a["ci_low"]

@@ -23,15 +23,17 @@ IDS = [p.stem for p in build.NOTEBOOKS]
 # Full mode on the data scripts' fixtures: the chapter's own code and data path, with its loops cut short.
 FULL_ON_FIXTURES = {
     "01_negative_transfer": {"angles": [0, 90, 180], "seeds": 2, "epochs": 1},
-    "02_averaged_vs_alternated": {"toy_steps": 20, "epochs": 1, "lrs": [1e-3], "seeds": 2},
-    "03_random_grouping": {"epochs": 1, "lrs": [3e-3], "seeds": 2, "group_sizes": [1, 10], "redrawn": [2]},
+    "02_averaged_vs_alternated": {"toy_steps": 20, "epochs": 1, "lrs": [1e-3], "seeds": 2, "tuning_seeds": 1},
+    "03_random_grouping": {"epochs": 1, "lrs": [3e-3], "seeds": 2, "tuning_seeds": 1, "group_sizes": [1, 10],
+                           "redrawn": [2]},
     "04_proximal_affinity": {"epochs": {"clusters": 1, "digit_attributes": 2, "celeba": 1}, "seeds": 2, "every": 4},
     "05_selective_group_updates": {
-        "epochs": 2, "lrs": [3e-3], "seeds": 2, "selective": {"beta": 1e-2, "warmup": 2, "regroup_every": 1},
+        "epochs": 1, "lrs": [3e-3], "seeds": 2, "tuning_seeds": 1,
+        "selective": {"beta": 1e-2, "warmup": 2, "regroup_every": 1},
         "sweep_epochs": 1, "sweep": {"beta": [1e-1], "warmup": [0], "regroup_every": [4]},
     },
     "06_do_they_help": {
-        "epochs": 1, "budget_epochs": 2, "lrs": [3e-3], "weight_decays": [0.0, 1e-2], "seeds": 2,
+        "epochs": 1, "lrs": [3e-3], "weight_decays": [0.0, 1e-2], "seeds": 2, "tuning_seeds": 1,
         "weights": [0.2, 0.5, 0.8], "selective": {"beta": 1e-2, "warmup": 2, "regroup_every": 1},
     },
 }
