@@ -162,12 +162,12 @@ def test_pair_scores_average_both_directions_in_combinations_order():
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(min_value=0, max_value=10_000))
-def test_rank_correlation_depends_on_ranks_only_and_its_interval_holds_it(seed):
+def test_rank_correlation_depends_on_ranks_only_and_its_interval_is_ordered(seed):
     rng = np.random.default_rng(seed)
     transfer = rng.normal(size=(6, 10))
     measure = transfer + rng.normal(scale=0.5, size=transfer.shape)
     rho, low, high = affinity.rank_correlation(measure, transfer)
-    assert -1 <= low <= high <= 1 and low - 1e-12 <= rho <= high + 1e-12
+    assert -1 <= low <= high <= 1 and -1 <= rho <= 1  # a percentile interval need not hold the point estimate
     one_seed = affinity.rank_correlation(measure[:1], transfer[:1])
     assert one_seed[1:] == (-np.inf, np.inf)  # one seed: no interval
     assert affinity.rank_correlation(np.exp(measure[:1]), transfer[:1])[0] == pytest.approx(one_seed[0])
