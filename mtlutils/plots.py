@@ -61,6 +61,20 @@ def front_panel(ax: plt.Axes, points: pd.DataFrame, scalarizations: Sequence[str
     return ax
 
 
+def interval_bars(ax: plt.Axes, tables: dict[str, pd.DataFrame], value: str, rows: Sequence[str]) -> plt.Axes:
+    """Horizontal bars of ``value`` with their intervals (columns ``ci_low``, ``ci_high``), one bar per entry of
+    ``rows`` and per table, the tables side by side and named in the legend; a line marks zero."""
+    height = 0.8 / len(tables)
+    for i, (name, table) in enumerate(tables.items()):
+        cell = table.loc[list(rows)]
+        ax.barh(np.arange(len(rows)) + (i - (len(tables) - 1) / 2) * height, cell[value], height=0.95 * height,
+                label=name, capsize=3, xerr=np.vstack([cell[value] - cell.ci_low, cell.ci_high - cell[value]]))
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set(yticks=range(len(rows)), yticklabels=list(rows), ylim=(len(rows) - 0.5, -0.5))
+    ax.legend(frameon=True, loc="best")
+    return ax
+
+
 def lines_with_ci(
     summary: pd.DataFrame, x: str, hue: str | None = None, ax: plt.Axes | None = None, label_fmt: str = "{}",
     marker: str | None = "o", band_alpha: float = 0.2,

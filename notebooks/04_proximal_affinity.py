@@ -373,14 +373,9 @@ premise.round(2)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1, 1.3]})
-for i, dataset in enumerate(DATASETS):
-    cell = premise.loc[dataset]
-    axes[0].barh(np.arange(len(cell)) + (i - 0.5) * 0.38, cell.spearman, height=0.36, label=dataset, capsize=3,
-                 xerr=np.vstack([cell.spearman - cell.ci_low, cell.ci_high - cell.spearman]))
-axes[0].axvline(0, color="black", lw=0.8)
-axes[0].set(yticks=range(len(MEASURES)), yticklabels=MEASURES, xlim=(-1, 1), ylim=(len(MEASURES) - 0.5, -0.5),
-            xlabel="Spearman correlation with the realised gain (95% CI)", title="does the measure predict transfer?")
-axes[0].legend(frameon=False, loc="lower right")
+plots.interval_bars(axes[0], {dataset: premise.loc[dataset] for dataset in DATASETS}, "spearman", MEASURES)
+axes[0].set(xlim=(-1, 1), xlabel="Spearman correlation with the realised gain (95% CI)",
+            title="does the measure predict transfer?")
 seeds = SEEDS[:SETTINGS["transfer_seeds"]["clusters"]]
 realised = gains["clusters"].groupby("pair").gain.mean()
 score = np.mean([affinity.pair_scores(premise_matrix(MEASURES[0], probe_run("clusters", seed))) for seed in seeds], axis=0)
@@ -395,6 +390,7 @@ axes[1].legend(frameon=False)
 plots.savefig(fig, "04_premise")
 
 
+# %%
 def correlation_text(row):
     return f"{row.spearman:+.2f} (95% CI {row.ci_low:+.2f} to {row.ci_high:+.2f})"
 
