@@ -7,12 +7,10 @@ from pathlib import Path
 
 import jupytext
 import nbformat
-import numpy as np
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-from data_scripts import celeba, multimnist, nyuv2
-from tests.fixtures import write_celeba, write_mnist, write_nyuv2
+from tests.fixtures import prepare_data_root
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "book"))
@@ -79,20 +77,8 @@ def test_chapter_runs_in_smoke_mode(source, smoke_cache):
 
 @pytest.fixture(scope="module")
 def full_data(tmp_path_factory):
-    """A data root prepared by the data scripts from files in the real formats: MNIST (random images, real label
-    files), CelebA (random JPEGs, its 40 attributes, the official partition file) and NYUv2 (the preprocessed
-    arrays, at 32 x 64 so that SegNet's five poolings divide them)."""
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    raw = root / "multimnist" / "raw"
-    write_mnist(raw, rng.integers(0, 256, (200, 28, 28)), rng.integers(0, 10, 200),
-                rng.integers(0, 256, (100, 28, 28)), rng.integers(0, 10, 100))
-    multimnist.prepare(raw, root / "multimnist")
-    write_celeba(root / "celeba" / "raw", [0] * 16 + [1] * 4 + [2] * 4, rng)
-    celeba.prepare(root / "celeba" / "raw", root / "celeba", progress=False)
-    write_nyuv2(root / "nyuv2" / "extracted", rng, sizes=(("train", 12), ("val", 4)), height=32, width=64)
-    nyuv2.prepare(root / "nyuv2" / "extracted", root / "nyuv2")
-    return root
+    """A data root prepared by the data scripts from files in the real formats (tests.fixtures.prepare_data_root)."""
+    return prepare_data_root(tmp_path_factory.mktemp("data"))
 
 
 @pytest.mark.parametrize("source", build.NOTEBOOKS, ids=IDS)
