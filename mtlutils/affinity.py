@@ -301,6 +301,26 @@ def select_groups_tag(z: np.ndarray, task_names: Sequence[str], max_groups: int,
     return [tuple(task_names[i] for i in range(n) if g >> i & 1) for g in groups]
 
 
+def served_by(z: np.ndarray, task_names: Sequence[str], groups: Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
+    """The partition of the tasks by the group of a (possibly overlapping) TAG selection that serves each best:
+    every task goes with the selected group that holds it and has the highest score(a, G) (see
+    ``select_groups_tag``), the first such group on a tie. Each task must be in some group."""
+    index = {name: i for i, name in enumerate(task_names)}
+
+    def score(task, group):
+        others = [index[b] for b in group if b != task]
+        return float(np.mean(z[others, index[task]])) if others else UNSERVED
+
+    serving: dict[int, list[str]] = {}
+    for task in task_names:
+        holding = [j for j, group in enumerate(groups) if task in group]
+        if not holding:
+            raise ValueError(f"served_by: task {task!r} is in none of the groups {list(groups)}.")
+        best = max(holding, key=lambda j: score(task, groups[j]))
+        serving.setdefault(best, []).append(task)
+    return [tuple(serving[j]) for j in sorted(serving)]
+
+
 def _best_split(value: np.ndarray, n: int, max_blocks: int) -> list[int]:
     """The split of the n tasks into at most ``max_blocks`` blocks (bit masks) with the largest total
     ``value[block - 1]``; ties go to the split found first."""

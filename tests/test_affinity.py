@@ -228,6 +228,7 @@ def test_tag_selection_lets_a_helpful_task_serve_two_groups():
                   [0.3, 0.0, -0.9],  # b and c hurt each other
                   [0.3, -0.9, 0.0]])
     assert sorted(map(sorted, affinity.select_groups_tag(z, names, max_groups=2))) == [["a", "b"], ["a", "c"]]
+    assert affinity.served_by(z, names, [("a", "b"), ("a", "c")]) == [("a", "b"), ("c",)]  # a: 0.3 from either
     partition = affinity.select_groups_tag(z, names, max_groups=2, search="partition")
     assert sorted(map(sorted, partition)) in ([["a", "b"], ["c"]], [["a", "c"], ["b"]])
 
