@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import copy
 import warnings
 from typing import Mapping, Sequence
 
@@ -127,31 +127,44 @@ class ProximalAffinity:
             raise ValueError(f"attribution must be 'intended' or 'as_coded', not {attribution!r}.")
 
 
-def normalized_affinity(matrix: np.ndarray) -> np.ndarray:
+def normalized_affinity(matrix: np.ndarray, as_coded: bool = False) -> np.ndarray:
     """X[s, t] = A[s, t] / A[t, t], symmetrised as (X + X^T) / 2.
 
     A column whose diagonal is not positive is divided by its largest absolute entry instead (or left as it is
     when it is all zero), so that a task that never lowered its own loss does not blow the scale up.
+
+    ``as_coded=True`` gives what the official code computes: it divides column t in place by its own diagonal
+    entry, which becomes 1 on the way, so only the entries above the diagonal (s < t) are divided by A[t, t]; the
+    diagonal is 1 and the entries below it are left as they are, before the symmetrisation. (The official code
+    gives NaN for a zero diagonal entry; the fallback above is used there instead.)
     """
     diagonal = np.diag(matrix).copy()
     fallback = np.abs(matrix).max(axis=0)
     scale = np.where(diagonal > 0, diagonal, np.where(fallback > 0, fallback, 1.0))
     x = matrix / scale[None, :]
+    if as_coded:
+        x = np.triu(x) + np.tril(matrix, -1)
     return (x + x.T) / 2
 
 
+# (convergence_iter, max_iter) of each attempt: ours gives a slow run more iterations; the official code raises
+# convergence_iter by 100 at a fixed max_iter of 200 (its later attempts cannot converge within 200 iterations)
+ATTEMPTS = {False: ((50, 200), (50, 1000)), True: ((50, 200), (150, 200))}
+
+
 def groups_from_affinity(matrix: np.ndarray, task_names: Sequence[str],
-                         previous: Sequence[Sequence[str]] | None = None) -> list[tuple[str, ...]]:
+                         previous: Sequence[Sequence[str]] | None = None, as_coded: bool = False) -> list[tuple[str, ...]]:
     """Task groups by affinity propagation on the normalised affinity, a precomputed similarity (preference =
     median, convergence_iter = 50; Frey & Dueck, 2007). Without convergence it retries with more iterations,
-    then keeps ``previous`` (one task per group when there is none)."""
-    similarity = normalized_affinity(matrix)
-    for max_iter in (200, 1000):
+    then keeps ``previous`` (one task per group when there is none). ``as_coded=True`` normalises and retries as
+    the official code does (``normalized_affinity``, ``ATTEMPTS``)."""
+    similarity = normalized_affinity(matrix, as_coded)
+    for convergence_iter, max_iter in ATTEMPTS[as_coded]:
         with warnings.catch_warnings():
             warnings.simplefilter("error", ConvergenceWarning)
             try:
                 labels = AffinityPropagation(
-                    affinity="precomputed", convergence_iter=50, max_iter=max_iter, random_state=0
+                    affinity="precomputed", convergence_iter=convergence_iter, max_iter=max_iter, random_state=0
                 ).fit(similarity).labels_
             except ConvergenceWarning:
                 continue
@@ -193,71 +206,146 @@ def group_agreement(groups: Sequence[Sequence[str]], reference: Sequence[Sequenc
     return float(adjusted_rand_score([theirs[n] for n in names], [ours[n] for n in names]))
 
 
-def lookahead_affinity(net: MultiTaskNet, batch: Split, tasks: Sequence[Task], lr: float) -> np.ndarray:
+def lookahead_affinity(net: MultiTaskNet, batch: Split, tasks: Sequence[Task], lr: float | None = None,
+                       optimizer: torch.optim.Optimizer | None = None) -> np.ndarray:
     """TAG's lookahead inter-task affinity (Fifty et al., 2021) on one batch: the T x T matrix
 
-        Z[i, j] = 1 - L_j(theta_s - lr grad_{theta_s} L_i, theta_j) / L_j(theta_s, theta_j),
+        Z[i, j] = 1 - L_j(theta_s', theta_j) / L_j(theta_s, theta_j),
 
-    positive when a gradient step on task i alone would lower task j's loss. Heads stay fixed; nothing moves.
+    positive when a step of the shared parameters theta_s on task i alone would lower task j's loss. Heads stay
+    fixed; nothing moves. With ``lr``, theta_s' = theta_s - lr grad_{theta_s} L_i, the paper's equation. With
+    ``optimizer`` (the one training the network), theta_s' is where that optimizer's step would take theta_s if
+    task i's gradient were the batch's (its momentum or moments included) and Z is divided by its learning rate,
+    as TAG's code computes it; the optimizer and the network are left as they were.
     """
+    if (lr is None) == (optimizer is None):
+        raise ValueError("lookahead_affinity: give either lr (a plain gradient step) or optimizer (its own step).")
     shared = {f"trunk.{name}": p for name, p in net.trunk.named_parameters()}
     fixed = {name: p.detach() for name, p in net.named_parameters() if name not in shared}
     names = [t.name for t in tasks]
     predictions = net(batch.x, tasks=names)
     losses = [t.loss(predictions[t.name], batch.y[t.name]) for t in tasks]
     z = np.empty((len(tasks), len(tasks)))
-    for i, loss in enumerate(losses):
-        grads = torch.autograd.grad(loss, list(shared.values()), retain_graph=True, allow_unused=True)
-        moved = {n: (p - lr * g if g is not None else p).detach() for (n, p), g in zip(shared.items(), grads)}
+    task_grads = [torch.autograd.grad(loss, list(shared.values()), retain_graph=True, allow_unused=True)
+                  for loss in losses]  # all before any step: the optimizer's step writes the parameters in place
+    for i, grads in enumerate(task_grads):
+        if optimizer is None:
+            moved = {n: (p - lr * g if g is not None else p).detach() for (n, p), g in zip(shared.items(), grads)}
+        else:
+            moved = _optimizer_step_of(net, optimizer, shared, grads)
         with torch.no_grad():
             after = functional_call(net, {**fixed, **moved}, (batch.x,), {"tasks": names})
             for j, task in enumerate(tasks):
                 z[i, j] = 1.0 - task.loss(after[task.name], batch.y[task.name]).item() / losses[j].item()
-    return z
+    return z if optimizer is None else z / optimizer.param_groups[0]["lr"]
 
 
-def _partitions(items: list, max_blocks: int):
-    """Every partition of ``items`` into at most ``max_blocks`` non-empty blocks."""
-    if not items:
-        yield []
-        return
-    first, rest = items[0], items[1:]
-    for partition in _partitions(rest, max_blocks):
-        for i in range(len(partition)):
-            yield partition[:i] + [[first, *partition[i]]] + partition[i + 1 :]
-        if len(partition) < max_blocks:
-            yield [[first], *partition]
+def _optimizer_step_of(net: MultiTaskNet, optimizer: torch.optim.Optimizer, shared: Mapping[str, torch.Tensor],
+                       grads: Sequence[torch.Tensor | None]) -> dict[str, torch.Tensor]:
+    """Where ``optimizer``'s step with ``grads`` on the shared parameters (none on the others) would take them;
+    the parameters, their gradients and the optimizer's state are restored afterwards."""
+    saved_state = copy.deepcopy(optimizer.state_dict())
+    saved = {name: (p.detach().clone(), p.grad) for name, p in net.named_parameters()}
+    for p in net.parameters():
+        p.grad = None
+    for p, g in zip(shared.values(), grads):
+        p.grad = None if g is None else g.detach().clone()
+    optimizer.step()
+    moved = {name: p.detach().clone() for name, p in shared.items()}
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            p.copy_(saved[name][0])
+            p.grad = saved[name][1]
+    optimizer.load_state_dict(saved_state)
+    return moved
 
 
-def select_groups_tag(z: np.ndarray, task_names: Sequence[str], max_groups: int) -> list[tuple[str, ...]]:
-    """TAG's grouping (Fifty et al., 2021): the split of the tasks into at most ``max_groups`` groups that
-    maximises the mean over tasks a of score(a, G) = mean over b in G, b != a, of Z[b, a] (0 for a task alone).
+UNSERVED = -1e6  # TAG's score of a task whose only group in a selection is itself alone
 
-    Every task is trained in exactly one group (a partition), and the search is exhaustive.
+
+def select_groups_tag(z: np.ndarray, task_names: Sequence[str], max_groups: int,
+                      search: str = "tag") -> list[tuple[str, ...]]:
+    """TAG's network selection (Fifty et al., 2021) from a lookahead affinity ``z`` (``z[b, a]``: b's step on a's
+    loss). A group G serves each of its tasks a with score(a, G) = mean over b in G, b != a, of z[b, a].
+
+    ``search="tag"`` is TAG's code: at most ``max_groups`` groups, any subsets of the tasks, possibly overlapping,
+    that together cover every task; each task counts the best score among the selected groups that hold it, a
+    task alone in a group scores ``UNSERVED`` (-1e6), and the selection with the highest mean over tasks wins.
+    ``search="partition"`` keeps every task in exactly one group and scores a task alone 0.
+
+    Both are solved exactly, without listing the selections: a best selection is a split of the tasks into at
+    most ``max_groups`` serving sets S, each served by its best group G containing S, and the best split comes
+    from a dynamic programme over subsets (4^T memory and 3^T work: T <= 12 tasks).
     """
     n = len(task_names)
+    if search not in ("tag", "partition"):
+        raise ValueError(f"select_groups_tag: search must be 'tag' or 'partition', not {search!r}.")
     if max_groups < 1:
         raise ValueError(f"select_groups_tag: max_groups must be at least 1, not {max_groups}.")
-    count = sum(_stirling2(n, k) for k in range(1, min(max_groups, n) + 1))
-    if count > 2_000_000:
-        raise ValueError(f"select_groups_tag: {count} partitions of {n} tasks are too many to search; lower max_groups.")
-    best, best_score = None, -np.inf
-    for partition in _partitions(list(range(n)), max_groups):
-        score = 0.0
-        for block in partition:
-            if len(block) > 1:
-                sub = z[np.ix_(block, block)]
-                score += float((sub.sum(axis=0) - np.diag(sub)).sum()) / (len(block) - 1)
-        if score > best_score + 1e-12:
-            best, best_score = partition, score
-    return [tuple(task_names[i] for i in block) for block in best]
+    if not 1 <= n <= 12 or z.shape != (n, n):
+        raise ValueError(f"select_groups_tag: needs a T x T affinity for 1 <= T <= 12 tasks; got {z.shape} for {n} "
+                         "names (2^T candidate groups are searched).")
+    masks = np.arange(1, 2 ** n)
+    member = (masks[:, None] >> np.arange(n)) & 1  # candidate group x task
+    size = member.sum(axis=1)
+    inflow = member @ z  # inflow[G, a] = sum over b in G of z[b, a]
+    score = np.where(size[:, None] > 1, (inflow - np.diag(z)[None, :] * member) / np.maximum(size - 1, 1)[:, None],
+                     UNSERVED if search == "tag" else 0.0) * member
+    if search == "tag":  # value[S, G] = sum over a in S of score(a, G), for every G that contains S
+        value = np.where((masks[None, :] & masks[:, None]) == masks[:, None], member @ score.T, -np.inf)
+        serving, best = value.argmax(axis=1), value.max(axis=1)  # per serving set S: its best group, its value
+    else:  # a set serves itself
+        serving, best = np.arange(len(masks)), score.sum(axis=1)
+    blocks = _best_split(best, n, max_groups)
+    groups = list(dict.fromkeys(int(masks[serving[s - 1]]) for s in blocks))  # one group may serve two sets
+    return [tuple(task_names[i] for i in range(n) if g >> i & 1) for g in groups]
 
 
-def _stirling2(n: int, k: int) -> int:
-    """The number of partitions of n items into exactly k non-empty blocks."""
-    return sum((-1) ** i * math.comb(k, i) * (k - i) ** n for i in range(k + 1)) // math.factorial(k)
+def served_by(z: np.ndarray, task_names: Sequence[str], groups: Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
+    """The partition of the tasks by the group of a (possibly overlapping) TAG selection that serves each best:
+    every task goes with the selected group that holds it and has the highest score(a, G) (see
+    ``select_groups_tag``), the first such group on a tie. Each task must be in some group."""
+    index = {name: i for i, name in enumerate(task_names)}
+
+    def score(task, group):
+        others = [index[b] for b in group if b != task]
+        return float(np.mean(z[others, index[task]])) if others else UNSERVED
+
+    serving: dict[int, list[str]] = {}
+    for task in task_names:
+        holding = [j for j, group in enumerate(groups) if task in group]
+        if not holding:
+            raise ValueError(f"served_by: task {task!r} is in none of the groups {list(groups)}.")
+        best = max(holding, key=lambda j: score(task, groups[j]))
+        serving.setdefault(best, []).append(task)
+    return [tuple(serving[j]) for j in sorted(serving)]
 
 
+def _best_split(value: np.ndarray, n: int, max_blocks: int) -> list[int]:
+    """The split of the n tasks into at most ``max_blocks`` blocks (bit masks) with the largest total
+    ``value[block - 1]``; ties go to the split found first."""
+    full = 2 ** n - 1
+    best = {0: (0.0, [])}  # with j blocks: mask -> (best total, its blocks)
+    answer = (-np.inf, [])
+    for _ in range(min(max_blocks, n)):
+        grown = {}
+        for mask, (total, blocks) in best.items():
+            rest = full & ~mask
+            if not rest:
+                continue
+            low = rest & -rest  # the lowest task not yet placed starts the next block
+            sub = rest
+            while sub:
+                if sub & low:
+                    candidate = (total + value[sub - 1], blocks + [sub])
+                    key = mask | sub
+                    if key not in grown or candidate[0] > grown[key][0]:
+                        grown[key] = candidate
+                sub = (sub - 1) & rest
+        best = grown
+        if full in best and best[full][0] > answer[0]:
+            answer = best[full]
+    return answer[1]
 
 
 def pair_scores(matrix: np.ndarray) -> np.ndarray:

@@ -34,6 +34,11 @@ def delta_m(metrics: Scores, baseline: Scores, tasks: Iterable[Task], mode: str 
     is better and -1 otherwise (Maninis et al., 2019). ``mode="per_task"`` averages over each task's metrics,
     then over tasks; ``mode="pooled"`` averages over all metrics at once, as the Nash-MTL and FAMO code does.
     The baseline should be single-task training with the same budget.
+
+    The division is by |B|, where LibMTL and the Nash-MTL code divide by B: for a baseline below zero (a metric
+    that can be negative, such as a log-likelihood or a correlation), dividing by B would flip the sign, and a
+    better result would count as worse. With |B| a positive change always means better. Every metric in this
+    book is positive, so the two agree on every number it shows.
     """
     if mode not in ("per_task", "pooled"):
         raise ValueError(f"delta_m: mode must be 'per_task' or 'pooled', not {mode!r}.")

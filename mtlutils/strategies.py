@@ -219,19 +219,25 @@ class GroupedUpdates(Strategy):
     on the same batch, a backward pass of the group loss, and an optimizer step on the trunk and g_j's heads.
 
     The group loss is the sum of the group's task losses (``group_loss="sum"``, as both papers do) or their mean.
-    Heads outside the group get no gradient (``None``, not zero), so neither they nor their optimizer state move.
     ``optimizer_per_group=False`` shares one optimizer ("IUS"); True gives every group its own optimizer over the
     parameters it updates, with its own moments and step counter ("IO"). Subclasses choose the groups.
+
+    ``idle_heads="still"``: heads outside the group get no gradient (``None``, not zero), so neither they nor their
+    optimizer state move. ``"moving"`` is what both official codes do, under the torch versions they were written
+    for, whose ``zero_grad`` fills gradients with zeros: a head outside the group that has had a gradient gets a
+    zero one, so a shared optimizer steps it too, through its momentum or Adam moments (and weight decay).
     """
 
     min_tasks = 2
 
     def __init__(self, optimizer_per_group: bool = False, group_loss: str = "sum",
-                 optimizer_factory: OptimizerFactory | None = None):
+                 optimizer_factory: OptimizerFactory | None = None, idle_heads: str = "still"):
         super().__init__(optimizer_factory)
         if group_loss not in ("sum", "mean"):
             raise ValueError(f"group_loss must be 'sum' or 'mean', not {group_loss!r}.")
-        self.optimizer_per_group, self.group_loss = optimizer_per_group, group_loss
+        if idle_heads not in ("still", "moving"):
+            raise ValueError(f"idle_heads must be 'still' or 'moving', not {idle_heads!r}.")
+        self.optimizer_per_group, self.group_loss, self.idle_heads = optimizer_per_group, group_loss, idle_heads
 
     def _parameters(self, net, key):
         if key == "all":
@@ -255,7 +261,7 @@ class GroupedUpdates(Strategy):
         forward = 1
         for j, group in enumerate(groups):
             optimizer = self.optimizer(net, tuple(group) if self.optimizer_per_group else "all")
-            net.zero_grad(set_to_none=True)
+            net.zero_grad(set_to_none=self.idle_heads == "still")
             loss = sum(losses[name] for name in group)
             (loss / len(group) if self.group_loss == "mean" else loss).backward()
             optimizer.step()
@@ -279,8 +285,8 @@ class Alternated(GroupedUpdates):
     """
 
     def __init__(self, order: str = "fixed", optimizer_per_group: bool = False,
-                 optimizer_factory: OptimizerFactory | None = None):
-        super().__init__(optimizer_per_group, "sum", optimizer_factory)
+                 optimizer_factory: OptimizerFactory | None = None, idle_heads: str = "still"):
+        super().__init__(optimizer_per_group, "sum", optimizer_factory, idle_heads=idle_heads)
         if order not in ("fixed", "shuffle"):
             raise ValueError(f"Alternated: order must be 'fixed' or 'shuffle', not {order!r}.")
         self.order = order
@@ -302,8 +308,8 @@ class RandomGroups(GroupedUpdates):
     """
 
     def __init__(self, group_size: int, redraw: str = "never", optimizer_per_group: bool = False,
-                 group_loss: str = "sum", optimizer_factory: OptimizerFactory | None = None):
-        super().__init__(optimizer_per_group, group_loss, optimizer_factory)
+                 group_loss: str = "sum", optimizer_factory: OptimizerFactory | None = None, idle_heads: str = "still"):
+        super().__init__(optimizer_per_group, group_loss, optimizer_factory, idle_heads=idle_heads)
         if redraw not in ("never", "epoch", "step"):
             raise ValueError(f"RandomGroups: redraw must be 'never', 'epoch' or 'step', not {redraw!r}.")
         if not isinstance(group_size, int) or group_size < 1:
@@ -348,8 +354,8 @@ class CountMatchedGroups(GroupedUpdates):
     """
 
     def __init__(self, counts: Sequence[int], optimizer_per_group: bool = False, group_loss: str = "sum",
-                 optimizer_factory: OptimizerFactory | None = None):
-        super().__init__(optimizer_per_group, group_loss, optimizer_factory)
+                 optimizer_factory: OptimizerFactory | None = None, idle_heads: str = "still"):
+        super().__init__(optimizer_per_group, group_loss, optimizer_factory, idle_heads=idle_heads)
         counts = list(counts)
         if not counts or any(not isinstance(c, int) or c < 1 for c in counts):
             raise ValueError(f"CountMatchedGroups: counts must be a non-empty list of positive integers, not {counts!r}.")
@@ -384,6 +390,11 @@ class SelectiveGroups(GroupedUpdates):
     loss changes are credited (see ``affinity.ProximalAffinity.update``); ``measure_last`` adds a no-grad forward
     pass after the last group so that its change is measured too.
 
+    ``attribution="as_coded"`` is the official method (wooseong97/sel-update-mtl) as it runs: besides its
+    attribution, its warm-up lasts ``warmup + 1`` batches (the counter is compared before it is incremented), it
+    groups with the official normalisation and retries (``groups_from_affinity(as_coded=True)``), and a batch whose
+    tasks form one group updates that group twice, so that the first step's change is credited to it.
+
     Cost (benchmarks/step_cost.py): one affinity propagation takes milliseconds, so regrouping on every batch can
     add about a tenth to a small network's step; ``regroup_every=10`` brings it near 1%. The last-group pass
     costs one forward pass per batch, which matters when there are few groups.
@@ -391,8 +402,8 @@ class SelectiveGroups(GroupedUpdates):
 
     def __init__(self, beta: float = 1e-3, warmup: int = 100, regroup_every: int = 1, attribution: str = "intended",
                  measure_last: bool = True, optimizer_per_group: bool = False, group_loss: str = "sum",
-                 optimizer_factory: OptimizerFactory | None = None):
-        super().__init__(optimizer_per_group, group_loss, optimizer_factory)
+                 optimizer_factory: OptimizerFactory | None = None, idle_heads: str = "still"):
+        super().__init__(optimizer_per_group, group_loss, optimizer_factory, idle_heads=idle_heads)
         if not 0 < beta <= 1:
             raise ValueError(f"SelectiveGroups: beta must lie in (0, 1], not {beta}.")
         if attribution not in ("intended", "as_coded"):
@@ -409,10 +420,14 @@ class SelectiveGroups(GroupedUpdates):
         self.batches = 0
 
     def _update(self, net, batch):
-        if self.batches >= self.warmup and (self.batches - self.warmup) % self.regroup_every == 0:
-            self.groups = groups_from_affinity(self.affinity.matrix, self.task_names, previous=self.groups)
+        official = self.attribution == "as_coded"
+        warmup = self.warmup + official
+        if self.batches >= warmup and (self.batches - warmup) % self.regroup_every == 0:
+            self.groups = groups_from_affinity(self.affinity.matrix, self.task_names, self.groups, as_coded=official)
         order = torch.randperm(len(self.groups), generator=self.generator)
         groups = [self.groups[i] for i in order]
+        if official and len(groups) == 1:
+            groups = groups * 2
         record, trace = self.update_groups(net, batch, groups, measure_last=self.measure_last)
         self.affinity.update(groups, trace, self.attribution)
         self.batches += 1
@@ -433,18 +448,27 @@ class AffinityProbe(GroupedUpdates):
 
     The proximal inter-task affinity (Jeong & Yoon, 2025) is tracked under both attributions from the same losses
     (``record.extra["affinity"]`` stacks the intended and the as-coded matrix), and every ``lookahead_every``
-    batches TAG's lookahead affinity (Fifty et al., 2021) with step size ``lookahead_lr`` is measured before the
-    updates (``record.extra["lookahead"]``).
+    batches TAG's lookahead affinity (Fifty et al., 2021) is measured before the updates
+    (``record.extra["lookahead"]``): along the plain gradient with step size ``lookahead_lr``
+    (``lookahead="gradient"``, the paper's equation) or along the shared optimizer's own step, divided by its
+    learning rate (``lookahead="optimizer"``, as TAG's code computes it).
     """
 
     attributions = ("intended", "as_coded")
 
     def __init__(self, beta: float = 1e-3, lookahead_every: int | None = None, lookahead_lr: float = 1e-3,
-                 optimizer_per_group: bool = False, optimizer_factory: OptimizerFactory | None = None):
-        super().__init__(optimizer_per_group, "sum", optimizer_factory)
+                 lookahead: str = "gradient", optimizer_per_group: bool = False,
+                 optimizer_factory: OptimizerFactory | None = None, idle_heads: str = "still"):
+        super().__init__(optimizer_per_group, "sum", optimizer_factory, idle_heads=idle_heads)
         if lookahead_every is not None and lookahead_every < 1:
             raise ValueError(f"AffinityProbe: lookahead_every must be a positive integer or None, not {lookahead_every}.")
+        if lookahead not in ("gradient", "optimizer"):
+            raise ValueError(f"AffinityProbe: lookahead must be 'gradient' or 'optimizer', not {lookahead!r}.")
+        if lookahead == "optimizer" and optimizer_per_group:
+            raise ValueError("AffinityProbe: lookahead='optimizer' follows one shared optimizer; it needs "
+                             "optimizer_per_group=False.")
         self.beta, self.lookahead_every, self.lookahead_lr = beta, lookahead_every, lookahead_lr
+        self.lookahead = lookahead
 
     def setup(self, net, tasks, seed=0):
         super().setup(net, tasks, seed)
@@ -454,7 +478,8 @@ class AffinityProbe(GroupedUpdates):
     def _update(self, net, batch):
         extra = {}
         if self.lookahead_every and self.batches % self.lookahead_every == 0:
-            extra["lookahead"] = lookahead_affinity(net, batch, self.tasks, self.lookahead_lr)
+            step = {"optimizer": self.optimizer(net, "all")} if self.lookahead == "optimizer" else {"lr": self.lookahead_lr}
+            extra["lookahead"] = lookahead_affinity(net, batch, self.tasks, **step)
         order = torch.randperm(len(self.tasks), generator=self.generator)
         groups = [(self.task_names[i],) for i in order]
         record, trace = self.update_groups(net, batch, groups, measure_last=True)

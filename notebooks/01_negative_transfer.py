@@ -100,7 +100,10 @@ glue("bound_at_180", 100 * clusters.shared_fraction_bound(180), display=False)
 # $$ \Delta_t = -\,\frac{M_t - B_t}{B_t} \times 100\%, $$
 #
 # positive when sharing helped. The mean of $\Delta_t$ over tasks is the $\Delta_m$ of
-# {cite}`maninis2019attentive`. Every angle is trained with several seeds (network initialisation and batch
+# {cite}`maninis2019attentive`. For a metric where higher is better the sign is $+$, and in general the change is
+# divided by $|B_t|$: LibMTL and the code of Nash-MTL divide by $B_t$, which reverses the verdict for a metric that
+# can be negative. All the metrics of this book are positive, so the two conventions give the same numbers here.
+# Every angle is trained with several seeds (network initialisation and batch
 # order); finished runs are cached on disk, so re-running this notebook is fast.
 
 # %%

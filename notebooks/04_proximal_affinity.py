@@ -39,17 +39,18 @@ from IPython.display import Markdown
 from matplotlib import pyplot as plt
 from myst_nb import glue
 
-from mtlutils import affinity, experiments, models, plots
+from mtlutils import affinity, experiments, metrics, models, plots
 from mtlutils.strategies import Alternated, adam
 
 plots.use_style()
 SETTINGS = experiments.settings({
     "smoke": dict(size="smoke", epochs={"clusters": 4, "digit_attributes": 1}, seeds=2, every=2, beta=5e-2,
-                  transfer_seeds={"clusters": 2, "digit_attributes": 2}),
+                  transfer_seeds={"clusters": 2, "digit_attributes": 2}, selective=dict(warmup=4, regroup_every=2)),
     "small": dict(size="small", epochs={"clusters": 20, "digit_attributes": 2}, seeds=10, every=10, beta=1e-2,
-                  transfer_seeds={"clusters": 10, "digit_attributes": 3}),
+                  transfer_seeds={"clusters": 10, "digit_attributes": 3}, selective=dict(warmup=50, regroup_every=10)),
     "full": dict(size="full", epochs={"clusters": 20, "digit_attributes": 2, "celeba": 5}, seeds=10, every=25,
-                 beta=2e-3, transfer_seeds={"clusters": 10, "digit_attributes": 5, "celeba": 3}),
+                 beta=2e-3, transfer_seeds={"clusters": 10, "digit_attributes": 5, "celeba": 3},
+                 selective=dict(warmup=500, regroup_every=10)),
 }, SIZE, OVERRIDES)
 SEEDS = list(range(SEED, SEED + SETTINGS["seeds"]))
 DATASETS = {
@@ -93,7 +94,17 @@ suites = {name: experiments.suite_for(config) for name, config in DATASETS.items
 # **Intended or as coded.** The equations credit the change caused by group $g_j$ to the rows of $g_j$. The
 # official implementation, at group $j$, uses the losses from the forward pass *before* $g_j$'s own step, so it
 # credits the change caused by $g_{j-1}$ to $g_j$'s rows; the first group of a batch gets nothing and the last
-# group's change is never measured. `mtlutils` offers both as `attribution="intended"` and `"as_coded"`.
+# group's change is never measured. Three more details of that code change what it computes: it normalises $A$
+# column by column in place, so that once a diagonal entry has become 1 the entries below it are divided by 1
+# (only the upper triangle is normalised); when all tasks form one group, it lists the group twice, so the batch
+# takes two steps and the first one's change is credited; and its warm-up lasts one batch more than its setting.
+# `mtlutils` offers both as `attribution="intended"` and `"as_coded"`, the latter with all of these
+# (`SelectiveGroups`, and `groups_from_affinity(..., as_coded=True)` for the normalisation).
+#
+# TAG's own selection {cite}`fifty2021efficiently` differs from a split of the tasks too: it picks at most $B$ groups
+# that may overlap, each task counting the best group that holds it, and a task alone in its group counts as
+# unusable. `affinity.select_groups_tag` computes it exactly (and, with `search="partition"`, the best split of the
+# tasks into groups instead).
 #
 # ## Measuring without steering
 #
@@ -134,7 +145,14 @@ OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam"}
 
 # %%
 MEASURES = ["proximal (intended)", "proximal (as coded)", "TAG lookahead", "gradient cosine"]
-TAG_SEARCH = "TAG lookahead with TAG's search"
+AS_CODED_OURS = "proximal (as coded), this book's normalisation"  # the as-coded credit, grouped as intended
+TAG_SELECTION, TAG_PARTITION = "TAG lookahead, TAG's selection", "TAG lookahead, best partition"
+EXTRA = [AS_CODED_OURS, TAG_SELECTION, TAG_PARTITION]  # rows of the tables, not curves of the figure
+
+
+def groups_of(measure, matrix, names):
+    """The groups affinity propagation finds in a measure, the as-coded one normalised as the official code does."""
+    return affinity.groups_from_affinity(matrix, names, as_coded=measure == MEASURES[1])
 
 
 def measured(result):
@@ -157,17 +175,23 @@ for config, result in zip(configs, runs):
     names, truth = suite.task_names, suite.meta["groups"]
     total = result.cost["steps"]
     key = (config["dataset"], OPTIMIZER_NAMES[config["optimizer"]], config["seed"])
-    for measure, series in measured(result).items():
+    series_of = measured(result)
+    for measure, series in [*series_of.items(), (AS_CODED_OURS, series_of[MEASURES[1]])]:
         picks = sorted(set(np.linspace(0, len(series) - 1, 30).round().astype(int)))
         for i in picks:
             step, matrix = series[i]
-            ari = affinity.group_agreement(affinity.groups_from_affinity(matrix, names), truth)
+            groups = groups_of(measure, matrix, names) if measure != AS_CODED_OURS else \
+                affinity.groups_from_affinity(matrix, names)
             rows.append(dict(dataset=key[0], optimizer=key[1], seed=key[2], measure=measure,
-                             progress=(step + 1) / total, ari=ari, final=i == len(series) - 1))
+                             progress=(step + 1) / total, ari=affinity.group_agreement(groups, truth),
+                             final=i == len(series) - 1))
         finals[(*key, measure)] = series[-1][1]
-    tag_groups = affinity.select_groups_tag(finals[(*key, MEASURES[2])], names, max_groups=len(truth))
-    rows.append(dict(dataset=key[0], optimizer=key[1], seed=key[2], measure=TAG_SEARCH,
-                     progress=1.0, ari=affinity.group_agreement(tag_groups, truth), final=True))
+    z = finals[(*key, MEASURES[2])]
+    for measure, search in ((TAG_SELECTION, "tag"), (TAG_PARTITION, "partition")):
+        selection = affinity.select_groups_tag(z, names, max_groups=len(truth), search=search)
+        overlap = sum(map(len, selection)) > len(names)
+        rows.append(dict(dataset=key[0], optimizer=key[1], seed=key[2], measure=measure, progress=1.0, final=True,
+                         ari=affinity.group_agreement(affinity.served_by(z, names, selection), truth), overlap=overlap))
 agreement = pd.DataFrame(rows)
 
 # %% [markdown]
@@ -245,7 +269,7 @@ def listed(names):
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-summary_of = table["mean_over_training"].drop(index=TAG_SEARCH, level=2)
+summary_of = table["mean_over_training"].drop(index=EXTRA, level=2)
 by_seed = per_run.pivot_table(index=["dataset", "optimizer", "seed"], columns="measure", values="mean_over_training")
 
 
@@ -330,6 +354,88 @@ glue("n_seeds", len(SEEDS), display=False)
 # task $s$ receives the change caused by whichever task came before it in the batch, so it records how the
 # *other* tasks affect each task; where it agrees with the known groups, that is the reason (the last exercise
 # checks it).
+
+# %%
+def paired_row(a, b):
+    """Mean ARI over training of row a minus row b, per (dataset, optimizer), from the same runs."""
+    wide = per_run.pivot_table(index=["dataset", "optimizer", "seed"], columns="measure", values="mean_over_training")
+    return {key: experiments.paired_differences(cell.droplevel([0, 1])[[b, a]], reference=b).loc[a]
+            for key, cell in wide.groupby(level=[0, 1], sort=False)}
+
+
+official_vs_ours = paired_row(MEASURES[1], AS_CODED_OURS)
+tag_vs_partition = paired_row(TAG_SELECTION, TAG_PARTITION)
+glue("pa_official_norm", Markdown("; ".join(f"{d} with {o}: {experiments.describe_interval(gap, unit='', decimals=2)}"
+                                            for (d, o), gap in official_vs_ours.items())), display=False)
+glue("pa_tag_selection", Markdown("; ".join(f"{d} with {o}: {experiments.describe_interval(gap, unit='', decimals=2)}"
+                                            for (d, o), gap in tag_vs_partition.items())), display=False)
+overlapping = agreement[agreement.measure == TAG_SELECTION].overlap
+glue("pa_tag_overlap", Markdown(f"{int(overlapping.sum())} of {len(overlapping)}"), display=False)
+glue("pa_official_resolution", Markdown(experiments.resolution(
+    pd.DataFrame([*official_vs_ours.values(), *tag_vs_partition.values()]), unit=" (ARI)", decimals=2)), display=False)
+
+# %% [markdown]
+# The row "proximal (as coded)" is the official method as it ran: its credit and its normalisation. Grouped with
+# this book's normalisation instead, the same as-coded matrices give a mean ARI over training that differs by
+# (official normalisation minus this book's, seed by seed) {glue:md}`pa_official_norm`. TAG's selection of possibly
+# overlapping groups, against the best partition of the tasks from the same lookahead affinity at the end of
+# training (ARI of the split by serving group): {glue:md}`pa_tag_selection`; TAG's selection overlapped in
+# {glue:md}`pa_tag_overlap` runs. {glue:md}`pa_official_resolution`
+#
+# ## The official method as it ran
+#
+# The measures above do not steer training. When the affinity chooses the groups, the lone group and the warm-up
+# matter as well. Selective group updates (chapter 5) as the official code runs them (`attribution="as_coded"`)
+# and as the equations describe them (`"intended"`), with one shared Adam, on the same seeds (warm-up
+# {glue:text}`pa_sel_warmup` batches, regrouping every {glue:text}`pa_sel_regroup` batches).
+
+# %%
+ATTRIBUTIONS = {"intended": "intended", "as_coded": "official (as coded)"}
+steered = [(dataset, attribution, seed) for dataset in DATASETS for attribution in ATTRIBUTIONS for seed in SEEDS]
+steered_runs = experiments.run_grid([
+    {**DATASETS[dataset], "epochs": SETTINGS["epochs"][dataset], "optimizer": "adam", "seed": seed,
+     "lr": LEARNING_RATES[dataset, "adam"], "strategy": "selective_groups",
+     "strategy_kwargs": dict(beta=SETTINGS["beta"], attribution=attribution, **SETTINGS["selective"])}
+    for dataset, attribution, seed in steered])
+by_key = dict(zip(steered, steered_runs))
+official_rows = []
+for (dataset, attribution, seed), result in by_key.items():
+    suite, after_warmup = suites[dataset], result.groups[SETTINGS["selective"]["warmup"] + 1:]
+    final = list(dict.fromkeys(result.groups[-1]))  # a lone group listed twice is one group
+    official_rows.append(dict(
+        dataset=dataset, method=ATTRIBUTIONS[attribution], seed=seed, groups=len(final),
+        lone=100 * np.mean([len(set(groups)) == 1 for groups in after_warmup]),
+        ari=affinity.group_agreement(final, suite.meta["groups"]) if "groups" in suite.meta else np.nan,
+        delta=metrics.delta_m(result.metrics["test"], by_key[dataset, "intended", seed].metrics["test"], suite.tasks)))
+official = pd.DataFrame(official_rows)
+official.groupby(["dataset", "method"])[["groups", "lone", "ari", "delta"]].mean().round(2)
+
+# %%
+official_lines = []
+for dataset, cell in official.groupby("dataset", sort=False):
+    coded = cell[cell.method == ATTRIBUTIONS["as_coded"]]
+    lone = cell.groupby("method").lone.mean()
+    delta = pd.Series(experiments.confidence_interval(coded.delta), index=["mean", "ci_low", "ci_high"])
+    ari = cell.pivot(index="seed", columns="method", values="ari")
+    ari_text = ""
+    if ari.notna().all().all():
+        gap = experiments.paired_differences(ari, reference=ATTRIBUTIONS["intended"]).loc[ATTRIBUTIONS["as_coded"]]
+        ari_text = f"; ARI of the final groups, official minus intended, {experiments.describe_interval(gap, unit='', decimals=2)}"
+    official_lines.append(
+        f"- {dataset}: after the warm-up, {lone[ATTRIBUTIONS['as_coded']]:.0f}% of the official run's batches (and "
+        f"{lone[ATTRIBUTIONS['intended']]:.0f}% of the intended one's) had all tasks in one group{ari_text}; the "
+        f"official method's test $\\Delta_m$ against the intended one of the same seed is "
+        f"{experiments.describe_interval(delta)}"
+        + (", which the seeds do not tell from zero." if delta.ci_low <= 0 <= delta.ci_high else "."))
+glue("pa_official", Markdown("\n".join(official_lines)), display=False)
+glue("pa_official_short", Markdown("; ".join(line[2:].rstrip(".") for line in official_lines) + "."), display=False)
+glue("pa_sel_warmup", SETTINGS["selective"]["warmup"], display=False)
+glue("pa_sel_regroup", SETTINGS["selective"]["regroup_every"], display=False)
+
+# %% [markdown]
+# Over {glue:text}`n_seeds` seeds:
+#
+# {glue:md}`pa_official`
 #
 # ## Does affinity predict transfer?
 #
@@ -353,7 +459,8 @@ def probe_run(dataset, seed):
 def premise_matrix(measure, result):
     """A measure's affinity averaged over the run (the proximal affinity normalised as for grouping)."""
     mean = np.mean([matrix for _, matrix in measured(result)[measure]], axis=0)
-    return affinity.normalized_affinity(mean) if measure.startswith("proximal") else mean
+    return affinity.normalized_affinity(mean, as_coded=measure == MEASURES[1]) if measure.startswith("proximal") \
+        else mean
 
 
 # %%
@@ -489,6 +596,9 @@ costs.round(3)
 #   for it once it is learned, so a grouping that is right early can be wrong late.
 # - The attribution matters: {glue:md}`pa_attribution`. The as-coded version credits each group with its
 #   predecessor's effect.
+# - The official method as it ran (its credit, its normalisation, its lone groups and warm-up), steering training,
+#   against the intended one on the same seeds: {glue:md}`pa_official_short`
+# - TAG's own selection of overlapping groups against the best partition: {glue:md}`pa_tag_selection`.
 # - Does a high affinity mean that two tasks gain from training together? The rank correlations with the realised
 #   gain of every pair: {glue:md}`pa_premise_short`
 #

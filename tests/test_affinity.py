@@ -1,3 +1,6 @@
+import copy
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -95,13 +98,23 @@ def test_groups_from_affinity_recovers_blocks_and_falls_back(monkeypatch):
     assert affinity.groups_from_affinity(blocks, names) == [(n,) for n in names]
 
 
+def test_as_coded_normalisation_divides_only_above_the_diagonal():
+    a = np.array([[2.0, 1.0, 4.0], [3.0, 4.0, 2.0], [6.0, 8.0, 5.0]])
+    # in place, column by column: [[1, 1/4, 4/5], [3, 1, 2/5], [6, 8, 1]], then (X + X^T) / 2
+    np.testing.assert_allclose(affinity.normalized_affinity(a, as_coded=True),
+                               [[1, 1.625, 3.4], [1.625, 1, 4.2], [3.4, 4.2, 1]])
+    # intended: [[1, 1/4, 4/5], [3/2, 1, 2/5], [3, 2, 1]], then (X + X^T) / 2
+    np.testing.assert_allclose(affinity.normalized_affinity(a), [[1, 0.875, 1.9], [0.875, 1, 1.2], [1.9, 1.2, 1]])
+
+
 def test_normalisation_guards_non_positive_diagonals():
     x = affinity.normalized_affinity(np.array([[0.0, 0.2], [-0.4, 0.5]]))
     assert np.isfinite(x).all()
     np.testing.assert_allclose(x, x.T)
 
 
-def test_lookahead_affinity_matches_a_hand_computation_on_a_linear_model():
+def _linear_pair():
+    """w * x through one head of weight 1 (task a, target 1) and one of weight -1 (task b, target 0), w = 2."""
     from torch import nn
 
     from mtlutils.models import MultiTaskNet
@@ -117,6 +130,12 @@ def test_lookahead_affinity_matches_a_hand_computation_on_a_linear_model():
     mse = lambda p, y: ((p.reshape(y.shape) - y) ** 2).mean()  # noqa: E731
     tasks = [Task(n, mse, {}, True) for n in ("a", "b")]
     batch = Split(torch.tensor([[1.0], [2.0]]), {"a": torch.tensor([1.0, 1.0]), "b": torch.tensor([0.0, 0.0])})
+    return net, tasks, batch
+
+
+def test_lookahead_affinity_matches_a_hand_computation_on_a_linear_model():
+    net, tasks, batch = _linear_pair()
+    trunk = net.trunk
     # w = 2: L_a = ((2-1)^2 + (4-1)^2) / 2 = 5, L_b = (2^2 + 4^2) / 2 = 10; dL_a/dw = 7, dL_b/dw = 10.
     # lr 0.1: a's step gives w = 1.3 (L_a = 1.325, L_b = 4.225); b's step gives w = 1.0 (L_a = 0.5, L_b = 2.5).
     z = affinity.lookahead_affinity(net, batch, tasks, lr=0.1)
@@ -124,15 +143,135 @@ def test_lookahead_affinity_matches_a_hand_computation_on_a_linear_model():
     assert trunk.weight.item() == 2.0 and trunk.weight.grad is None
 
 
-def test_tag_selection_finds_the_blocks_within_the_group_budget():
+def test_lookahead_along_the_optimizer_follows_its_momentum_and_divides_by_its_learning_rate():
+    net, tasks, batch = _linear_pair()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    net.trunk.weight.grad = torch.tensor([[1.0]])
+    for head in net.heads.values():
+        head.weight.grad = torch.zeros(1, 1)
+    optimizer.step()  # w: 2 -> 1.9, momentum buffer 1
+    before = copy.deepcopy(optimizer.state_dict())
+    z = affinity.lookahead_affinity(net, batch, tasks, optimizer=optimizer)
+    # at w = 1.9: L_a = (0.81 + 7.84) / 2 = 4.325, L_b = (3.61 + 14.44) / 2 = 9.025; dL_a/dw = 6.5, dL_b/dw = 9.5.
+    # SGD's step with task i's gradient: w' = 1.9 - 0.1 (0.9 * 1 + g_i): a gives 1.16, b gives 0.86.
+    loss_a = lambda w: ((w - 1) ** 2 + (2 * w - 1) ** 2) / 2  # noqa: E731
+    loss_b = lambda w: (w ** 2 + (2 * w) ** 2) / 2  # noqa: E731
+    expected = [[(1 - loss_a(w) / loss_a(1.9)) / 0.1, (1 - loss_b(w) / loss_b(1.9)) / 0.1] for w in (1.16, 0.86)]
+    np.testing.assert_allclose(z, expected, rtol=1e-5)
+    assert net.trunk.weight.item() == pytest.approx(1.9) and net.trunk.weight.grad.item() == 1.0
+    after = optimizer.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+    assert all(torch.equal(after["state"][k]["momentum_buffer"], v["momentum_buffer"]) for k, v in before["state"].items())
+    with pytest.raises(ValueError, match="either lr"):
+        affinity.lookahead_affinity(net, batch, tasks, lr=0.1, optimizer=optimizer)
+
+
+def test_lookahead_along_adam_is_where_its_step_would_go():
+    net, tasks, batch = _linear_pair()
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.1)
+    for _ in range(3):  # moments that are not the task gradients
+        net.zero_grad()
+        sum(t.loss(net(batch.x)[t.name], batch.y[t.name]) for t in tasks).backward()
+        optimizer.step()
+    z = affinity.lookahead_affinity(net, batch, tasks, optimizer=optimizer)
+    for i, task in enumerate(tasks):
+        twin = copy.deepcopy(net)
+        twin_optimizer = torch.optim.Adam(twin.parameters(), lr=0.1)
+        twin_optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))  # its own moments
+        losses = [t.loss(twin(batch.x)[t.name], batch.y[t.name]).item() for t in tasks]
+        twin.zero_grad(set_to_none=True)
+        (grad,) = torch.autograd.grad(task.loss(twin(batch.x)[task.name], batch.y[task.name]), [twin.trunk.weight])
+        twin.trunk.weight.grad = grad
+        twin_optimizer.step()
+        after = [t.loss(twin(batch.x)[t.name], batch.y[t.name]).item() for t in tasks]
+        np.testing.assert_allclose(z[i], [(1 - a / b) / 0.1 for a, b in zip(after, losses)], rtol=1e-5)
+
+
+def _tag_search_by_enumeration(z, max_groups):
+    """TAG's network selection as its code runs it: every selection of 1 to max_groups distinct non-empty
+    subsets that covers the tasks; a task counts its best group; a task alone scores -1e6."""
+    n = len(z)
+    subsets = [s for k in range(1, n + 1) for s in itertools.combinations(range(n), k)]
+
+    def score(task, group):
+        return -1e6 if len(group) == 1 else np.mean([z[b, task] for b in group if b != task])
+
+    best = -np.inf
+    for k in range(1, max_groups + 1):
+        for selection in itertools.combinations(subsets, k):
+            if set().union(*selection) != set(range(n)):
+                continue
+            best = max(best, np.mean([max(score(t, g) for g in selection if t in g) for t in range(n)]))
+    return best
+
+
+def _selection_score(z, names, groups):
+    index = {name: i for i, name in enumerate(names)}
+    members = [[index[n] for n in g] for g in groups]
+    score = lambda t, g: -1e6 if len(g) == 1 else np.mean([z[b, t] for b in g if b != t])  # noqa: E731
+    return np.mean([max(score(t, g) for g in members if t in g) for t in range(len(names))])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(3, 5), st.integers(1, 3), st.integers(0, 2**31 - 1))
+def test_tag_selection_is_as_good_as_tags_enumeration(n, max_groups, seed):
+    z = np.random.default_rng(seed).normal(size=(n, n))
+    names = [f"t{i}" for i in range(n)]
+    groups = affinity.select_groups_tag(z, names, max_groups)
+    assert 1 <= len(groups) <= max_groups and set().union(*map(set, groups)) == set(names)
+    assert _selection_score(z, names, groups) == pytest.approx(_tag_search_by_enumeration(z, max_groups))
+
+
+def test_tag_selection_lets_a_helpful_task_serve_two_groups():
+    names = ["a", "b", "c"]
+    z = np.array([[0.0, 0.8, 0.8],  # a's step helps b and c
+                  [0.3, 0.0, -0.9],  # b and c hurt each other
+                  [0.3, -0.9, 0.0]])
+    assert sorted(map(sorted, affinity.select_groups_tag(z, names, max_groups=2))) == [["a", "b"], ["a", "c"]]
+    assert affinity.served_by(z, names, [("a", "b"), ("a", "c")]) == [("a", "b"), ("c",)]  # a: 0.3 from either
+    partition = affinity.select_groups_tag(z, names, max_groups=2, search="partition")
+    assert sorted(map(sorted, partition)) in ([["a", "b"], ["c"]], [["a", "c"], ["b"]])
+
+
+def test_tag_selection_never_leaves_a_task_alone_when_a_pair_can_serve_it():
     names = ["a", "b", "c", "d"]
-    z = np.array([[0, 0.5, -0.2, -0.1], [0.4, 0, -0.3, 0.0], [-0.2, -0.1, 0, 0.6], [0.0, -0.2, 0.5, 0]])
-    assert sorted(map(sorted, affinity.select_groups_tag(z, names, max_groups=2))) == [["a", "b"], ["c", "d"]]
-    assert affinity.select_groups_tag(z, names, max_groups=1) == [("a", "b", "c", "d")]
-    positive = np.ones((4, 4))
-    assert len(affinity.select_groups_tag(positive, names, max_groups=3)) == 1  # one group serves all best
-    with pytest.raises(ValueError, match="too many"):
+    z = -np.abs(np.random.default_rng(0).normal(size=(4, 4)))  # every step hurts every other task
+    tag = affinity.select_groups_tag(z, names, max_groups=4)
+    assert all(len(g) > 1 for g in tag)
+    assert affinity.select_groups_tag(z, names, max_groups=4, search="partition") == [(n,) for n in names]
+
+
+def test_partition_search_is_the_best_partition():
+    rng = np.random.default_rng(1)
+    names = list("abcde")
+    for _ in range(10):
+        z = rng.normal(size=(5, 5))
+        groups = affinity.select_groups_tag(z, names, max_groups=3, search="partition")
+        assert sorted(n for g in groups for n in g) == names  # every task exactly once
+
+        def total(partition):
+            return sum(np.mean([z[b, a] for b in g if b != a]) if len(g) > 1 else 0.0 for g in partition for a in g)
+
+        index = {n: i for i, n in enumerate(names)}
+        best = max(total(p) for p in _partitions_of(list(range(5))) if len(p) <= 3)
+        assert total([[index[n] for n in g] for g in groups]) == pytest.approx(best)
+
+
+def _partitions_of(items):
+    if not items:
+        yield []
+        return
+    for partition in _partitions_of(items[1:]):
+        for i in range(len(partition)):
+            yield partition[:i] + [[items[0], *partition[i]]] + partition[i + 1:]
+        yield [[items[0]], *partition]
+
+
+def test_tag_selection_refuses_what_it_cannot_search():
+    with pytest.raises(ValueError, match="T <= 12"):
         affinity.select_groups_tag(np.zeros((30, 30)), [str(i) for i in range(30)], max_groups=5)
+    with pytest.raises(ValueError, match="search must be"):
+        affinity.select_groups_tag(np.zeros((2, 2)), ["a", "b"], 1, search="greedy")
 
 
 def test_group_agreement_is_the_adjusted_rand_index_of_the_partitions():

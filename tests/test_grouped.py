@@ -1,9 +1,10 @@
 """Grouped updates: Alternated, RandomGroups and SelectiveGroups (properties in the style of torchjd's tests)."""
 
+import numpy as np
 import pytest
 import torch
 
-from mtlutils import data, models
+from mtlutils import affinity, data, models
 from mtlutils.strategies import (
     AffinityProbe,
     Aggregated,
@@ -13,6 +14,7 @@ from mtlutils.strategies import (
     RandomGroups,
     SelectiveGroups,
     adam,
+    sgd,
 )
 from mtlutils.train import fit
 
@@ -50,6 +52,28 @@ def test_a_head_outside_the_group_and_its_optimizer_state_do_not_move(suite, per
         assert p.grad is None
     for state, saved in zip(states, state_before):
         assert all(torch.equal(state[k], saved[k]) for k in saved)
+
+
+def test_moving_idle_heads_step_through_their_momentum_as_the_official_runs_did(suite):
+    lr, momentum = 0.1, 0.9
+    for idle_heads in ("still", "moving"):
+        net = models.for_suite(suite)
+        strategy = Alternated(optimizer_factory=sgd(lr, momentum=momentum), idle_heads=idle_heads)
+        strategy.setup(net, suite.tasks)
+        strategy.step(net, suite.train)  # every head has a momentum buffer now
+        head = dict(net.heads["t3"].named_parameters())
+        before = {n: p.detach().clone() for n, p in head.items()}
+        buffers = {n: strategy.optimizers["all"].state[p]["momentum_buffer"].clone() for n, p in head.items()}
+        strategy.update_groups(net, suite.train, [("t0",)])
+        for name, p in head.items():  # SGD: buffer <- momentum * buffer + 0, parameter <- parameter - lr * buffer
+            expected = before[name] - lr * momentum * buffers[name] if idle_heads == "moving" else before[name]
+            torch.testing.assert_close(p.detach(), expected)
+            assert p.grad is None if idle_heads == "still" else not p.grad.any()
+
+
+def test_idle_heads_must_be_still_or_moving():
+    with pytest.raises(ValueError, match="idle_heads must be 'still' or 'moving'"):
+        RandomGroups(2, idle_heads="frozen")
 
 
 def test_group_size_t_takes_the_same_step_as_averaged(suite):
@@ -139,6 +163,56 @@ def test_selective_groups_resume_from_a_checkpoint(suite, tmp_path):
     resumed = fit(models.for_suite(suite), suite, make(), epochs=3, batch_size=128, progress=False, checkpoint=path)
     assert resumed.history.drop(columns="seconds").equals(whole.history.drop(columns="seconds"))
     assert (resumed.affinity[-1][1] == whole.affinity[-1][1]).all()
+
+
+def _related(n):
+    """An affinity in which task 0 helps every other and is helped by them: affinity propagation makes one group
+    around it, under either normalisation."""
+    hub = np.zeros((n, n))
+    hub[0, :] = hub[:, 0] = 0.5
+    np.fill_diagonal(hub, 1.0)
+    hub[1, 2], hub[2, 3] = 0.01, 0.02
+    return hub
+
+
+@pytest.mark.parametrize("attribution, warmup_batches", [("intended", 3), ("as_coded", 4)])
+def test_as_coded_selective_groups_warm_up_one_batch_longer_and_update_a_lone_group_twice(suite, attribution,
+                                                                                          warmup_batches):
+    net = models.for_suite(suite)
+    strategy = SelectiveGroups(beta=0.01, warmup=3, attribution=attribution)
+    strategy.setup(net, suite.tasks)
+    batches = suite.train.batches(32)
+    for _ in range(warmup_batches):
+        assert len(strategy.step(net, next(batches)).groups) == 4
+    strategy.affinity.matrix[:] = _related(4)
+    record = strategy.step(net, next(batches))
+    everyone = [tuple(suite.task_names)]
+    assert record.groups == (everyone * 2 if attribution == "as_coded" else everyone)
+    assert record.optimizer_steps == len(record.groups)
+    assert not np.allclose(strategy.affinity.matrix, _related(4))  # the lone group's change is credited
+
+
+def test_as_coded_credits_a_doubled_lone_group_with_its_first_step():
+    names = ["a", "b"]
+    before, after_first, after_second = {"a": 2.0, "b": 4.0}, {"a": 1.0, "b": 3.0}, {"a": 0.5, "b": 2.0}
+    doubled = affinity.ProximalAffinity(names, beta=0.5)
+    doubled.update([("a", "b"), ("a", "b")], [before, after_first, after_second], "as_coded")
+    first_step = affinity.ProximalAffinity(names, beta=0.5)
+    first_step.update_group(("a", "b"), before, after_first)
+    np.testing.assert_array_equal(doubled.matrix, first_step.matrix)
+    single = affinity.ProximalAffinity(names, beta=0.5)
+    single.update([("a", "b")], [before, after_first], "as_coded")
+    assert not single.matrix.any()  # one group listed once: nothing to credit
+
+
+def test_the_probe_can_look_ahead_along_its_optimizer_without_moving_anything(suite):
+    runs = {how: fit(models.for_suite(suite, seed=1), suite, AffinityProbe(lookahead_every=3, lookahead=how),
+                     steps=7, batch_size=64, progress=False) for how in ("gradient", "optimizer")}
+    assert runs["gradient"].history.drop(columns="seconds").equals(runs["optimizer"].history.drop(columns="seconds"))
+    ahead = [m for _, m in runs["optimizer"].measurements["lookahead"]]
+    assert len(ahead) == 3 and not np.allclose(ahead[-1], runs["gradient"].measurements["lookahead"][-1][1])
+    with pytest.raises(ValueError, match="shared optimizer"):
+        AffinityProbe(lookahead="optimizer", optimizer_per_group=True)
 
 
 @pytest.mark.parametrize("size", [0, 5])
