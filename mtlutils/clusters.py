@@ -16,6 +16,7 @@ and pool their noisy labels. The true groups are ``suite.meta["groups"]``.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -36,6 +37,9 @@ _RELU_STD = math.sqrt(0.5 - 1.0 / (2.0 * math.pi))  # its standard deviation
 
 def cluster_directions(n_clusters: int, angle: float, dim: int, rng: np.random.Generator) -> np.ndarray:
     """``n_clusters`` unit vectors in R^dim whose pairwise angles all equal ``angle`` degrees, randomly rotated."""
+    if not (isinstance(angle, numbers.Real) and not isinstance(angle, bool) and 0 <= angle <= 180):
+        raise ValueError(f"clusters: angle must be a number of degrees from 0 to 180 (the angle between two cluster "
+                         f"directions), not {angle!r}.")
     cos = math.cos(math.radians(angle))
     if n_clusters > 1 and cos < -1.0 / (n_clusters - 1) - 1e-12:
         widest = math.degrees(math.acos(-1.0 / (n_clusters - 1)))

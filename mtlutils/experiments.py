@@ -19,6 +19,8 @@ import functools
 import hashlib
 import itertools
 import json
+import math
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,22 +122,93 @@ OPTIMIZERS = {"adam": adam, "sgd": sgd}
 
 
 def settings(table: Mapping[str, Mapping], size: str, overrides: Mapping | None = None) -> dict:
-    """A chapter's settings: ``table[size]`` with the entries of ``overrides`` replaced; an unknown size or
-    setting is refused with the valid ones."""
+    """A chapter's settings: ``table[size]`` with the entries of ``overrides`` replaced. An unknown size or
+    setting is refused with the valid ones, and so is an override of another kind than the setting it replaces
+    (a whole number, a number, a list, a mapping, a string), a count below 1 (``seeds`` below 2) or a number that
+    is not finite."""
     if size not in table:
         raise ValueError(f"SIZE must be one of {', '.join(map(repr, table))}, not {size!r}.")
-    unknown = set(overrides or {}) - set(table[size])
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - set(table[size])
     if unknown:
         raise KeyError(f"OVERRIDES names unknown setting(s) {sorted(unknown)}; this chapter's are {sorted(table[size])}.")
-    return {**table[size], **(overrides or {})}
+    for name, value in overrides.items():
+        _check_override(name, value, table[size][name], top=True)
+    return {**table[size], **overrides}
+
+
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return "True or False"
+    if isinstance(value, numbers.Integral):
+        return "a whole number"
+    if isinstance(value, numbers.Real):
+        return "a number"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def _check_override(name: str, value, default, top: bool = False) -> None:
+    wanted, given = _kind(default), _kind(value)
+    if given != wanted and not (wanted == "a number" and given == "a whole number"):
+        raise TypeError(f"OVERRIDES[{name!r}] = {value!r} is {given}; this setting is {wanted}, like {default!r}.")
+    if given in ("a whole number", "a number") and not math.isfinite(value):
+        raise ValueError(f"OVERRIDES[{name!r}] = {value!r}: give a finite number.")
+    least = 2 if name == "seeds" else 1 if top else 0
+    if given == "a whole number" and value < least:
+        raise ValueError(f"OVERRIDES[{name!r}] = {value!r}: give at least {least}"
+                         + (" (one seed has no confidence interval)." if name == "seeds" else "."))
+    if given == "a mapping":
+        for key in set(value) & set(default):
+            _check_override(f"{name}.{key}", value[key], default[key])
+
+
+def _whole(least: int, optional: bool = False) -> Callable[[object], bool]:
+    return lambda v: (optional and v is None) or (
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= least)
+
+
+def _finite(least: float, strict: bool) -> Callable[[object], bool]:
+    return lambda v: (isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+                      and (v > least if strict else v >= least))
+
+
+_text, _mapping = (lambda v: isinstance(v, str)), (lambda v: isinstance(v, Mapping))
+RULES = {  # configuration key -> (check, what is allowed)
+    "dataset": (_text, "a dataset name, e.g. 'clusters'"), "size": (_text, "'smoke', 'small' or 'full'"),
+    "data_seed": (_whole(0), "a whole number >= 0"), "data": (_mapping, "a mapping of dataset options"),
+    "model": (_mapping, "a mapping of model options"), "strategy": (_text, "a strategy name, e.g. 'averaged'"),
+    "strategy_kwargs": (_mapping, "a mapping of the strategy's options"),
+    "optimizer": (_text, "an optimizer name, 'adam' or 'sgd'"),
+    "lr": (_finite(0.0, strict=True), "a finite number > 0, e.g. 1e-3"),
+    "weight_decay": (_finite(0.0, strict=False), "a finite number >= 0, e.g. 0 or 1e-4"),
+    "epochs": (_whole(1, optional=True), "a whole number >= 1, or None when steps is given"),
+    "steps": (_whole(1, optional=True), "a whole number >= 1, or None to train for epochs"),
+    "batch_size": (_whole(1), "a whole number >= 1"), "seed": (_whole(0), "a whole number >= 0"),
+    "eval_every": (_whole(1, optional=True), "a whole number >= 1, or None"),
+    "eval_at": (lambda v: v is None or (isinstance(v, (list, tuple)) and all(map(_whole(1), v))),
+                "a list of whole numbers >= 1, or None"),
+    "gradient_cosine_every": (_whole(1, optional=True), "a whole number >= 1, or None"),
+    "device": (_text, "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+}
 
 
 def complete(config: Mapping) -> dict:
-    """The configuration with every default filled in; unknown keys are an error."""
+    """The configuration with every default filled in, checked before any work: an unknown key, or a value of the
+    wrong kind or out of range (``RULES``), is refused with the setting, the value and what is allowed."""
     unknown = set(config) - set(DEFAULTS)
     if unknown:
         raise KeyError(f"Unknown configuration key(s) {sorted(unknown)}; the keys are {sorted(DEFAULTS)}.")
-    return {**DEFAULTS, **config}
+    c = {**DEFAULTS, **config}
+    for key, (check, allowed) in RULES.items():
+        if not check(c[key]):
+            raise ValueError(f"Run setting {key}={c[key]!r} is not allowed: {key} must be {allowed}.")
+    if c["epochs"] is None and c["steps"] is None:
+        raise ValueError("Run settings epochs=None and steps=None: give the number of epochs or of steps to train.")
+    return c
 
 
 def resolve(config: Mapping) -> dict:
@@ -482,6 +555,9 @@ def confidence_interval(values: Iterable[float], level: float = 0.95) -> tuple[f
     x = np.asarray(list(values), dtype=float)
     if x.size == 0:
         raise ValueError("confidence_interval: no values.")
+    if not np.isfinite(x).all():
+        raise ValueError(f"confidence_interval: {int((~np.isfinite(x)).sum())} of the {x.size} values are NaN or "
+                         "infinite; drop the runs that have none (and say so) before summarising.")
     mean = float(x.mean())
     if x.size == 1:
         return mean, -np.inf, np.inf
@@ -543,7 +619,7 @@ def relative_to_baseline(
         if reference is None:
             raise KeyError(f"relative_to_baseline: no {baseline!r} run for {dict(zip(match, key[:-1]))}.")
         for task, values in scores(rows).items():
-            change = delta_m({task: values}, reference, [by_name[task]])
+            change = delta_m({task: values}, {task: reference[task]}, [by_name[task]])
             out.append({**dict(zip([*match, method], key)), "task": task, "relative": change})
     return pd.DataFrame(out)
 

@@ -60,3 +60,9 @@ def test_shared_fraction_bound_limits():
     assert clusters.shared_fraction_bound(90) == pytest.approx(0.5)
     assert clusters.shared_fraction_bound(90, bottleneck=2) == pytest.approx(1.0)
     assert 0.5 < clusters.shared_fraction_bound(180) < 1.0
+
+
+@pytest.mark.parametrize("angle", [float("nan"), 500, -1, "90"])
+def test_an_angle_outside_0_to_180_degrees_is_refused(angle):
+    with pytest.raises(ValueError, match="angle must be a number of degrees from 0 to 180"):
+        data.load("clusters", "smoke", angle=angle)

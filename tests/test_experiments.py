@@ -1,6 +1,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from mtlutils import experiments, metrics
@@ -157,7 +159,7 @@ def test_resolution_states_the_half_widths_of_paired_intervals():
 def test_settings_pick_the_size_and_apply_overrides():
     table = {"smoke": {"seeds": 2, "epochs": 1}, "small": {"seeds": 3, "epochs": 5}}
     assert experiments.settings(table, "small") == {"seeds": 3, "epochs": 5}
-    assert experiments.settings(table, "small", {"seeds": 1}) == {"seeds": 1, "epochs": 5}
+    assert experiments.settings(table, "small", {"seeds": 2}) == {"seeds": 2, "epochs": 5}
     with pytest.raises(ValueError, match="'smoke', 'small'"):
         experiments.settings(table, "large")
     with pytest.raises(KeyError, match="lr"):
@@ -213,3 +215,60 @@ def test_steps_for_passes_divides_the_budget_by_the_passes_of_a_step(tmp_path):
     T = len(experiments.suite_for(CONFIG).tasks)
     steps = experiments.steps_for_passes(methods, 120, cache_dir=tmp_path)
     assert steps == {"averaged": 60, "alternated": round(120 / (2 * T)), "upgrad": round(120 / (1 + T))}
+
+
+def test_confidence_interval_refuses_values_that_are_not_finite():
+    with pytest.raises(ValueError, match="1 of the 3 values are NaN or infinite"):
+        experiments.confidence_interval([1.0, float("nan"), 2.0])
+
+
+@pytest.mark.parametrize("setting, value, allowed", [
+    ("lr", 0, "a finite number > 0"), ("lr", float("nan"), "a finite number > 0"), ("lr", "0.01", "a finite number > 0"),
+    ("weight_decay", -1, "a finite number >= 0"), ("epochs", 1.5, "a whole number >= 1"), ("epochs", 0, "a whole"),
+    ("steps", -3, "a whole number >= 1"), ("batch_size", 0, "a whole number >= 1"), ("seed", "2", "a whole number"),
+    ("seed", True, "a whole number"), ("eval_at", [0, 5], "a list of whole numbers >= 1"),
+    ("strategy_kwargs", None, "a mapping"),
+])
+def test_a_bad_run_setting_is_refused_before_any_work_naming_it(setting, value, allowed, tmp_path):
+    with pytest.raises(ValueError, match=rf"Run setting {setting}=.* is not allowed: {setting} must be {allowed}"):
+        experiments.run_grid([{**CONFIG, setting: value}], tmp_path, progress=False)
+    assert not list(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+def test_a_run_needs_epochs_or_steps():
+    with pytest.raises(ValueError, match="give the number of epochs or of steps"):
+        experiments.complete({"epochs": None})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.sampled_from(sorted(experiments.DEFAULTS)),
+                       st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=True),
+                                 st.text(max_size=3), st.lists(st.integers(-1, 3), max_size=2))))
+def test_the_settings_check_gives_a_valid_configuration_or_a_clear_error(config):
+    try:
+        complete = experiments.complete(config)
+    except (ValueError, KeyError) as error:
+        assert "Run setting" in str(error) or "Unknown configuration" in str(error)
+    else:
+        assert all(check(complete[key]) for key, (check, _) in experiments.RULES.items())
+
+
+TABLE = {"small": {"seeds": 10, "lrs": [1e-3], "beta": 1e-2, "selective": {"warmup": 50}, "name": "x"}}
+
+
+@pytest.mark.parametrize("overrides, error, message", [
+    ({"seeds": 0}, ValueError, r"OVERRIDES\['seeds'\] = 0: give at least 2"),
+    ({"seeds": "2"}, TypeError, r"OVERRIDES\['seeds'\] = '2' is a str; this setting is a whole number, like 10"),
+    ({"seeds": 2.5}, TypeError, "is a number; this setting is a whole number"),
+    ({"lrs": 1e-3}, TypeError, "is a number; this setting is a list"),
+    ({"beta": float("inf")}, ValueError, "give a finite number"),
+    ({"selective": {"warmup": -1}}, ValueError, r"OVERRIDES\['selective.warmup'\] = -1: give at least 0"),
+])
+def test_chapter_overrides_of_the_wrong_kind_or_range_are_refused(overrides, error, message):
+    with pytest.raises(error, match=message):
+        experiments.settings(TABLE, "small", overrides)
+
+
+def test_chapter_overrides_of_the_right_kind_replace_the_settings():
+    chosen = experiments.settings(TABLE, "small", {"seeds": 3, "beta": 1, "selective": {"warmup": 0}})
+    assert chosen["seeds"] == 3 and chosen["beta"] == 1 and chosen["selective"] == {"warmup": 0}

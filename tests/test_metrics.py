@@ -47,3 +47,31 @@ def test_accuracy_and_mse():
 def test_task_needs_a_direction_for_every_metric():
     with pytest.raises(ValueError, match="higher_is_better"):
         Task("a", loss=None, metrics={"x": None, "y": None}, higher_is_better={"x": True})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("where", ["metrics", "baseline"])
+def test_delta_m_refuses_values_that_are_not_finite_and_names_them(value, where):
+    task = _task("a", {"acc": True})
+    scores = {"metrics": {"a": {"acc": 0.9}}, "baseline": {"a": {"acc": 0.8}}}
+    scores[where]["a"]["acc"] = value
+    with pytest.raises(ValueError, match=rf"{where} has a/acc = {value}; a relative change needs finite values"):
+        metrics.delta_m(scores["metrics"], scores["baseline"], [task])
+
+
+def test_delta_m_refuses_tasks_and_metrics_it_was_not_told_about():
+    task = _task("a", {"acc": True, "err": False})
+    good = {"a": {"acc": 0.9, "err": 0.1}}
+    with pytest.raises(ValueError, match=r"metrics holds task\(s\) \['b'\] that are not among the tasks \['a'\]"):
+        metrics.delta_m({**good, "b": {"acc": 0.5}}, good, [task])
+    with pytest.raises(KeyError, match=r"task 'a' the metric\(s\) \['acc'\]; its metrics are \['acc', 'err'\] "
+                                       r"\(missing \['err'\], extra \[\]\)"):
+        metrics.delta_m({"a": {"acc": 0.9}}, good, [task])
+    with pytest.raises(KeyError, match=r"extra \['loss'\]"):
+        metrics.delta_m(good, {"a": {**good["a"], "loss": 1.0}}, [task])
+
+
+@pytest.mark.parametrize("metric", [metrics.accuracy, metrics.binary_accuracy, metrics.mse])
+def test_metrics_of_an_empty_split_say_so(metric):
+    with pytest.raises(ValueError, match="is empty; a metric needs at least one sample"):
+        metric(torch.zeros(0, 3), torch.zeros(0))
