@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mtlutils import models, strategies
-from mtlutils.strategies import Averaged, NonFiniteLossError, adam
+from mtlutils.strategies import Alternated, Averaged, NonFiniteLossError, adam, sgd
 from mtlutils.train import fit, resolve_device
 
 TIMING = ["seconds"]
@@ -103,3 +103,39 @@ def test_an_evaluation_along_the_way_is_that_of_the_shorter_run(suite, strategy)
     assert whole.mean_metric_at(7, "mse") == whole.mean_metric("mse")
     with pytest.raises(KeyError, match=r"after \[3, 5, 7\] steps"):
         whole.mean_metric_at(4, "mse")
+
+
+def _checkpointed(suite, path, strategy, epochs):
+    return fit(models.for_suite(suite), suite, strategy, epochs=epochs, batch_size=128, progress=False, checkpoint=path)
+
+
+@pytest.mark.parametrize("other, named", [
+    (lambda: Alternated(optimizer_factory=adam(1e-3)), "strategy: Averaged"),
+    (lambda: Averaged(optimizer_factory=sgd(1e-3)), "optimizer: Adam"),
+    (lambda: Averaged(optimizer_factory=adam(3e-3)), "optimizer settings"),
+    (lambda: Averaged(weights={"t0": 1.0, "t1": 0.0, "t2": 0.0, "t3": 0.0}, optimizer_factory=adam(1e-3)),
+     "strategy settings"),
+])
+def test_a_checkpoint_of_another_run_is_refused_naming_both(suite, tmp_path, other, named):
+    path = tmp_path / "ckpt"
+    _checkpointed(suite, path, Averaged(optimizer_factory=adam(1e-3)), epochs=2)
+    saved = path.read_bytes()
+    with pytest.raises(ValueError, match=rf"checkpoint .*ckpt belongs to another run \(.*{named}.*\); this run has"):
+        _checkpointed(suite, path, other(), epochs=3)
+    assert path.read_bytes() == saved  # nothing overwritten
+
+
+def test_a_damaged_checkpoint_says_so_and_where(suite, tmp_path):
+    path = tmp_path / "ckpt"
+    _checkpointed(suite, path, Averaged(), epochs=2)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"the checkpoint .*ckpt is damaged and cannot be read .*delete it"):
+        _checkpointed(suite, path, Averaged(), epochs=3)
+
+
+def test_a_checkpoint_resumes_the_run_that_wrote_it(suite, tmp_path):
+    path = tmp_path / "ckpt"
+    whole = fit(models.for_suite(suite), suite, Averaged(), epochs=3, batch_size=128, progress=False)
+    _checkpointed(suite, path, Averaged(), epochs=2)
+    resumed = _checkpointed(suite, path, Averaged(), epochs=3)
+    assert resumed.history.drop(columns="seconds").equals(whole.history.drop(columns="seconds"))
