@@ -16,12 +16,13 @@ class MultiTaskNet(nn.Module):
     The shared parameters theta_s are the trunk's; the task-specific parameters theta_t are head t's.
     """
 
-    def __init__(self, trunk: nn.Module, heads: nn.ModuleDict):
+    def __init__(self, trunk: nn.Module, heads: nn.ModuleDict, input_shape: tuple[int, ...] | None = None):
         super().__init__()
         if len(heads) == 0:
             raise ValueError("MultiTaskNet needs at least one head.")
         self.trunk = trunk
         self.heads = heads
+        self.input_shape = input_shape  # the shape of one input it was built for, when known (``for_suite``)
 
     @property
     def task_names(self) -> list[str]:
@@ -178,4 +179,6 @@ def for_suite(suite: TaskSuite, seed: int = 0, **kwargs) -> MultiTaskNet:
     spec.update(kwargs)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return _ARCHITECTURES[architecture](suite, **spec)
+        net = _ARCHITECTURES[architecture](suite, **spec)
+    net.input_shape = tuple(suite.input_shape)
+    return net

@@ -124,6 +124,37 @@ def run_identity(net: MultiTaskNet, suite: TaskSuite, strategy: Strategy, batch_
     }
 
 
+def check_fits(net: MultiTaskNet, suite: TaskSuite, tasks: Sequence[Task], device: torch.device) -> None:
+    """Refuse, naming both shapes, a network that was built for other inputs than the suite's, or whose head for a
+    task gives predictions its loss cannot compare with the task's targets. One forward pass on two training
+    samples in evaluation mode, so nothing the network keeps (batch-norm statistics) changes."""
+    shape = tuple(suite.train.x.shape[1:])
+    if net.input_shape is not None and tuple(net.input_shape) != shape:
+        raise ValueError(f"fit: the network was built for inputs of shape {tuple(net.input_shape)}, but suite "
+                         f"{suite.name!r} has inputs of shape {shape}; build it for this suite: models.for_suite(suite).")
+    sample = Split(suite.train.x[:2], {t.name: suite.train.y[t.name][:2] for t in tasks}).to(device)
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            try:
+                predictions = net(sample.x, tasks=[t.name for t in tasks])
+            except RuntimeError as error:
+                raise ValueError(f"fit: the network cannot take suite {suite.name!r}'s inputs of shape {shape} "
+                                 f"({error}); build it for this suite: models.for_suite(suite).") from None
+            for task in tasks:
+                prediction, target = predictions[task.name], sample.y[task.name]
+                try:
+                    task.loss(prediction, target)
+                except RuntimeError as error:
+                    raise ValueError(
+                        f"fit: the head of task {task.name!r} gives predictions of shape {tuple(prediction.shape[1:])} "
+                        f"per sample, which its loss cannot compare with targets of shape {tuple(target.shape[1:])} "
+                        f"({error}); build the network for this suite: models.for_suite(suite).") from None
+    finally:
+        net.train(was_training)
+
+
 def _load_checkpoint(path: Path, identity: dict) -> dict:
     try:
         state = torch.load(path, weights_only=False, map_location="cpu")
@@ -191,6 +222,7 @@ def fit(
     torch.manual_seed(seed)
     strategy.setup(net, suite.tasks, seed=seed)
     tasks = strategy.tasks
+    check_fits(net, suite, tasks, device)
     order = torch.Generator().manual_seed(seed)
     rows: list[dict] = []
     evals: list[dict] = []

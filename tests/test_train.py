@@ -1,7 +1,10 @@
+import dataclasses
+
 import pytest
 import torch
 
-from mtlutils import models, strategies
+from mtlutils import data, models, strategies, train
+from mtlutils.tasks import Split
 from mtlutils.strategies import Alternated, Averaged, NonFiniteLossError, adam, sgd
 from mtlutils.train import fit, resolve_device
 
@@ -139,3 +142,29 @@ def test_a_checkpoint_resumes_the_run_that_wrote_it(suite, tmp_path):
     _checkpointed(suite, path, Averaged(), epochs=2)
     resumed = _checkpointed(suite, path, Averaged(), epochs=3)
     assert resumed.history.drop(columns="seconds").equals(whole.history.drop(columns="seconds"))
+
+
+def test_a_network_built_for_other_inputs_is_refused_naming_both_shapes(suite):
+    other = data.load("clusters", "smoke", n_tasks=4, n_clusters=2, dim=8)
+    with pytest.raises(ValueError, match=r"built for inputs of shape \(8,\), but suite 'clusters' has inputs of "
+                                         r"shape \(16,\)"):
+        fit(models.for_suite(other), suite, Averaged(), epochs=1, progress=False)
+    bare = models.for_suite(other)
+    bare.input_shape = None  # a network built by hand does not say what it takes
+    with pytest.raises(ValueError, match=r"cannot take suite 'clusters'\'s inputs of shape \(16,\)"):
+        fit(bare, suite, Averaged(), epochs=1, progress=False)
+
+
+def test_a_head_that_does_not_fit_its_targets_is_refused_naming_both_shapes(suite):
+    wide = {**suite.train.y, "t0": suite.train.y["t0"][:, None].repeat(1, 3)}  # three targets per sample for t0
+    odd = dataclasses.replace(suite, train=Split(suite.train.x, wide))
+    with pytest.raises(ValueError, match=r"head of task 't0' gives predictions of shape \(1,\) per sample, which "
+                                         r"its loss cannot compare with targets of shape \(3,\)"):
+        fit(models.for_suite(suite), odd, Averaged(), epochs=1, progress=False)
+
+
+def test_the_shape_check_leaves_the_network_as_it_was(suite):
+    net = models.for_suite(suite)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    train.check_fits(net, suite, suite.tasks, torch.device("cpu"))
+    assert net.training and all(torch.equal(before[k], v) for k, v in net.state_dict().items())
