@@ -93,7 +93,7 @@ def main(argv=None) -> None:
     raw = args.root / "celeba" / "raw"
     paths = [fetch(source, raw) for source in SOURCES]
     if not (raw / "img_align_celeba").is_dir():
-        extract(paths[0], raw / "img_align_celeba.extracted")
+        extract(paths[0], raw / "img_align_celeba.extracted", again=f"python -m data_scripts.celeba --root {args.root}")
         os.replace(raw / "img_align_celeba.extracted" / "img_align_celeba", raw / "img_align_celeba")
     prepare(raw, args.root / "celeba")
     print(f"CelebA is ready under {args.root / 'celeba'}")

@@ -1,13 +1,15 @@
 """Safe downloads for the data scripts: mirrors tried in turn, resumable, checksummed, atomic, safely extracted.
 
 A file is written as ``<name>.part`` and renamed to ``<name>`` only once it is complete and its checksum matches,
-so an interrupted or corrupted download never sits at the final path. A ``.part`` file left by an interrupted
+so an interrupted or corrupted download never sits at the final path; a file without a published checksum must
+prove it is whole first (see ``fetch``). A ``.part`` file left by an interrupted
 run is resumed with an HTTP Range request. When every mirror fails, ``DownloadFailed`` says which file to put
 where by hand.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -16,10 +18,16 @@ import tarfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock; two processes on one file there may each download it
+    fcntl = None
 
 CHUNK = 1 << 20
 
@@ -48,6 +56,10 @@ class UnsafeArchive(ValueError):
     """An archive member would land outside the extraction folder."""
 
 
+class DamagedArchive(ValueError):
+    """An archive is truncated or corrupt; the message names it and the command that fetches it again."""
+
+
 def digest(path: Path, algorithm: str = "sha256") -> str:
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:
@@ -66,11 +78,40 @@ def verified(source: Source, path: Path) -> bool:
     return not recorded.exists() or recorded.read_text().strip() == digest(path, "sha256")
 
 
-def _download(url: str, partial: Path, progress: bool, timeout: float) -> None:
-    """Fetch ``url`` into ``partial``, continuing from its current size when the server honours Range."""
+class Incomplete(OSError):
+    """A download ended before the file was whole; the ``.part`` file is kept, and the next try resumes it."""
+
+
+def reads_to_its_end(path: Path) -> bool:
+    """Is ``path`` a whole zip (every member's CRC checks) or tar archive (every member reads to its end)?"""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                return z.testzip() is None
+        with tarfile.open(path) as t:
+            for member in t:
+                if member.isfile():
+                    with t.extractfile(member) as f:
+                        while f.read(CHUNK):
+                            pass
+            return True
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error):
+        return False
+
+
+def _download(url: str, partial: Path, progress: bool, timeout: float) -> bool:
+    """Fetch ``url`` into ``partial``, continuing from its current size when the server honours Range. Returns
+    whether the server said how long the file is (and all of it arrived); a ``.part`` that the server answers with
+    416 (nothing left in that range) is taken as complete, to be verified like any other."""
     start = partial.stat().st_size if partial.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and start:
+            return False
+        raise
+    with response:
         resumed = start > 0 and response.status == 206
         mode = "ab" if resumed else "wb"
         length = response.headers.get("Content-Length")
@@ -85,31 +126,58 @@ def _download(url: str, partial: Path, progress: bool, timeout: float) -> None:
                 received += len(chunk)
                 bar.update(len(chunk))
         if length is not None and received < int(length):
-            raise urllib.error.ContentTooShortError(f"got {received} of {length} bytes", None)
+            raise Incomplete(f"got {received} of {length} bytes")
+    return length is not None
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock on ``path`` (created if needed): a second process fetching the same file waits here,
+    then finds the first one's file in place."""
+    with open(path, "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def fetch(source: Source, folder: Path, progress: bool = True, timeout: float = 60.0) -> Path:
-    """Make sure ``folder/source.name`` exists and is verified, downloading it if needed; returns its path."""
+    """Make sure ``folder/source.name`` exists and is verified, downloading it if needed; returns its path.
+
+    A file without a published checksum is accepted only when it is provably whole: the server gave its length
+    and all of it arrived, or, without one, it is an archive that reads to its end. Only then is its SHA-256
+    recorded. One process at a time fetches a file (a lock beside it); a second one waits and uses its result."""
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / source.name
+    with _locked(folder / f"{source.name}.lock"):
+        return _fetch_locked(source, final, progress, timeout)
+
+
+def _fetch_locked(source: Source, final: Path, progress: bool, timeout: float) -> Path:
     if final.exists():
         if verified(source, final):
             return final
         print(f"{final} fails its checksum; fetching it again.")
         final.unlink()
-    partial = folder / f"{source.name}.part"
+    partial = final.with_name(f"{source.name}.part")
+    trusted_on_first_use = not source.sha256 and not source.md5
     errors = []
     for url in source.urls:
-        for _ in range(2):  # the second try resumes a download cut off half-way
+        for _ in range(3):  # later tries resume a download cut off half-way
             try:
-                _download(url, partial, progress, timeout)
+                told_length = _download(url, partial, progress, timeout)
+                if trusted_on_first_use and not told_length and not reads_to_its_end(partial):
+                    raise Incomplete("the server gave no length and the archive does not read to its end")
                 break
             except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
                 errors.append(f"{url}: {error}")
         else:
             continue
         if verified(source, partial):
-            if not source.sha256 and not source.md5:
+            if trusted_on_first_use:
                 final.with_name(final.name + ".sha256").write_text(digest(partial) + "\n")
             os.replace(partial, final)
             return final
@@ -129,9 +197,17 @@ def _inside(folder: Path, member: str) -> bool:
     return target == folder or folder in target.parents
 
 
-def extract(archive: Path, folder: Path) -> None:
+def _link_target(member: tarfile.TarInfo) -> str:
+    """Where a tar link points, as a path inside the archive: a symbolic link from its own folder, a hard link
+    from the archive's root."""
+    return os.path.join(os.path.dirname(member.name), member.linkname) if member.issym() else member.linkname
+
+
+def extract(archive: Path, folder: Path, again: str | None = None) -> None:
     """Extract a .zip or .tar(.gz) into ``folder``, refusing any member whose path would leave it (absolute
-    paths, ``..``, links). Extraction goes to a temporary folder that is renamed into place when complete."""
+    paths, ``..``, links that point outside). Extraction goes to a temporary folder that is renamed into place when
+    complete. A damaged or incomplete archive is an error that names it and ``again``, the command that fetches it
+    anew once it is deleted."""
     folder = folder.resolve()
     staging = folder.with_name(folder.name + ".extracting")
     if staging.exists():
@@ -147,11 +223,19 @@ def extract(archive: Path, folder: Path) -> None:
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive) as t:
                 for member in t.getmembers():
-                    if member.issym() or member.islnk() or not _inside(staging, member.name):
+                    if not _inside(staging, member.name):
                         raise UnsafeArchive(f"{archive.name}: member {member.name!r} would be written outside {folder}.")
+                    if (member.issym() or member.islnk()) and (os.path.isabs(member.linkname)
+                                                               or not _inside(staging, _link_target(member))):
+                        raise UnsafeArchive(f"{archive.name}: member {member.name!r} is a link to "
+                                            f"{member.linkname!r}, which points outside {folder}.")
                 t.extractall(staging, filter="data")
         else:
-            raise ValueError(f"{archive} is neither a zip nor a tar archive.")
+            raise tarfile.ReadError("it reads as neither a zip nor a tar archive")
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DamagedArchive(f"{archive} is damaged or incomplete ({type(error).__name__}: {error}). Delete it and "
+                             f"fetch it again{f' with `{again}`' if again else ''}.") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

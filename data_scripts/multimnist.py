@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +45,20 @@ def sources(mirrors=MIRRORS) -> list[Source]:
 
 def read_idx(path: Path) -> np.ndarray:
     """An IDX file (LeCun's MNIST format, optionally gzipped) as an array."""
+    again = f"delete it and run `python -m data_scripts.multimnist` again to fetch it anew"
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    zero, dtype_code, ndim = data[0:2], data[2], data[3]
-    if zero != b"\x00\x00" or dtype_code != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file.")
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, OSError, zlib.error) as error:
+        raise ValueError(f"{path} is damaged or incomplete ({type(error).__name__}: {error}); {again}.") from None
+    if len(data) < 4 or data[0:2] != b"\x00\x00" or data[2] != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file; {again}.")
+    ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if len(data) != 4 + 4 * ndim + math.prod(shape):
+        raise ValueError(f"{path} holds {len(data) - 4 - 4 * ndim} bytes for an array of shape {shape} "
+                         f"({math.prod(shape)} bytes): it is incomplete; {again}.")
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 

@@ -71,7 +71,7 @@ def main(argv=None) -> None:
     raw = args.root / "nyuv2" / "raw"
     (archive,) = [fetch(source, raw) for source in SOURCES]
     if not (raw / "extracted").is_dir():
-        extract(archive, raw / "extracted")
+        extract(archive, raw / "extracted", again=f"python -m data_scripts.nyuv2 --root {args.root}")
     prepare(raw / "extracted" / "nyuv2", args.root / "nyuv2")
     print(f"NYUv2 is ready under {args.root / 'nyuv2'}")
 

@@ -14,7 +14,7 @@ import torch
 from torch.nn import functional as F
 
 from .metrics import binary_accuracy
-from .prepared import prepared_dir
+from .prepared import prepared_dir, read_prepared
 from .tasks import Split, Task, TaskSuite
 
 SPLITS = ("train", "val", "test")
@@ -36,7 +36,7 @@ def make_celeba(size: str = "full", seed: int = 0, root: str | Path | None = Non
             "load it with size='full'. The offline many-task benchmark is 'digit_attributes'."
         )
     folder = prepared_dir("celeba", root, files=FILES)
-    names = json.loads((folder / "attribute_names.json").read_text())
+    names = read_prepared(folder, "attribute_names.json", lambda p: json.loads(p.read_text()))
     chosen = names if attributes == "all" else list(TAG_SUBSET) if attributes == "tag9" else list(attributes)
     unknown = sorted(set(chosen) - set(names))
     if unknown:
@@ -44,8 +44,8 @@ def make_celeba(size: str = "full", seed: int = 0, root: str | Path | None = Non
     columns = [names.index(a) for a in chosen]
     splits = {}
     for split in SPLITS:
-        images = torch.from_numpy(np.load(folder / f"{split}_images.npy"))
-        labels = torch.from_numpy(np.load(folder / f"{split}_attributes.npy")[:, columns].astype(np.float32))
+        images = torch.from_numpy(read_prepared(folder, f"{split}_images.npy", np.load))
+        labels = torch.from_numpy(read_prepared(folder, f"{split}_attributes.npy", np.load)[:, columns].astype(np.float32))
         splits[split] = Split(images, {a: labels[:, i] for i, a in enumerate(chosen)})
     tasks = [Task(a, _binary_cross_entropy, {"accuracy": binary_accuracy}, higher_is_better=True) for a in chosen]
     return TaskSuite("celeba", tasks, splits["train"], splits["val"], splits["test"], tuple(splits["train"].x.shape[1:]),

@@ -74,6 +74,12 @@ def make_clusters(
     """Build the suite; the same arguments always give the same data."""
     if size not in SIZES:
         raise ValueError(f"clusters: size must be one of {sorted(SIZES)}, not {size!r}.")
+    for name, value in (("n_tasks", n_tasks), ("n_clusters", n_clusters), ("dim", dim), ("bottleneck", bottleneck)):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"clusters: {name} must be a whole number >= 1, not {value!r}.")
+    for name, value in (("spread", spread), ("noise", noise)):
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value < math.inf:
+            raise ValueError(f"clusters: {name} must be a finite number >= 0, not {value!r}.")
     if not 1 <= n_clusters <= n_tasks:
         raise ValueError(f"clusters: need 1 <= n_clusters <= n_tasks, got {n_clusters} clusters for {n_tasks} tasks.")
     rng = np.random.default_rng(seed)

@@ -14,7 +14,7 @@ from .celeba import make_celeba
 from .clusters import make_clusters
 from .multimnist import make_digit_attributes, make_multimnist
 from .nyuv2 import make_nyuv2
-from .prepared import DataNotPrepared, default_root, prepared_dir  # noqa: F401 (part of the interface)
+from .prepared import DataDamaged, DataNotPrepared, default_root, prepared_dir  # noqa: F401 (part of the interface)
 from .tasks import TaskSuite
 
 SIZES = ("smoke", "small", "full")

@@ -449,10 +449,13 @@ def _labelled(triples: list[tuple[str, dict, Run]], split: str) -> pd.DataFrame:
 
 def split_seeds(first: int, reporting: int, tuning: int = 1) -> tuple[list[int], list[int]]:
     """The seeds of a chapter: ``tuning`` seeds from ``first`` that choose the hyperparameters, then ``reporting``
-    other seeds that report the results, so that no reported run is one its hyperparameters were chosen on."""
-    if reporting < 2 or tuning < 1:
-        raise ValueError(f"split_seeds: give at least 2 reporting seeds and 1 tuning seed ({reporting=}, {tuning=}); "
-                         "one reporting seed has no confidence interval.")
+    other seeds that report the results, so that no reported run is one its hyperparameters were chosen on. A
+    chapter that tunes nothing asks for ``tuning=0``."""
+    if not _whole(0)(first):
+        raise TypeError(f"SEED must be a whole number >= 0 (the first seed), not {first!r}.")
+    if not _whole(2)(reporting) or not _whole(0)(tuning):
+        raise ValueError(f"split_seeds: give at least 2 reporting seeds and 0 or more tuning seeds ({reporting=}, "
+                         f"{tuning=}); one reporting seed has no confidence interval.")
     return list(range(first, first + tuning)), list(range(first + tuning, first + tuning + reporting))
 
 

@@ -19,7 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from .metrics import accuracy, binary_accuracy
-from .prepared import prepared_dir
+from .prepared import prepared_dir, read_prepared
 from .tasks import Split, Task, TaskSuite
 
 CANVAS, DIGIT, RIGHT_OFFSET, SIDE = 36, 28, 6, 28
@@ -67,7 +67,7 @@ def _images(size: str, seed: int, root: str | Path | None) -> dict[str, tuple[to
     """split -> (uint8 images, left labels, right labels)."""
     if size == "full":
         folder = prepared_dir("multimnist", root, files=(PREPARED_FILE,))
-        saved = torch.load(folder / PREPARED_FILE, weights_only=True)
+        saved = read_prepared(folder, PREPARED_FILE, lambda p: torch.load(p, weights_only=True))
         return {split: (saved[f"{split}_images"], saved[f"{split}_left"], saved[f"{split}_right"])
                 for split in ("train", "val", "test")}
     generator = torch.Generator().manual_seed(seed)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from .prepared import prepared_dir
+from .prepared import prepared_dir, read_prepared
 from .tasks import Split, Task, TaskSuite
 
 N_CLASSES = 13
@@ -120,7 +120,7 @@ def make_nyuv2(size: str = "full", seed: int = 0, root: str | Path | None = None
     folder = prepared_dir("nyuv2", root, files=FILES)
     splits = {}
     for split in SPLITS:
-        arrays = {a: torch.from_numpy(np.load(folder / f"{split}_{a}.npy")) for a in ARRAYS}
+        arrays = {a: torch.from_numpy(read_prepared(folder, f"{split}_{a}.npy", np.load)) for a in ARRAYS}
         splits[split] = Split(arrays["images"], {"segmentation": arrays["segmentation"].long(),
                                                  "depth": arrays["depth"], "normal": arrays["normal"]})
     return TaskSuite("nyuv2", tasks(), splits["train"], splits["val"], splits["test"], tuple(splits["train"].x.shape[1:]),

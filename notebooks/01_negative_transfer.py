@@ -46,7 +46,7 @@ SETTINGS = experiments.settings({
     "small": dict(angles=[0, 45, 90, 135, 180], seeds=10, epochs=40),
     "full": dict(angles=[0, 30, 60, 90, 120, 150, 180], seeds=20, epochs=40),
 }, SIZE, OVERRIDES)
-SEEDS = list(range(SEED, SEED + SETTINGS["seeds"]))
+_, SEEDS = experiments.split_seeds(SEED, SETTINGS["seeds"], tuning=0)  # SEED, SEED + 1, ...
 BASE = dict(dataset="clusters", size=SIZE, lr=3e-3, batch_size=32, epochs=SETTINGS["epochs"])
 
 # %% [markdown]

@@ -52,7 +52,7 @@ SETTINGS = experiments.settings({
                  beta=2e-3, transfer_seeds={"clusters": 10, "digit_attributes": 5, "celeba": 3},
                  selective=dict(warmup=500, regroup_every=10)),
 }, SIZE, OVERRIDES)
-SEEDS = list(range(SEED, SEED + SETTINGS["seeds"]))
+_, SEEDS = experiments.split_seeds(SEED, SETTINGS["seeds"], tuning=0)  # SEED, SEED + 1, ...
 DATASETS = {
     "clusters": dict(dataset="clusters", size=SETTINGS["size"], batch_size=32,
                      data=dict(n_tasks=6, n_clusters=3, angle=120, bottleneck=3)),

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FileServer:
-    """Serves ``files[path] = bytes``. ``cut[path] = n`` sends only n bytes of the next response, then hangs up."""
+    """Serves ``files[path] = bytes``. ``cut[path] = n`` sends only n bytes of the next response, then hangs up;
+    a path in ``no_length`` is served without a Content-Length (the body ends when the connection closes). A Range
+    that starts at or past the end is answered 416, as real servers do."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.cut: dict[str, int] = {}
+        self.no_length: set[str] = set()
+        self.delay = 0.0  # seconds before each response, so that two clients overlap
         self.requests: list[tuple[str, str | None]] = []
         server = self
 
@@ -21,6 +26,7 @@ class FileServer:
 
             def do_GET(self):
                 server.requests.append((self.path, self.headers.get("Range")))
+                time.sleep(server.delay)
                 body = server.files.get(self.path)
                 if body is None:
                     self.send_error(404)
@@ -28,8 +34,14 @@ class FileServer:
                 start = 0
                 if self.headers.get("Range"):
                     start = int(self.headers["Range"].removeprefix("bytes=").split("-")[0])
+                    if start >= len(body):
+                        self.send_error(416)
+                        return
                 self.send_response(206 if start else 200)
-                self.send_header("Content-Length", str(len(body) - start))
+                if self.path in server.no_length:
+                    self.close_connection = True
+                else:
+                    self.send_header("Content-Length", str(len(body) - start))
                 self.end_headers()
                 payload = body[start:]
                 if self.path in server.cut:

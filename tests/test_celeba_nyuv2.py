@@ -99,3 +99,11 @@ def test_normal_metrics_ignore_pixels_without_normal():
     assert metrics["within_11.25"](prediction, target) == pytest.approx(1 / 3)
     assert metrics["within_30"](prediction, target) == pytest.approx(1 / 3)
     assert metrics["within_22.5"](prediction, target) == pytest.approx(1 / 3)
+
+
+def test_an_empty_prepared_celeba_file_names_itself_and_the_command(celeba_root):
+    root, _, _ = celeba_root
+    (root / "celeba" / "val_images.npy").write_bytes(b"")
+    with pytest.raises(data.DataDamaged, match=r"(?s)val_images\.npy of dataset 'celeba' is damaged or incomplete "
+                                               r"\(.*the file has 0 bytes\).*python -m data_scripts\.celeba --root"):
+        data.load("celeba", "full", root=root)

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mtlutils import clusters, data
 
@@ -66,3 +68,17 @@ def test_shared_fraction_bound_limits():
 def test_an_angle_outside_0_to_180_degrees_is_refused(angle):
     with pytest.raises(ValueError, match="angle must be a number of degrees from 0 to 180"):
         data.load("clusters", "smoke", angle=angle)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_tasks=st.integers(-1, 7), n_clusters=st.integers(-1, 7), dim=st.integers(-1, 12),
+       angle=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10, 400)),
+       size=st.sampled_from(["smoke", "small", "tiny"]))
+def test_the_clusters_loader_gives_a_suite_or_a_clear_error(n_tasks, n_clusters, dim, angle, size):
+    try:
+        suite = data.load("clusters", size, n_tasks=n_tasks, n_clusters=n_clusters, dim=dim, angle=angle)
+    except ValueError as error:
+        assert str(error).startswith(("clusters:", "Unknown size"))
+    else:
+        assert len(suite.tasks) == n_tasks and suite.input_shape == (dim,)
+        assert all(torch.isfinite(y).all() for y in suite.train.y.values())

@@ -2,12 +2,14 @@
 
 import hashlib
 import io
+import re
+import threading
 import tarfile
 import zipfile
 
 import pytest
 
-from data_scripts.download import DownloadFailed, Source, UnsafeArchive, extract, fetch
+from data_scripts.download import DamagedArchive, DownloadFailed, Source, UnsafeArchive, extract, fetch
 from tests.fileserver import FileServer
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB
@@ -114,12 +116,87 @@ def test_an_archive_with_a_path_leaving_the_target_is_refused(tmp_path, pack, su
     assert not (tmp_path / "out").exists() and not (tmp_path / "escape.txt").exists()
 
 
-def test_a_link_in_a_tar_archive_is_refused(tmp_path):
+def _tar_with_link(target: str) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as t:
-        link = tarfile.TarInfo("link")
-        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        info = tarfile.TarInfo("d/x.txt")
+        info.size = 1
+        t.addfile(info, io.BytesIO(b"x"))
+        link = tarfile.TarInfo("d/link")
+        link.type, link.linkname = tarfile.SYMTYPE, target
         t.addfile(link)
-    (tmp_path / "a.tar").write_bytes(buffer.getvalue())
-    with pytest.raises(UnsafeArchive):
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "../../outside.txt"])
+def test_a_link_in_a_tar_archive_that_points_outside_is_refused(tmp_path, target):
+    (tmp_path / "a.tar").write_bytes(_tar_with_link(target))
+    with pytest.raises(UnsafeArchive, match=rf"'d/link' is a link to '{re.escape(target)}', which points outside"):
         extract(tmp_path / "a.tar", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_link_in_a_tar_archive_that_points_inside_it_is_extracted(tmp_path):
+    (tmp_path / "a.tar").write_bytes(_tar_with_link("x.txt"))
+    extract(tmp_path / "a.tar", tmp_path / "out")
+    assert (tmp_path / "out" / "d" / "link").read_bytes() == b"x"
+
+
+ARCHIVE = _tar({f"nyuv2/train/{i}.npy": bytes(range(256)) * 64 for i in range(8)})
+
+
+def test_without_a_checksum_or_a_length_an_archive_cut_short_is_resumed_until_it_reads_to_its_end(server, tmp_path):
+    server.files["/nyu.tar.gz"] = ARCHIVE
+    server.no_length.add("/nyu.tar.gz")
+    server.cut["/nyu.tar.gz"] = len(ARCHIVE) // 3
+    path = fetch(Source("nyu.tar.gz", (server.url + "/nyu.tar.gz",)), tmp_path, progress=False)
+    assert path.read_bytes() == ARCHIVE
+    assert (tmp_path / "nyu.tar.gz.sha256").read_text().strip() == hashlib.sha256(ARCHIVE).hexdigest()
+    assert server.requests[1] == ("/nyu.tar.gz", f"bytes={len(ARCHIVE) // 3}-")
+
+
+def test_without_a_checksum_or_a_length_an_archive_that_stays_short_is_never_accepted(server, tmp_path):
+    server.files["/nyu.tar.gz"] = ARCHIVE[: len(ARCHIVE) // 2]  # the server itself only has half of it
+    server.no_length.add("/nyu.tar.gz")
+    with pytest.raises(DownloadFailed, match="does not read to its end"):
+        fetch(Source("nyu.tar.gz", (server.url + "/nyu.tar.gz",)), tmp_path, progress=False)
+    assert not (tmp_path / "nyu.tar.gz").exists() and not (tmp_path / "nyu.tar.gz.sha256").exists()
+    assert (tmp_path / "nyu.tar.gz.part").exists()  # kept, for the next run to resume
+    server.files["/nyu.tar.gz"] = ARCHIVE  # the server is healthy again: the next run finishes the file
+    assert fetch(Source("nyu.tar.gz", (server.url + "/nyu.tar.gz",)), tmp_path, progress=False).read_bytes() == ARCHIVE
+
+
+def test_a_complete_partial_file_answered_with_416_is_verified_and_used(server, tmp_path):
+    (tmp_path / "data.bin.part").write_bytes(PAYLOAD)
+    path = fetch(Source("data.bin", (server.url + "/a/data.bin",), sha256=SHA), tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD and server.requests == [("/a/data.bin", f"bytes={len(PAYLOAD)}-")]
+
+
+def test_two_fetches_of_one_file_at_once_download_it_once(server, tmp_path):
+    server.delay = 0.3
+    source, results, errors = Source("data.bin", (server.url + "/a/data.bin",), sha256=SHA), [], []
+
+    def fetch_it():
+        try:
+            results.append(fetch(source, tmp_path, progress=False))
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=fetch_it) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and [p.read_bytes() for p in results] == [PAYLOAD, PAYLOAD]
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("pack, suffix", [(_zip, "zip"), (_tar, "tar.gz")])
+def test_a_truncated_archive_names_itself_and_the_command_that_fetches_it_again(tmp_path, pack, suffix):
+    archive = tmp_path / f"a.{suffix}"
+    whole = pack({f"d/{i}.bin": bytes(range(256)) * 64 for i in range(4)})
+    archive.write_bytes(whole[: len(whole) * 2 // 3])
+    with pytest.raises(DamagedArchive, match=rf"{re.escape(str(archive))} is damaged or incomplete .*Delete it and "
+                                             r"fetch it again with `python -m data_scripts.nyuv2`"):
+        extract(archive, tmp_path / "out", again="python -m data_scripts.nyuv2")
+    assert not (tmp_path / "out").exists()

@@ -139,8 +139,11 @@ def test_tune_then_repeat_refuses_shared_seeds_an_empty_grid_and_twin_methods(tm
 def test_split_seeds_gives_disjoint_tuning_and_reporting_seeds():
     assert experiments.split_seeds(5, 3) == ([5], [6, 7, 8])
     assert experiments.split_seeds(0, 10, tuning=2) == ([0, 1], list(range(2, 12)))
+    assert experiments.split_seeds(3, 2, tuning=0) == ([], [3, 4])
     with pytest.raises(ValueError, match="at least 2 reporting seeds"):
         experiments.split_seeds(0, 1)
+    with pytest.raises(TypeError, match="SEED must be a whole number >= 0 .*not '2'"):
+        experiments.split_seeds("2", 3)
 
 
 def test_resolution_states_the_half_widths_of_paired_intervals():

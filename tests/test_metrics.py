@@ -1,5 +1,9 @@
+import math
+
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mtlutils import metrics
 from mtlutils.tasks import Task
@@ -75,3 +79,19 @@ def test_delta_m_refuses_tasks_and_metrics_it_was_not_told_about():
 def test_metrics_of_an_empty_split_say_so(metric):
     with pytest.raises(ValueError, match="is empty; a metric needs at least one sample"):
         metric(torch.zeros(0, 3), torch.zeros(0))
+
+
+VALUES = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.dictionaries(st.sampled_from(["a", "b", "c"]), st.dictionaries(st.sampled_from(["acc", "err"]), VALUES)),
+       st.dictionaries(st.sampled_from(["a", "b", "c"]), st.dictionaries(st.sampled_from(["acc", "err"]), VALUES)))
+def test_delta_m_gives_a_finite_number_or_a_clear_error(results, baseline):
+    tasks = [_task("a", {"acc": True, "err": False}), _task("b", {"acc": True, "err": False})]
+    try:
+        value = metrics.delta_m(results, baseline, tasks)
+    except (ValueError, KeyError, ZeroDivisionError) as error:
+        assert str(error).strip("'\"").startswith("delta_m:")
+    else:
+        assert math.isfinite(value)

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from data_scripts import multimnist as script
 from mtlutils import data, models, multimnist
@@ -113,3 +115,30 @@ def test_digit_attributes_small_train_on_the_first_multimnist_images_with_its_ow
     assert torch.equal(attributes.test.x, digits.test.x) and torch.equal(attributes.val.x, digits.val.x)
     expected = attribute_labels(digits.train.y["left"][:n], digits.train.y["right"][:n])
     assert all(torch.equal(attributes.train.y[name], expected[name]) for name in expected)
+
+
+@pytest.mark.parametrize("damage", [lambda b: b"", lambda b: b[: len(b) // 2]])
+def test_a_damaged_prepared_file_names_itself_and_the_command_that_prepares_it(mnist_fixture, damage):
+    root, _ = mnist_fixture
+    target = script.prepare(root / "multimnist" / "raw", root / "multimnist")
+    target.write_bytes(damage(target.read_bytes()))
+    with pytest.raises(data.DataDamaged, match=rf"(?s)prepared file {target} of dataset 'multimnist' is damaged or "
+                                               rf"incomplete .*python -m data_scripts\.multimnist --root {root}"):
+        data.load("multimnist", "full", root=root)
+
+
+def test_a_truncated_idx_file_says_so_and_what_to_do(mnist_fixture):
+    root, _ = mnist_fixture
+    path = root / "multimnist" / "raw" / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(ValueError, match=r"is damaged or incomplete .*python -m data_scripts\.multimnist"):
+        script.read_idx(path)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=2000))
+def test_any_bytes_in_a_prepared_file_give_a_suite_or_a_clear_error(tmp_path, content):
+    (tmp_path / "multimnist").mkdir(exist_ok=True)
+    (tmp_path / "multimnist" / multimnist.PREPARED_FILE).write_bytes(content)
+    with pytest.raises(data.DataDamaged, match="(?s)is damaged or incomplete .*python -m data_scripts.multimnist"):
+        data.load("multimnist", "full", root=tmp_path)
