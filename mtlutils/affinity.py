@@ -191,9 +191,11 @@ def moving_average(measurements: Sequence[tuple[int, np.ndarray]], weight: float
 
 def group_agreement(groups: Sequence[Sequence[str]], reference: Sequence[Sequence[str]]) -> float:
     """Adjusted Rand index (Hubert & Arabie, 1985) between two partitions of the same tasks: 1 for the same
-    partition, about 0 for a random one (it can be negative)."""
+    partition, about 0 for a random one (it can be negative). A group listed twice (the official method updates a
+    lone group twice) counts once; a task in two different groups is an error."""
 
     def labels(partition):
+        partition = list(dict.fromkeys(map(tuple, partition)))  # a group updated twice in a batch is one group
         names = [name for group in partition for name in group]
         if len(set(names)) != len(names):
             raise ValueError(f"group_agreement: a task appears twice in {partition}.")

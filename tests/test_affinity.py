@@ -283,6 +283,7 @@ def test_group_agreement_is_the_adjusted_rand_index_of_the_partitions():
         affinity.group_agreement([("a", "b"), ("c",)], truth)
     with pytest.raises(ValueError, match="twice"):
         affinity.group_agreement([("a", "b"), ("b", "c", "d")], truth)
+    assert affinity.group_agreement([("a", "b", "c", "d")] * 2, [tuple("abcd")]) == 1.0  # a lone group updated twice
 
 
 def test_moving_average_starts_from_zero_and_forgets_geometrically():
