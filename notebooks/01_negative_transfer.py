@@ -28,6 +28,8 @@
 # %% tags=["parameters"]
 SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (more samples, angles and seeds)
 # full mode: synthetic data, no data script; a laptop CPU is enough
+# full mode's run time on this machine, from its runs counted and their steps timed:
+#   python benchmarks/full_mode_time.py --chapters 01
 SEED = 0  # the first seed; the chapter uses SEED, SEED + 1, ... (it tunes nothing: every setting is fixed below)
 OVERRIDES = {}  # replaces entries of the chosen SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 

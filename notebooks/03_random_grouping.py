@@ -24,6 +24,8 @@
 # %% tags=["parameters"]
 SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (CelebA's 40 attributes)
 # full mode: CelebA, after `python -m data_scripts.celeba`; it trains on the GPU when there is one (needed in practice)
+# full mode's run time on this machine, from its runs counted and their steps timed:
+#   python benchmarks/full_mode_time.py --chapters 03
 SEED = 0  # the first seed: the chapter tunes on the first tuning_seeds seeds and reports on the ones after
 OVERRIDES = {}  # replaces entries of the chosen SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 

@@ -26,6 +26,8 @@
 SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (adds CelebA)
 # full mode: MultiMNIST and CelebA, after `python -m data_scripts.multimnist` and `python -m data_scripts.celeba`;
 # it trains on the GPU when there is one
+# full mode's run time on this machine, from its runs counted and their steps timed:
+#   python benchmarks/full_mode_time.py --chapters 04
 SEED = 0  # the first seed; the chapter uses SEED, SEED + 1, ... (it tunes nothing: the learning rates are fixed)
 OVERRIDES = {}  # replaces entries of the chosen SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 

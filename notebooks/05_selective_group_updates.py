@@ -25,6 +25,8 @@
 SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (CelebA and NYUv2)
 # full mode: CelebA and NYUv2, after `python -m data_scripts.celeba` and `python -m data_scripts.nyuv2`; it trains on
 # the GPU when there is one (needed in practice)
+# full mode's run time on this machine, from its runs counted and their steps timed:
+#   python benchmarks/full_mode_time.py --chapters 05
 SEED = 0  # the first seed: the chapter tunes on the first tuning_seeds seeds and reports on the ones after
 OVERRIDES = {}  # replaces entries of the chosen SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 

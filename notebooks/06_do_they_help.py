@@ -25,6 +25,8 @@
 # %% tags=["parameters"]
 SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (MultiMNIST full)
 # full mode: MultiMNIST, after `python -m data_scripts.multimnist`; it trains on the GPU when there is one
+# full mode's run time on this machine, from its runs counted and their steps timed:
+#   python benchmarks/full_mode_time.py --chapters 06
 SEED = 0  # the first seed: the chapter tunes on the first tuning_seeds seeds and reports on the ones after
 OVERRIDES = {}  # replaces entries of the chosen SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 

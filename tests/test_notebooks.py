@@ -23,7 +23,7 @@ FULL_ON_FIXTURES = {
     "01_negative_transfer": {"angles": [0, 90, 180], "seeds": 2, "epochs": 1},
     "02_averaged_vs_alternated": {"toy_steps": 20, "epochs": 1, "lrs": [1e-3], "seeds": 2, "tuning_seeds": 1},
     "03_random_grouping": {"epochs": 1, "lrs": [3e-3], "seeds": 2, "tuning_seeds": 1, "group_sizes": [1, 10],
-                           "redrawn": [2], "moving_heads": [1]},
+                           "redrawn": [2], "moving_heads": [10]},
     "04_proximal_affinity": {"epochs": {"clusters": 1, "digit_attributes": 2, "celeba": 1}, "seeds": 2, "every": 4,
                              "selective": {"warmup": 2, "regroup_every": 1}},
     "05_selective_group_updates": {
