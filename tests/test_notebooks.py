@@ -25,7 +25,8 @@ FULL_ON_FIXTURES = {
     "03_random_grouping": {"epochs": 1, "lrs": [3e-3], "seeds": 2, "tuning_seeds": 1, "group_sizes": [1, 10],
                            "redrawn": [2], "moving_heads": [10]},
     "04_proximal_affinity": {"epochs": {"clusters": 1, "digit_attributes": 2, "celeba": 1}, "seeds": 2, "every": 4,
-                             "selective": {"warmup": 2, "regroup_every": 1}},
+                             "selective": {"warmup": 2, "regroup_every": 1},
+                             "transfer_seeds": {"clusters": 2, "digit_attributes": 2, "celeba": 2}},
     "05_selective_group_updates": {
         "epochs": 1, "lrs": [3e-3], "seeds": 2, "tuning_seeds": 1,
         "selective": {"beta": 1e-2, "warmup": 2, "regroup_every": 1},
