@@ -289,10 +289,7 @@ def select_groups_tag(z: np.ndarray, task_names: Sequence[str], max_groups: int,
                          "names (2^T candidate groups are searched).")
     masks = np.arange(1, 2 ** n)
     member = (masks[:, None] >> np.arange(n)) & 1  # candidate group x task
-    size = member.sum(axis=1)
-    inflow = member @ z  # inflow[G, a] = sum over b in G of z[b, a]
-    score = np.where(size[:, None] > 1, (inflow - np.diag(z)[None, :] * member) / np.maximum(size - 1, 1)[:, None],
-                     UNSERVED if search == "tag" else 0.0) * member
+    score = _tag_scores(z, member, UNSERVED if search == "tag" else 0.0)
     if search == "tag":  # value[S, G] = sum over a in S of score(a, G), for every G that contains S
         value = np.where((masks[None, :] & masks[:, None]) == masks[:, None], member @ score.T, -np.inf)
         serving, best = value.argmax(axis=1), value.max(axis=1)  # per serving set S: its best group, its value
@@ -307,20 +304,22 @@ def served_by(z: np.ndarray, task_names: Sequence[str], groups: Sequence[Sequenc
     """The partition of the tasks by the group of a (possibly overlapping) TAG selection that serves each best:
     every task goes with the selected group that holds it and has the highest score(a, G) (see
     ``select_groups_tag``), the first such group on a tie. Each task must be in some group."""
-    index = {name: i for i, name in enumerate(task_names)}
+    member = np.array([[name in group for name in task_names] for group in groups], dtype=int)
+    missing = [name for name, held in zip(task_names, member.any(axis=0)) if not held]
+    if missing:
+        raise ValueError(f"served_by: task(s) {missing} are in none of the groups {list(groups)}.")
+    score = np.where(member > 0, _tag_scores(z, member, UNSERVED), -np.inf)
+    best = score.argmax(axis=0)  # per task, the first group with its highest score
+    return [tuple(name for name, b in zip(task_names, best) if b == j) for j in sorted(set(best))]
 
-    def score(task, group):
-        others = [index[b] for b in group if b != task]
-        return float(np.mean(z[others, index[task]])) if others else UNSERVED
 
-    serving: dict[int, list[str]] = {}
-    for task in task_names:
-        holding = [j for j, group in enumerate(groups) if task in group]
-        if not holding:
-            raise ValueError(f"served_by: task {task!r} is in none of the groups {list(groups)}.")
-        best = max(holding, key=lambda j: score(task, groups[j]))
-        serving.setdefault(best, []).append(task)
-    return [tuple(serving[j]) for j in sorted(serving)]
+def _tag_scores(z: np.ndarray, member: np.ndarray, alone: float) -> np.ndarray:
+    """score[G, a] = mean over b in G, b != a, of z[b, a] for every group G (a row of 0/1 ``member``) and task a in
+    it; ``alone`` for a task alone in its group; 0 outside the group."""
+    size = member.sum(axis=1)
+    inflow = member @ z  # inflow[G, a] = sum over b in G of z[b, a]
+    mean = (inflow - np.diag(z)[None, :] * member) / np.maximum(size - 1, 1)[:, None]
+    return np.where(size[:, None] > 1, mean, alone) * member
 
 
 def _best_split(value: np.ndarray, n: int, max_blocks: int) -> list[int]:

@@ -359,10 +359,8 @@ glue("n_seeds", len(SEEDS), display=False)
 
 # %%
 def paired_row(a, b):
-    """Mean ARI over training of row a minus row b, per (dataset, optimizer), from the same runs."""
-    wide = per_run.pivot_table(index=["dataset", "optimizer", "seed"], columns="measure", values="mean_over_training")
-    return {key: experiments.paired_differences(cell.droplevel([0, 1])[[b, a]], reference=b).loc[a]
-            for key, cell in wide.groupby(level=[0, 1], sort=False)}
+    """``paired`` for every (dataset, optimizer): row a minus row b, from the same runs."""
+    return {(d, o): paired(d, o, a, b) for d, o in by_seed.index.droplevel("seed").unique()}
 
 
 official_vs_ours = paired_row(MEASURES[1], AS_CODED_OURS)
