@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -7,6 +8,13 @@ import torch
 from mtlutils import data
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "book"))
+import build  # noqa: E402
+
+# pytest-xdist runs the tests in one process per core; the runs a test trains then share the cores with the other
+# test processes instead of each test opening a pool of one worker per core.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ and "MTLUTILS_WORKERS" not in os.environ:
+    os.environ["MTLUTILS_WORKERS"] = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 
 @pytest.fixture(autouse=True)
@@ -24,21 +32,33 @@ def suite():
 
 @pytest.fixture(scope="session")
 def smoke_cache(tmp_path_factory):
-    """One run cache for every smoke-mode execution of the chapters, so that a second execution reuses the runs."""
-    return tmp_path_factory.mktemp("smoke-cache")
+    """One run cache for every smoke-mode execution of the chapters, shared by the test processes, so that a second
+    execution reuses the runs (the cache stores each run atomically)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "smoke-cache"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")
-def smoke_book(smoke_cache):
-    """The book built strictly (-W) from every chapter executed in smoke mode; the path of its index.html.
+def smoke_executed(smoke_cache, tmp_path_factory):
+    """Executes a chapter in smoke mode once per test process; returns the executed notebook's path.
 
-    Chapters already executed in this session (tests/test_notebooks.py) are reused.
+    The tests of the smoke-mode chapters and of the book built from them share the executions: they are in one
+    xdist group (``@pytest.mark.xdist_group("smoke-book")``), so one process runs them all.
     """
-    sys.path.insert(0, str(ROOT / "book"))
-    import build
+    folder, executed = tmp_path_factory.mktemp("executed-smoke"), {}
 
-    executed = ROOT / "_build" / "executed-smoke"
-    for source in build.NOTEBOOKS:
-        if not (executed / f"{source.stem}.ipynb").exists():
-            build.execute(source, "smoke", executed, cache_dir=smoke_cache)
-    return build.build(executed, ROOT / "_build" / "smoke-book", strict=True)
+    def execute(source: Path) -> Path:
+        if source not in executed:
+            executed[source] = build.execute(source, "smoke", folder, cache_dir=smoke_cache)
+        return executed[source]
+
+    return execute
+
+
+@pytest.fixture(scope="session")
+def smoke_book(smoke_executed, tmp_path_factory):
+    """The book built strictly (-W) from every chapter executed in smoke mode; the path of its index.html."""
+    executed = [smoke_executed(source) for source in build.NOTEBOOKS]
+    return build.build(executed[0].parent, tmp_path_factory.mktemp("smoke-book"), strict=True)

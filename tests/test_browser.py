@@ -19,11 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: run `make test`")
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
     reason="Chromium and ChromeDriver are not installed (Debian: apt-get install chromium chromium-driver; "
            "`make test` does this where it runs as root)",
-)
+), pytest.mark.xdist_group("smoke-book")]
 
 
 def toc_pages() -> list[str]:

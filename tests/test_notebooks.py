@@ -16,7 +16,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "book"))
 import build  # noqa: E402
 
-SMOKE = ROOT / "_build" / "executed-smoke"
 IDS = [p.stem for p in build.NOTEBOOKS]
 # Full mode on the data scripts' fixtures: the chapter's own code and data path, with its loops cut short.
 FULL_ON_FIXTURES = {
@@ -68,10 +67,11 @@ def test_first_code_cell_is_the_parameters_cell(source):
     assert values["SIZE"] == "small" and isinstance(values["SEED"], int) and values["OVERRIDES"] == {}
 
 
+@pytest.mark.xdist_group("smoke-book")
 @pytest.mark.parametrize("source", build.NOTEBOOKS, ids=IDS)
-def test_chapter_runs_in_smoke_mode(source, smoke_cache):
+def test_chapter_runs_in_smoke_mode(source, smoke_executed):
     start = time.perf_counter()
-    executed = build.execute(source, "smoke", SMOKE, cache_dir=smoke_cache)
+    executed = smoke_executed(source)
     print(f"{source.name} ran in smoke mode in {time.perf_counter() - start:.1f} s")
     notebook = nbformat.read(executed, as_version=4)
     assert not [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
@@ -103,6 +103,7 @@ def test_full_mode_without_its_data_stops_with_the_data_script(stem, tmp_path, m
     assert not (tmp_path / "executed" / f"{stem}.ipynb").exists()  # no half-run notebook is left as if finished
 
 
+@pytest.mark.xdist_group("smoke-book")
 def test_book_builds_strictly_with_every_figure(smoke_book):
     index = smoke_book
     assert index.exists()
