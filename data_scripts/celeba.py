@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from mtlutils.prepared import default_root
+from mtlutils.datasets.prepared import default_root
 
 from .download import Source, extract, fetch
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mtlutils.multimnist import PREPARED_FILE, pair_up
-from mtlutils.prepared import default_root
+from mtlutils.datasets.multimnist import PREPARED_FILE, pair_up
+from mtlutils.datasets.prepared import default_root
 
 from .download import Source, fetch
 

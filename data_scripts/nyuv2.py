@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtlutils.prepared import default_root
+from mtlutils.datasets.prepared import default_root
 
 from .download import Source, extract, fetch
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from .celeba import make_celeba
-from .clusters import make_clusters
-from .multimnist import make_digit_attributes, make_multimnist
-from .nyuv2 import make_nyuv2
-from .prepared import DataDamaged, DataNotPrepared, default_root, prepared_dir  # noqa: F401 (part of the interface)
+from .datasets.celeba import make_celeba
+from .datasets.clusters import make_clusters
+from .datasets.multimnist import make_digit_attributes, make_multimnist
+from .datasets.nyuv2 import make_nyuv2
+from .datasets.prepared import DataDamaged, DataNotPrepared, default_root, prepared_dir  # noqa: F401 (part of the interface)
 from .tasks import TaskSuite
 
 SIZES = ("smoke", "small", "full")

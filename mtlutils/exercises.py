@@ -15,7 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from . import clusters, metrics
+from . import metrics
+from .datasets import clusters
 from .affinity import ProximalAffinity
 from .tasks import Task
 

@@ -640,6 +640,12 @@ def resolution(differences: pd.DataFrame, unit: str = " points", level: float = 
             f"differences are {span}; a difference smaller than that is not resolved by these seeds.")
 
 
+def sign_of(row: Mapping) -> int:
+    """Which side of zero a ``summarize`` or ``paired_differences`` row's interval lies on: 1 above, -1 below, 0 when
+    it contains zero (the seeds do not separate the quantity from zero)."""
+    return 1 if row["ci_low"] > 0 else -1 if row["ci_high"] < 0 else 0
+
+
 def describe_interval(row: Mapping, unit: str = "%", level: float = 0.95, decimals: int = 1) -> str:
     """A ``summarize`` row as text: ``+1.2% (95% CI -0.3 to +2.7)``."""
     f = f"+.{decimals}f"

@@ -75,6 +75,36 @@ def interval_bars(ax: plt.Axes, tables: dict[str, pd.DataFrame], value: str, row
     return ax
 
 
+def bars_with_ci(ax: plt.Axes, summary: pd.DataFrame, x: str, hue: str, order: Sequence[str],
+                 scale: float = 1.0) -> plt.Axes:
+    """Vertical bars of a ``experiments.summarize`` table with their intervals as error bars: one group of bars per
+    entry of ``order`` (values of column ``x``), one bar in each group per value of ``hue``, heights times
+    ``scale`` (100 for percent)."""
+    groups = list(summary.groupby(hue, sort=True))
+    width = 0.7 / len(groups)
+    for i, (key, cell) in enumerate(groups):
+        cell = cell.set_index(x).reindex(list(order))
+        errors = scale * np.vstack([cell["mean"] - cell.ci_low, cell.ci_high - cell["mean"]])
+        ax.bar(np.arange(len(order)) + (i - (len(groups) - 1) / 2) * width, scale * cell["mean"], width=width,
+               label=key, yerr=errors, capsize=3)
+    ax.set(xticks=range(len(order)), xticklabels=list(order))
+    ax.legend(title=hue, frameon=False)
+    return ax
+
+
+def points_with_ci(ax: plt.Axes, summary: pd.DataFrame, x: str, label: str | None = None, marker: str = "o",
+                   joined: bool = True, annotate: bool = False) -> plt.Axes:
+    """The rows of a ``experiments.summarize`` table (indexed by name) as points at (``x``, mean) with their intervals
+    as error bars, joined by a line in the order of ``x`` when ``joined``; ``annotate`` writes each row's name."""
+    cell = summary.sort_values(x)
+    ax.errorbar(cell[x], cell["mean"], yerr=[cell["mean"] - cell.ci_low, cell.ci_high - cell["mean"]], marker=marker,
+                ls="-" if joined else "none", capsize=4, label=label)
+    if annotate:
+        for name, row in cell.iterrows():
+            ax.annotate(f" {name}", (row[x], row["mean"]), textcoords="offset points", xytext=(4, -12))
+    return ax
+
+
 def lines_with_ci(
     summary: pd.DataFrame, x: str, hue: str | None = None, ax: plt.Axes | None = None, label_fmt: str = "{}",
     marker: str | None = "o", band_alpha: float = 0.2,

@@ -40,9 +40,12 @@ from IPython.display import Markdown
 from matplotlib import pyplot as plt
 from myst_nb import glue
 
-from mtlutils import affinity, clusters, experiments, plots
+from mtlutils import affinity, experiments, plots
+from mtlutils.datasets import clusters
 
 plots.use_style()
+
+# %%
 SETTINGS = experiments.settings({
     "smoke": dict(angles=[0, 90, 180], seeds=2, epochs=3),
     "small": dict(angles=[0, 45, 90, 135, 180], seeds=10, epochs=40),
@@ -143,35 +146,33 @@ describe = experiments.describe_interval
 by_angle = overall.set_index("angle")
 first, last = SETTINGS["angles"][0], SETTINGS["angles"][-1]
 worst = int(by_angle["mean"].idxmin())
-glue("delta_aligned", Markdown(describe(by_angle.loc[first])), display=False)
-glue("delta_worst", Markdown(describe(by_angle.loc[worst])), display=False)
-glue("delta_opposed", Markdown(describe(by_angle.loc[last])), display=False)
+VERDICTS = {1: "sharing **helps**: the whole interval lies above zero",
+            -1: "sharing **hurts**: the whole interval lies below zero",
+            0: "the seeds **do not separate** sharing from training alone: the interval contains zero"}
+for name, angle in [("aligned", first), ("worst", worst), ("opposed", last)]:
+    glue(f"delta_{name}", Markdown(describe(by_angle.loc[angle])), display=False)
+    glue(f"verdict_{name}", Markdown(VERDICTS[experiments.sign_of(by_angle.loc[angle])]), display=False)
 glue("worst_angle", worst, display=False)
 glue("n_seeds", len(SEEDS), display=False)
 
+# %% [markdown]
+# Which cluster pays at the worst angle, and is 180 degrees really kinder than the worst angle, seed by seed?
 
-def verdict(row):
-    if row.ci_low > 0:
-        return "sharing **helps**: the whole interval lies above zero"
-    if row.ci_high < 0:
-        return "sharing **hurts**: the whole interval lies below zero"
-    return "the seeds **do not separate** sharing from training alone: the interval contains zero"
-
-
-at_worst = relative[relative.angle == worst].assign(cluster=lambda d: d.task.map(dict(zip(task_names, suite.meta["cluster_of"]))))
+# %%
+cluster_of = dict(zip(task_names, suite.meta["cluster_of"]))
+at_worst = relative[relative.angle == worst].assign(cluster=lambda d: d.task.map(cluster_of))
 by_cluster = at_worst.groupby(["seed", "cluster"]).relative.mean().unstack()
 glue("loser_loss", float(-by_cluster.min(axis=1).mean()), display=False)
 glue("winner_loss", float(-by_cluster.max(axis=1).mean()), display=False)
 glue("first_cluster_lost", int((by_cluster[0] < by_cluster[1]).sum()), display=False)
-glue("verdict_aligned", Markdown(verdict(by_angle.loc[first])), display=False)
-glue("verdict_worst", Markdown(verdict(by_angle.loc[worst])), display=False)
-glue("verdict_opposed", Markdown(verdict(by_angle.loc[last])), display=False)
 by_seed = delta.pivot(index="seed", columns="angle", values="relative")
 opposed_minus_worst = experiments.paired_differences(by_seed[[worst, last]], reference=worst) if last != worst else None
 glue("resolution", Markdown(experiments.resolution(pd.concat([overall, opposed_minus_worst]), unit="%")), display=False)
-opposed_better = opposed_minus_worst is not None and opposed_minus_worst.loc[last, "ci_low"] > 0
 glue("opposed_minus_worst", Markdown(describe(opposed_minus_worst.loc[last]) if last != worst
                                      else "zero (it is the worst angle)"), display=False)
+
+# %%
+opposed_better = opposed_minus_worst is not None and opposed_minus_worst.loc[last, "ci_low"] > 0
 glue("summary_opposed", Markdown(
     f"Opposed clusters ({last} degrees) lost clearly less than the worst angle ({worst} degrees), seed by seed: how much tasks "
     "compete depends on the features they need, not on the sign of their targets, since a head can flip a shared "
@@ -217,6 +218,7 @@ for config, result in zip(configs, runs):
         cosine_rows.append(dict(angle=config["data"]["angle"], seed=config["seed"], pairs=pairs, rate=100 * rate))
 conflicts = experiments.summarize(pd.DataFrame(cosine_rows), by=["angle", "pairs"], value="rate")
 
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.4, 1]})
 plots.lines_with_ci(conflicts, x="angle", hue="pairs", ax=axes[0], label_fmt="{} clusters")
 axes[0].set(
@@ -229,12 +231,13 @@ late = [m for s, m in example.cosines if s >= example.cost["steps"] // 2]
 plots.heatmap(np.mean(late, axis=0), example.task_names, ax=axes[1], cbar_label="mean cosine")
 axes[1].set_title(f"mean cosine, {middle} degrees, seed {SEEDS[0]}")
 plots.savefig(fig, "01_gradient_conflict")
+conflicts.round(1)
 
+# %%
 rate = conflicts.set_index(["angle", "pairs"])["mean"]
-glue("conflict_across_worst", float(rate.loc[(worst, "across")]), display=False)
-glue("conflict_within_worst", float(rate.loc[(worst, "within")]), display=False)
-glue("conflict_within_aligned", float(rate.loc[(first, "within")]), display=False)
-glue("conflict_across_aligned", float(rate.loc[(first, "across")]), display=False)
+for angle, name in [(worst, "worst"), (first, "aligned")]:
+    for pairs in ("across", "within"):
+        glue(f"conflict_{pairs}_{name}", float(rate.loc[(angle, pairs)]), display=False)
 at_worst_rates = pd.DataFrame(cosine_rows).query("angle == @worst").pivot(index="seed", columns="pairs", values="rate")
 across_minus_within = experiments.paired_differences(at_worst_rates, reference="within").loc["across"]
 glue("conflict_reading", Markdown(
@@ -243,7 +246,6 @@ glue("conflict_reading", Markdown(
     if across_minus_within.ci_low > 0 else
     f"Seed by seed, the rate across minus the rate within is {describe(across_minus_within, unit=' points')}: "
     "these seeds do not separate the two."), display=False)
-conflicts.round(1)
 
 # %% [markdown]
 # At {glue:text}`worst_angle` degrees, pairs across clusters conflicted in

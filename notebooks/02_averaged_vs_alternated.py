@@ -32,7 +32,6 @@ OVERRIDES = {}  # replaces entries of the chosen SETTINGS below, e.g. {"seeds": 
 # %%
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from IPython.display import Markdown
 from matplotlib import pyplot as plt
 from myst_nb import glue
@@ -41,6 +40,8 @@ from mtlutils import experiments, plots, toy
 from mtlutils.strategies import Alternated, Averaged, adam
 
 plots.use_style()
+
+# %%
 SETTINGS = experiments.settings({
     "smoke": dict(toy_lr=1e-2, toy_steps=60, size="smoke", epochs=1, lrs=[1e-3, 3e-3], seeds=2, tuning_seeds=1),
     "small": dict(toy_lr=1e-2, toy_steps=2000, size="small", epochs=2, lrs=[3e-3, 1e-2, 3e-2], seeds=10,
@@ -101,6 +102,8 @@ ends = pd.DataFrame([
 ])
 ends["reached"] = ends.distance < 0.5
 ends["stalled"] = ~ends.reached & (ends.moved_last_tenth < 0.05)
+
+# %%
 summary = ends.groupby(["method", "imbalance"]).agg(reached=("reached", "sum"), stalled=("stalled", "sum"),
                                                      median_distance=("distance", "median"))
 for (name, imbalance), row in summary.iterrows():
@@ -163,20 +166,11 @@ delta_summary = experiments.summarize(delta, by=["method"], value="relative")
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [1.4, 1]})
 order = [*METHODS, "single-task"]
-for i, (task, cell) in enumerate(accuracy.groupby("task")):
-    cell = cell.set_index("method").reindex(order)
-    x = np.arange(len(order)) + (i - 0.5) * 0.35
-    axes[0].bar(x, 100 * cell["mean"], width=0.35, label=task,
-                yerr=100 * np.vstack([cell["mean"] - cell.ci_low, cell.ci_high - cell["mean"]]), capsize=3)
-axes[0].set(xticks=range(len(order)), xticklabels=[o.replace(", ", ",\n") for o in order],
-            ylabel="test accuracy (%)", ylim=(50, 100), title=f"test accuracy, tuned lr ({len(SEEDS)} seeds, 95% CI)")
-axes[0].legend(title="digit", frameon=False)
-cell = delta_summary.set_index("method").reindex(list(METHODS))
-axes[1].barh(range(len(cell)), cell["mean"], xerr=np.vstack([cell["mean"] - cell.ci_low, cell.ci_high - cell["mean"]]),
-             capsize=3, color=sns.color_palette(plots.PALETTE)[2])
-axes[1].axvline(0, color="black", lw=0.8)
-axes[1].set(yticks=range(len(cell)), yticklabels=cell.index, xlabel=r"$\Delta_m$ vs single-task (%)",
-            title="relative to single-task training")
+plots.bars_with_ci(axes[0], accuracy.rename(columns={"task": "digit"}), x="method", hue="digit", order=order, scale=100)
+axes[0].set(xticklabels=[o.replace(", ", ",\n") for o in order], ylabel="test accuracy (%)", ylim=(50, 100),
+            title=f"test accuracy, tuned lr ({len(SEEDS)} seeds, 95% CI)")
+plots.interval_bars(axes[1], {r"$\Delta_m$": delta_summary.set_index("method")}, "mean", list(METHODS))
+axes[1].set(xlabel=r"$\Delta_m$ vs single-task (%)", title="relative to single-task training")
 plots.savefig(fig, "02_multimnist")
 delta_summary.round(2)
 
@@ -197,12 +191,16 @@ glue("mm_verdict", Markdown(
     + ("the seeds separate the best two" if differences.loc[top, "ci_low"] > 0
        else "the seeds do **not** separate the best two")), display=False)
 glue("mm_resolution", Markdown(experiments.resolution(differences, unit=" points")), display=False)
+
+# %%
 glue("lr_caveat", Markdown(experiments.grid_edge_note(tuned.chosen, {"lr": SETTINGS["lrs"]})), display=False)
 glue("n_seeds", len(SEEDS), display=False)
 apart = [pair for pair, row in differences.iterrows() if row.ci_low > 0]
 separated = ("no paired difference of Δm between two methods excludes zero: the differences do not survive the "
              "seeds. " if not apart else "these paired differences of Δm exclude zero: " + "; ".join(apart) + ". ")
 glue("mm_summary", Markdown(separated + experiments.resolution(differences, unit=" points")), display=False)
+
+# %%
 heads = experiments.paired_differences(wide[["Alternated, shared Adam", "Alternated, shared Adam, heads moving"]],
                                        reference="Alternated, shared Adam").iloc[-1]
 glue("mm_heads", Markdown(

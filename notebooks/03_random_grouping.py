@@ -40,6 +40,8 @@ from myst_nb import glue
 from mtlutils import experiments, plots
 
 plots.use_style()
+
+# %%
 SETTINGS = experiments.settings({
     "smoke": dict(dataset="digit_attributes", size="smoke", batch_size=64, epochs=2, lrs=[3e-3], seeds=2,
                   tuning_seeds=1,
@@ -51,6 +53,8 @@ SETTINGS = experiments.settings({
                  group_sizes=[1, 2, 5, 10, 20], redrawn=[2, 5], moving_heads=[1, 2, 5]),
 }, SIZE, OVERRIDES)
 TUNING_SEEDS, SEEDS = experiments.split_seeds(SEED, SETTINGS["seeds"], tuning=SETTINGS["tuning_seeds"])
+
+# %%
 BASE = dict(dataset=SETTINGS["dataset"], size=SETTINGS["size"], epochs=SETTINGS["epochs"],
             batch_size=SETTINGS["batch_size"])
 suite = experiments.suite_for(BASE)  # in full mode, stops here until the data script has been run
@@ -108,6 +112,8 @@ methods.update({name(k, "epoch"): {**BASE, "strategy": "random_groups",
 methods.update({name(k, heads="moving"): {**BASE, "strategy": "random_groups",
                                           "strategy_kwargs": {"group_size": k, "idle_heads": "moving"}}
                 for k in SETTINGS["moving_heads"] if k < T})
+
+# %%
 tuned = experiments.tune_then_repeat(methods, {"lr": SETTINGS["lrs"]}, SEEDS, TUNING_SEEDS)
 test = tuned.table("test")
 chosen = tuned.chosen.set_index("method")
@@ -124,17 +130,13 @@ summary = experiments.summarize(per_seed, by=["method"]).set_index("method").joi
 summary["k"] = [int(m.split("=")[1].split(",")[0]) for m in summary.index]
 summary = summary.sort_values(["k", "passes"])
 
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
+redrawn = summary.loc[[name(k, "epoch") for k in SETTINGS["redrawn"]]]
 for ax, x, xlabel in [(axes[0], "passes", "forward + backward passes per batch (each)"),
                       (axes[1], "seconds_per_epoch", "training seconds per epoch (this machine)")]:
-    cell = summary.loc[never].sort_values(x)
-    ax.errorbar(cell[x], cell["mean"], yerr=[cell["mean"] - cell.ci_low, cell.ci_high - cell["mean"]],
-                marker="o", capsize=4, label="drawn once")
-    redrawn = summary.loc[[name(k, "epoch") for k in SETTINGS["redrawn"]]]
-    ax.errorbar(redrawn[x], redrawn["mean"], yerr=[redrawn["mean"] - redrawn.ci_low, redrawn.ci_high - redrawn["mean"]],
-                marker="s", ls="none", capsize=4, label="redrawn every epoch")
-    for k, row in cell.iterrows():
-        ax.annotate(f" {k}", (row[x], row["mean"]), textcoords="offset points", xytext=(4, -12))
+    plots.points_with_ci(ax, summary.loc[never], x, label="drawn once", annotate=True)
+    plots.points_with_ci(ax, redrawn, x, label="redrawn every epoch", marker="s", joined=False)
     ax.set(xscale="log", xlabel=xlabel)
 axes[0].set(ylabel="mean test accuracy over the tasks (%)",
             title=f"group size k against compute ({len(SEEDS)} seeds, 95% CI)")
@@ -157,9 +159,10 @@ def paired(a, b):
 def verdict(a, b, unit=" points"):
     difference = paired(a, b)
     text = f"{a} minus {b}: {experiments.describe_interval(difference, unit=unit)}"
-    return text + ("" if difference["ci_low"] > 0 or difference["ci_high"] < 0 else " (the interval contains 0)")
+    return text + ("" if experiments.sign_of(difference) else " (the interval contains 0)")
 
 
+# %%
 k_all, k_one = name(T), name(1)
 best = summary.loc[never, "mean"].idxmax()
 glue("rg_best", best, display=False)
@@ -171,6 +174,8 @@ glue("rg_cost_one", float(summary.loc[k_one, "seconds_per_epoch"] / summary.loc[
      display=False)
 glue("n_seeds", len(SEEDS), display=False)
 glue("rg_lr_caveat", Markdown(experiments.grid_edge_note(tuned.chosen, {"lr": SETTINGS["lrs"]})), display=False)
+
+# %%
 versus_all = pd.DataFrame({m: paired(m, k_all) for m in methods if m != k_all}).T
 glue("rg_resolution", Markdown(experiments.resolution(versus_all, unit=" points")), display=False)
 moving = {k: paired(name(k, heads="moving"), name(k)) for k in SETTINGS["moving_heads"] if k < T}
@@ -331,6 +336,7 @@ class KnownGroups(GroupedUpdates):
         return [tuple(g) for g in suite.meta["groups"]]
 
 
+# %%
 if "groups" not in suite.meta:
     print(f"{suite.name} has no groups known by construction: this exercise needs the small mode's digit attributes.")
 else:

@@ -6,7 +6,8 @@ import torch
 
 from data_scripts import celeba as celeba_script
 from data_scripts import nyuv2 as nyuv2_script
-from mtlutils import data, models, nyuv2
+from mtlutils import data, models
+from mtlutils.datasets import nyuv2
 from tests.fixtures import write_celeba, write_nyuv2
 
 NAMES = ["5_o_Clock_Shadow", "Arched_Eyebrows", "Black_Hair", "Blond_Hair", "Brown_Hair", "Goatee", "Mustache",

@@ -4,7 +4,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mtlutils import clusters, data
+from mtlutils import data
+from mtlutils.datasets import clusters
 
 
 def test_unknown_dataset_lists_the_valid_names():

@@ -108,6 +108,14 @@ def test_interval_text():
     assert experiments.describe_interval(a, unit="", decimals=2) == "+1.24 (95% CI -0.31 to +2.70)"
 
 
+@given(st.floats(-10, 10), st.floats(0, 10))
+def test_sign_of_an_interval_says_which_side_of_zero_it_lies_on(low, width):
+    row = {"ci_low": low, "ci_high": low + width}
+    side = experiments.sign_of(row)
+    assert side == (1 if low > 0 else -1 if low + width < 0 else 0)
+    assert experiments.sign_of({"ci_low": -low - width, "ci_high": -low}) == -side  # the mirror interval
+
+
 def test_tune_then_repeat_tunes_on_its_own_seeds_and_reports_on_others(tmp_path):
     methods = {"averaged": CONFIG, "alternated": {**CONFIG, "strategy": "alternated"}}
     tuned = experiments.tune_then_repeat(methods, {"lr": [1e-4, 3e-2]}, seeds=[3, 4], tuning_seeds=[1, 2],

@@ -7,8 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from data_scripts import multimnist as script
-from mtlutils import data, models, multimnist
-from mtlutils.multimnist import attribute_labels, compose
+from mtlutils import data, models
+from mtlutils.datasets import multimnist
+from mtlutils.datasets.multimnist import attribute_labels, compose
 from tests.fixtures import write_mnist
 
 

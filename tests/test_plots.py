@@ -21,6 +21,35 @@ def test_interval_bars_draw_one_bar_per_row_and_table_at_its_value():
     plt.close(fig)
 
 
+def test_bars_with_ci_draw_one_group_per_entry_and_one_bar_per_hue_with_its_interval():
+    summary = pd.DataFrame({"method": ["m", "m", "n", "n"], "task": ["L", "R", "L", "R"],
+                            "mean": [0.8, 0.6, 0.9, 0.7], "ci_low": [0.7, 0.5, 0.85, 0.6],
+                            "ci_high": [0.9, 0.7, 0.95, 0.8]})
+    fig, ax = plt.subplots()
+    plots.bars_with_ci(ax, summary, x="method", hue="task", order=["n", "m"], scale=100)
+    heights = [round(p.get_height(), 6) for p in ax.patches]
+    assert heights == [90, 80, 70, 60]  # task L for n then m, then task R
+    centres = [round(p.get_x() + p.get_width() / 2, 6) for p in ax.patches]
+    assert centres[0] < 0 < centres[2] and centres[1] < 1 < centres[3]  # each task on its own side of the tick
+    caps = [line for line in ax.lines if line.get_marker() == "_"]
+    assert sorted({round(float(y), 6) for line in caps for y in line.get_ydata()}) == [50, 60, 70, 80, 85, 90, 95]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["n", "m"]
+    plt.close(fig)
+
+
+def test_points_with_ci_join_the_rows_in_the_order_of_x_and_name_them():
+    summary = pd.DataFrame({"cost": [4.0, 1.0, 2.0], "mean": [70.0, 90.0, 80.0], "ci_low": [60.0, 88.0, 75.0],
+                            "ci_high": [75.0, 91.0, 85.0]}, index=["k=4", "k=1", "k=2"])
+    fig, ax = plt.subplots()
+    plots.points_with_ci(ax, summary, x="cost", label="drawn once", annotate=True)
+    line = ax.lines[0]
+    assert np.array_equal(line.get_xdata(), [1, 2, 4]) and np.array_equal(line.get_ydata(), [90, 80, 70])
+    assert [t.get_text() for t in ax.texts] == [" k=1", " k=2", " k=4"]
+    plots.points_with_ci(ax, summary, x="cost", label="alone", marker="s", joined=False)
+    assert ax.lines[-3].get_linestyle() == "None"  # the points, then the two caps
+    plt.close(fig)
+
+
 def test_front_panel_joins_the_front_and_marks_every_method():
     columns = pd.MultiIndex.from_product([["left", "right"], ["mean", "sem"]])
     points = pd.DataFrame([[90, 1, 80, 1], [85, 1, 88, 1], [84, 1, 84, 1]], index=["w=0.2", "w=0.8", "method"],

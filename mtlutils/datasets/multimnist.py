@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .metrics import accuracy, binary_accuracy
+from ..metrics import accuracy, binary_accuracy
 from .prepared import prepared_dir, read_prepared
-from .tasks import Split, Task, TaskSuite
+from ..tasks import Split, Task, TaskSuite
 
 CANVAS, DIGIT, RIGHT_OFFSET, SIDE = 36, 28, 6, 28
 PREPARED_FILE = "multimnist.pt"

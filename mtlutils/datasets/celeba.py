@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .metrics import binary_accuracy
+from ..metrics import binary_accuracy
 from .prepared import prepared_dir, read_prepared
-from .tasks import Split, Task, TaskSuite
+from ..tasks import Split, Task, TaskSuite
 
 SPLITS = ("train", "val", "test")
 FILES = ("attribute_names.json", *(f"{s}_{kind}.npy" for s in SPLITS for kind in ("images", "attributes")))

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .metrics import mse
-from .tasks import Split, Task, TaskSuite
+from ..metrics import mse
+from ..tasks import Split, Task, TaskSuite
 
 SIZES = {
     "smoke": dict(n_train=512, n_val=128, n_test=256),

@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from .prepared import prepared_dir, read_prepared
-from .tasks import Split, Task, TaskSuite
+from ..tasks import Split, Task, TaskSuite
 
 N_CLASSES = 13
 IGNORE = -1
