@@ -52,6 +52,19 @@ def conflict_rate(cosines: Sequence[np.ndarray]) -> np.ndarray:
     return (np.stack(cosines) < 0).mean(axis=0)
 
 
+def within_and_across(matrix: np.ndarray, group_of: Sequence[int]) -> dict[str, float]:
+    """The mean off-diagonal entry of a task x task ``matrix`` over the pairs in the same group and over the pairs in
+    different groups (``group_of[t]`` is the group of task t): ``{"within": mean, "across": mean}``, NaN where there
+    is no such pair."""
+    group_of = np.asarray(group_of)
+    same = group_of[:, None] == group_of[None, :]
+    within, across = matrix[same & ~np.eye(len(group_of), dtype=bool)], matrix[~same]
+    return {
+        "within": float(within.mean()) if within.size else float("nan"),
+        "across": float(across.mean()) if across.size else float("nan"),
+    }
+
+
 def conflict_within_and_across(
     cosines: Sequence[tuple[int, np.ndarray]], group_of: Sequence[int], since_step: int = 0
 ) -> dict[str, float]:
@@ -60,15 +73,7 @@ def conflict_within_and_across(
     ``cosines`` are the ``(step, matrix)`` pairs of ``Run.cosines``; measurements before ``since_step`` are
     left out. Returns ``{"within": rate, "across": rate}`` (NaN where there is no such pair).
     """
-    rates = conflict_rate([matrix for step, matrix in cosines if step >= since_step])
-    group_of = np.asarray(group_of)
-    same = group_of[:, None] == group_of[None, :]
-    off_diagonal = ~np.eye(len(group_of), dtype=bool)
-    within, across = rates[same & off_diagonal], rates[~same]
-    return {
-        "within": float(within.mean()) if within.size else float("nan"),
-        "across": float(across.mean()) if across.size else float("nan"),
-    }
+    return within_and_across(conflict_rate([matrix for step, matrix in cosines if step >= since_step]), group_of)
 
 
 class ProximalAffinity:
@@ -206,6 +211,15 @@ def group_agreement(groups: Sequence[Sequence[str]], reference: Sequence[Sequenc
         raise ValueError(f"group_agreement: the groupings cover different tasks: {sorted(ours)} vs {sorted(theirs)}.")
     names = sorted(ours)
     return float(adjusted_rand_score([theirs[n] for n in names], [ours[n] for n in names]))
+
+
+def agreement_over_training(series: Sequence[tuple[int, np.ndarray]], reference: Sequence[Sequence[str]],
+                            grouping, points: int = 30) -> list[tuple[int, float]]:
+    """How well a measure's groups agree with known ones as training goes: for up to ``points`` evenly spaced
+    snapshots of its ``(step, matrix)`` series, the last included, ``(step, group_agreement(grouping(matrix),
+    reference))``."""
+    picks = sorted(set(np.linspace(0, len(series) - 1, points).round().astype(int)))
+    return [(series[i][0], group_agreement(grouping(series[i][1]), reference)) for i in picks]
 
 
 def lookahead_affinity(net: MultiTaskNet, batch: Split, tasks: Sequence[Task], lr: float | None = None,

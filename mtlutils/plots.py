@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.colors import ListedColormap
 
 PALETTE = "colorblind"
 
@@ -145,6 +146,50 @@ def heatmap(
         matrix, ax=ax, xticklabels=labels, yticklabels=labels, vmin=vmin, vmax=vmax, center=0, cmap="vlag",
         annot=annotate, fmt=".2f", square=True, cbar_kws={"label": cbar_label},
     )
+    return ax
+
+
+def heatmap_row(panels: Sequence[tuple[str, np.ndarray]], labels: Sequence[str],
+                groups: Sequence[Sequence[str]]) -> plt.Figure:
+    """One heatmap per ``(title, matrix)`` panel, side by side, of the off-diagonal entries only, the tasks ordered
+    group by group, each panel on its own colour scale symmetric about 0 (values written when there are six tasks
+    or fewer)."""
+    order = [list(labels).index(t) for group in groups for t in group]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.6 if len(labels) <= 6 else 6.2),
+                             squeeze=False)
+    for i, (ax, (title, matrix)) in enumerate(zip(axes[0], panels)):
+        shown = np.array(matrix, dtype=float)[np.ix_(order, order)]
+        np.fill_diagonal(shown, np.nan)
+        scale = max(float(np.nanmax(np.abs(shown))), 1e-12)
+        heatmap(shown, [labels[j] for j in order], ax=ax, vmin=-scale, vmax=scale, annotate=len(labels) <= 6)
+        ax.set_title(title)
+        if i:
+            ax.set_yticklabels([])
+    return fig
+
+
+def group_timeline(ax: plt.Axes, groups_per_step: Sequence[Sequence[Sequence[str]]],
+                   known: Sequence[Sequence[str]], title: str = "") -> plt.Axes:
+    """Each task's group at each step (``Run.groups``), tasks in the order of the ``known`` groups, a group coloured
+    by the first of its tasks in that order: known groups found show as bands of one colour."""
+    order = [t for group in known for t in group]
+    codes = np.array([[min(order.index(u) for u in next(g for g in groups if t in g)) for groups in groups_per_step]
+                      for t in order])
+    ax.imshow(codes, aspect="auto", interpolation="nearest", cmap=ListedColormap(sns.color_palette("tab10", len(order))),
+              vmin=-0.5, vmax=len(order) - 0.5)
+    ax.set(yticks=range(len(order)), yticklabels=order, xlabel="step", title=title)
+    ax.grid(False)
+    return ax
+
+
+def rank_changes(ax: plt.Axes, before: pd.Series, after: pd.Series, labels: tuple[str, str]) -> plt.Axes:
+    """How a ranking moves: each entry's rank (1 = the highest value) in ``before`` and in ``after``, joined by a
+    line, with the best at the top; ``labels`` names the two rankings."""
+    first, second = before.rank(ascending=False), after.rank(ascending=False)
+    for name, colour in zip(before.index, sns.color_palette(PALETTE, n_colors=len(before))):
+        ax.plot([0, 1], [first[name], second[name]], color=colour, marker="o", lw=2, label=name)
+    ax.set(xticks=[0, 1], xticklabels=list(labels), yticks=range(1, len(before) + 1), ylabel="rank (1 = best)",
+           xlim=(-0.2, 1.2), ylim=(len(before) + 0.5, 0.5))
     return ax
 
 

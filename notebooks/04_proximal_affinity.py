@@ -32,7 +32,8 @@ SEED = 0  # the first seed; the chapter uses SEED, SEED + 1, ... (it tunes nothi
 OVERRIDES = {}  # replaces entries of the chosen SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 
 # %%
-import time
+import timeit
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -45,6 +46,8 @@ from mtlutils import affinity, experiments, metrics, models, plots
 from mtlutils.strategies import Alternated, adam
 
 plots.use_style()
+
+# %%
 SETTINGS = experiments.settings({
     "smoke": dict(size="smoke", epochs={"clusters": 4, "digit_attributes": 1}, seeds=2, every=2, beta=5e-2,
                   transfer_seeds={"clusters": 2, "digit_attributes": 2}, selective=dict(warmup=4, regroup_every=2)),
@@ -55,6 +58,8 @@ SETTINGS = experiments.settings({
                  selective=dict(warmup=500, regroup_every=10)),
 }, SIZE, OVERRIDES)
 _, SEEDS = experiments.split_seeds(SEED, SETTINGS["seeds"], tuning=0)  # SEED, SEED + 1, ...
+
+# %%
 DATASETS = {
     "clusters": dict(dataset="clusters", size=SETTINGS["size"], batch_size=32,
                      data=dict(n_tasks=6, n_clusters=3, angle=120, bottleneck=3)),
@@ -152,11 +157,6 @@ TAG_SELECTION, TAG_PARTITION = "TAG lookahead, TAG's selection", "TAG lookahead,
 EXTRA = [AS_CODED_OURS, TAG_SELECTION, TAG_PARTITION]  # rows of the tables, not curves of the figure
 
 
-def groups_of(measure, matrix, names):
-    """The groups affinity propagation finds in a measure, the as-coded one normalised as the official code does."""
-    return affinity.groups_from_affinity(matrix, names, as_coded=measure == MEASURES[1])
-
-
 def measured(result):
     """Every measure of one run as (step, matrix) pairs."""
     weight = min(1.0, SETTINGS["beta"] * SETTINGS["every"])
@@ -168,32 +168,32 @@ def measured(result):
     }
 
 
-KNOWN = [name for name, suite in suites.items() if "groups" in suite.meta]  # the suites with known groups
-rows, finals = [], {}
-for config, result in zip(configs, runs):
-    suite = suites[config["dataset"]]
-    if config["dataset"] not in KNOWN:
-        continue
-    names, truth = suite.task_names, suite.meta["groups"]
-    total = result.cost["steps"]
-    key = (config["dataset"], OPTIMIZER_NAMES[config["optimizer"]], config["seed"])
-    series_of = measured(result)
+# %% [markdown]
+# Each measure's groups are compared with the known ones at 30 moments of every run; the as-coded matrix is grouped
+# twice, normalised as the official code does and as this book does. TAG's own selection and the best partition
+# are read off the lookahead at the end.
+
+# %%
+def agreement_rows(config, result):
+    names, truth = suites[config["dataset"]].task_names, suites[config["dataset"]].meta["groups"]
+    key = dict(dataset=config["dataset"], optimizer=OPTIMIZER_NAMES[config["optimizer"]], seed=config["seed"])
+    rows, series_of = [], measured(result)
     for measure, series in [*series_of.items(), (AS_CODED_OURS, series_of[MEASURES[1]])]:
-        picks = sorted(set(np.linspace(0, len(series) - 1, 30).round().astype(int)))
-        for i in picks:
-            step, matrix = series[i]
-            groups = groups_of(measure, matrix, names) if measure != AS_CODED_OURS else \
-                affinity.groups_from_affinity(matrix, names)
-            rows.append(dict(dataset=key[0], optimizer=key[1], seed=key[2], measure=measure,
-                             progress=(step + 1) / total, ari=affinity.group_agreement(groups, truth),
-                             final=i == len(series) - 1))
-        finals[(*key, measure)] = series[-1][1]
-    z = finals[(*key, MEASURES[2])]
+        grouping = partial(affinity.groups_from_affinity, task_names=names, as_coded=measure == MEASURES[1])
+        rows += [dict(**key, measure=measure, progress=(step + 1) / result.cost["steps"], ari=ari,
+                      final=step == series[-1][0]) for step, ari in affinity.agreement_over_training(series, truth, grouping)]
+    z = series_of[MEASURES[2]][-1][1]
     for measure, search in ((TAG_SELECTION, "tag"), (TAG_PARTITION, "partition")):
         selection = affinity.select_groups_tag(z, names, max_groups=len(truth), search=search)
-        overlap = sum(map(len, selection)) > len(names)
-        rows.append(dict(dataset=key[0], optimizer=key[1], seed=key[2], measure=measure, progress=1.0, final=True,
-                         ari=affinity.group_agreement(affinity.served_by(z, names, selection), truth), overlap=overlap))
+        rows.append(dict(**key, measure=measure, progress=1.0, final=True, overlap=sum(map(len, selection)) > len(names),
+                         ari=affinity.group_agreement(affinity.served_by(z, names, selection), truth)))
+    return rows
+
+
+# %%
+KNOWN = [name for name, suite in suites.items() if "groups" in suite.meta]  # the suites with known groups
+rows = [row for config, result in zip(configs, runs) if config["dataset"] in KNOWN
+        for row in agreement_rows(config, result)]
 agreement = pd.DataFrame(rows)
 
 # %% [markdown]
@@ -205,33 +205,29 @@ agreement = pd.DataFrame(rows)
 # is left blank. The table gives the mean entry within the known groups and across them.
 
 # %%
-within_rows = []
-for dataset, suite in ((name, suites[name]) for name in KNOWN):
-    order = [suite.task_names.index(t) for group in suite.meta["groups"] for t in group]
-    labels = [suite.task_names[i] for i in order]
-    group_of = {t: g for g, group in enumerate(suite.meta["groups"]) for t in group}
-    same = np.array([[group_of[a] == group_of[b] and a != b for b in labels] for a in labels])
+def panels_of(dataset):
+    """The first SGD run's normalised proximal affinity early, halfway and at the end, and the other measures at the
+    end (TAG's normalised too)."""
     result = runs[configs.index(next(c for c in configs if c["dataset"] == dataset and c["optimizer"] == "sgd"))]
     series = measured(result)
     proximal = series[MEASURES[0]]
-    panels = [(f"proximal (intended)\nstep {proximal[i][0] + 1} of {result.cost['steps']}", proximal[i][1], True)
+    panels = [(f"proximal (intended)\nstep {proximal[i][0] + 1} of {result.cost['steps']}",
+               affinity.normalized_affinity(proximal[i][1]))
               for i in (len(proximal) // 10, len(proximal) // 2, len(proximal) - 1)]
-    panels += [(f"{m}\nend (moving average)", series[m][-1][1], m != MEASURES[3]) for m in MEASURES[2:]]
-    fig, axes = plt.subplots(1, 5, figsize=(4.6 * 5, 4.6 if len(labels) <= 6 else 6.2))
-    for i, (ax, (title, matrix, normalise)) in enumerate(zip(axes, panels)):
-        shown = (affinity.normalized_affinity(matrix) if normalise else matrix)[np.ix_(order, order)]
-        off_diagonal = shown.copy()
-        np.fill_diagonal(off_diagonal, np.nan)
-        scale = max(float(np.nanmax(np.abs(off_diagonal))), 1e-12)
-        plots.heatmap(off_diagonal, labels, ax=ax, vmin=-scale, vmax=scale, annotate=len(labels) <= 6)
-        ax.set_title(title)
-        if i:
-            ax.set_yticklabels([])
-        if i < 3:
-            within_rows.append(dict(dataset=dataset, panel=title.replace("\n", ", "), within=float(shown[same].mean()),
-                                    across=float(shown[~same & ~np.eye(len(labels), dtype=bool)].mean())))
+    return panels + [(f"{m}\nend (moving average)", series[m][-1][1] if m == MEASURES[3]
+                      else affinity.normalized_affinity(series[m][-1][1])) for m in MEASURES[2:]]
+
+
+# %%
+within_rows = []
+for dataset in KNOWN:
+    suite, panels = suites[dataset], panels_of(dataset)
+    fig = plots.heatmap_row(panels, suite.task_names, suite.meta["groups"])
     fig.suptitle(f"{dataset}, SGD, seed {SEED}: off-diagonal entries (colour scale per panel)", y=1.02)
     plots.savefig(fig, f"04_heatmaps_{dataset}")
+    group_of = [next(g for g, group in enumerate(suite.meta["groups"]) if t in group) for t in suite.task_names]
+    within_rows += [dict(dataset=dataset, panel=title.replace("\n", ", "), **affinity.within_and_across(matrix, group_of))
+                    for title, matrix in panels[:3]]
 within = pd.DataFrame(within_rows)
 cell = within[within.dataset == "clusters"]
 glue("pa_within", Markdown("; ".join(f"{row.within:+.2f} at {row.panel.split(', ')[1]}" for row in cell.itertuples())),
@@ -256,6 +252,7 @@ for ax, ((dataset, optimizer), cell) in zip(axes.flat, over_time.groupby(["datas
 fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", ncol=4, frameon=False, bbox_to_anchor=(0.5, 1.04))
 plots.savefig(fig, "04_ari_over_time")
 
+# %%
 per_run = agreement.groupby(["dataset", "optimizer", "measure", "seed"], as_index=False).agg(
     mean_over_training=("ari", "mean"))
 per_run = per_run.merge(agreement[agreement.final][["dataset", "optimizer", "measure", "seed", "ari"]]
@@ -271,6 +268,7 @@ def listed(names):
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
+# %%
 summary_of = table["mean_over_training"].drop(index=EXTRA, level=2)
 by_seed = per_run.pivot_table(index=["dataset", "optimizer", "seed"], columns="measure", values="mean_over_training")
 
@@ -281,6 +279,7 @@ def paired(dataset, optimizer, a, b):
     return experiments.paired_differences(wide[[b, a]], reference=b).loc[a]
 
 
+# %%
 lines, differences = [], []
 for (dataset, optimizer), cell in summary_of.groupby(level=[0, 1], sort=False):
     cell = cell.droplevel([0, 1])
@@ -296,6 +295,7 @@ glue("pa_best", Markdown("\n".join(lines)), display=False)
 glue("pa_resolution", Markdown(experiments.resolution(pd.DataFrame(differences), unit=" (ARI)", decimals=2)),
      display=False)
 
+# %%
 at_end = table["at_the_end"]
 end_lines = []
 for (dataset, optimizer), cell in at_end.groupby(level=[0, 1], sort=False):
@@ -303,6 +303,7 @@ for (dataset, optimizer), cell in at_end.groupby(level=[0, 1], sort=False):
     end_lines.append(f"{dataset} with {optimizer}: " + ", ".join(f"{m} {v:.2f}" for m, v in cell.items()))
 glue("pa_end_table", Markdown("; ".join(end_lines)), display=False)
 
+# %%
 attribution = []
 for (dataset, optimizer), cell in summary_of.groupby(level=[0, 1], sort=False):
     cell = cell.droplevel([0, 1])
@@ -312,6 +313,7 @@ for (dataset, optimizer), cell in summary_of.groupby(level=[0, 1], sort=False):
                        f"intended minus as coded {experiments.describe_interval(gap, unit='', decimals=2)}")
 glue("pa_attribution", Markdown("; ".join(attribution)), display=False)
 
+# %%
 sgd, adam_ = (summary_of.loc[("clusters", name, MEASURES[0])] for name in ("SGD", "Adam"))
 optimizers = by_seed.loc["clusters"][MEASURES[0]].unstack("optimizer")  # the same seeds trained with each
 sgd_minus_adam = experiments.paired_differences(optimizers[["Adam", "SGD"]], reference="Adam").loc["SGD"]
@@ -321,6 +323,8 @@ glue("pa_optimizers", Markdown(
     f"{experiments.describe_interval(sgd_minus_adam, unit='', decimals=2)}"
     + (", so the seeds do not settle it" if sgd_minus_adam.ci_low <= 0 <= sgd_minus_adam.ci_high else "")),
     display=False)
+
+# %%
 curve = over_time[(over_time.dataset == "clusters") & (over_time.optimizer == "SGD")
                   & (over_time.measure == MEASURES[0])].set_index("progress")["mean"]
 glue("pa_peak", float(curve.max()), display=False)
@@ -365,6 +369,8 @@ def paired_row(a, b):
 
 official_vs_ours = paired_row(MEASURES[1], AS_CODED_OURS)
 tag_vs_partition = paired_row(TAG_SELECTION, TAG_PARTITION)
+
+# %%
 glue("pa_official_norm", Markdown("; ".join(f"{d} with {o}: {experiments.describe_interval(gap, unit='', decimals=2)}"
                                             for (d, o), gap in official_vs_ours.items())), display=False)
 glue("pa_tag_selection", Markdown("; ".join(f"{d} with {o}: {experiments.describe_interval(gap, unit='', decimals=2)}"
@@ -398,6 +404,8 @@ steered_runs = experiments.run_grid([
      "strategy_kwargs": dict(beta=SETTINGS["beta"], attribution=attribution, **SETTINGS["selective"])}
     for dataset, attribution, seed in steered])
 by_key = dict(zip(steered, steered_runs))
+
+# %%
 official_rows = []
 for (dataset, attribution, seed), result in by_key.items():
     suite, after_warmup = suites[dataset], result.groups[SETTINGS["selective"]["warmup"] + 1:]
@@ -411,8 +419,7 @@ official = pd.DataFrame(official_rows)
 official.groupby(["dataset", "method"])[["groups", "lone", "ari", "delta"]].mean().round(2)
 
 # %%
-official_lines = []
-for dataset, cell in official.groupby("dataset", sort=False):
+def official_line(dataset, cell):  # the official method against the intended one of the same seeds
     coded = cell[cell.method == ATTRIBUTIONS["as_coded"]]
     lone = cell.groupby("method").lone.mean()
     delta = pd.Series(experiments.confidence_interval(coded.delta), index=["mean", "ci_low", "ci_high"])
@@ -421,12 +428,16 @@ for dataset, cell in official.groupby("dataset", sort=False):
     if ari.notna().all().all():
         gap = experiments.paired_differences(ari, reference=ATTRIBUTIONS["intended"]).loc[ATTRIBUTIONS["as_coded"]]
         ari_text = f"; ARI of the final groups, official minus intended, {experiments.describe_interval(gap, unit='', decimals=2)}"
-    official_lines.append(
+    return (
         f"- {dataset}: after the warm-up, {lone[ATTRIBUTIONS['as_coded']]:.0f}% of the official run's batches (and "
         f"{lone[ATTRIBUTIONS['intended']]:.0f}% of the intended one's) had all tasks in one group{ari_text}; the "
         f"official method's test $\\Delta_m$ against the intended one of the same seed is "
         f"{experiments.describe_interval(delta)}"
         + (", which the seeds do not tell from zero." if delta.ci_low <= 0 <= delta.ci_high else "."))
+
+
+# %%
+official_lines = [official_line(dataset, cell) for dataset, cell in official.groupby("dataset", sort=False)]
 glue("pa_official", Markdown("\n".join(official_lines)), display=False)
 glue("pa_official_short", Markdown("; ".join(line[2:].rstrip(".") for line in official_lines) + "."), display=False)
 glue("pa_sel_warmup", SETTINGS["selective"]["warmup"], display=False)
@@ -479,15 +490,17 @@ premise = pd.DataFrame(premise_rows).set_index(["dataset", "measure"])
 premise.round(2)
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1, 1.3]})
-plots.interval_bars(axes[0], {dataset: premise.loc[dataset] for dataset in DATASETS}, "spearman", MEASURES)
-axes[0].set(xlim=(-1, 1), xlabel="Spearman correlation with the realised gain (95% CI)",
-            title="does the measure predict transfer?")
 seeds = SEEDS[:SETTINGS["transfer_seeds"]["clusters"]]
 realised = gains["clusters"].groupby("pair").gain.mean()
 score = np.mean([affinity.pair_scores(premise_matrix(MEASURES[0], probe_run("clusters", seed))) for seed in seeds], axis=0)
 group_of = {t: g for g, group in enumerate(suites["clusters"].meta["groups"]) for t in group}
 within = gains["clusters"].drop_duplicates("pair").apply(lambda r: group_of[r["first"]] == group_of[r["second"]], axis=1)
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1, 1.3]})
+plots.interval_bars(axes[0], {dataset: premise.loc[dataset] for dataset in DATASETS}, "spearman", MEASURES)
+axes[0].set(xlim=(-1, 1), xlabel="Spearman correlation with the realised gain (95% CI)",
+            title="does the measure predict transfer?")
 for together, marker, label in [(True, "o", "pair within a known group"), (False, "x", "pair across groups")]:
     axes[1].scatter(score[within.to_numpy() == together], realised[within.to_numpy() == together], marker=marker, label=label)
 axes[1].axhline(0, color="black", lw=0.8)
@@ -502,6 +515,7 @@ def correlation_text(row):
     return f"{row.spearman:+.2f} (95% CI {row.ci_low:+.2f} to {row.ci_high:+.2f})"
 
 
+# %%
 premise_lines = []
 for dataset in DATASETS:
     cell = premise.loc[dataset]
@@ -513,6 +527,8 @@ for dataset in DATASETS:
         + f". The highest is {best}; " + (f"the interval lies above zero for {listed(supported)}." if supported
                                           else "no interval lies above zero."))
 glue("pa_premise", Markdown("\n".join(premise_lines)), display=False)
+
+# %%
 glue("pa_premise_short", Markdown("; ".join(
     f"{dataset}: " + ", ".join(f"{m} {correlation_text(row)}" for m, row in premise.loc[dataset].iterrows())
     for dataset in DATASETS) + "."), display=False)
@@ -544,13 +560,9 @@ trace = [{n: 1.0 + i for n in suite.task_names} for i in range(len(suite.tasks) 
 groups = [(n,) for n in suite.task_names]
 
 
-def median_ms(work, repeats=7):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+# %%
+def median_ms(work):
+    return 1000 * float(np.median(timeit.repeat(work, number=1, repeat=7)))
 
 
 def one_forward():
@@ -558,6 +570,7 @@ def one_forward():
         net(batch.x)
 
 
+# %%
 costs = pd.DataFrame([
     ("alternated training step (reference)", "T forward + T backward", median_ms(lambda: alternated.step(net, batch))),
     ("proximal affinity: extra forward pass + update", "1 forward",
@@ -570,6 +583,8 @@ costs = pd.DataFrame([
 ], columns=["measurement", "passes", "milliseconds"]).set_index("measurement")
 step_ms = costs.loc["alternated training step (reference)", "milliseconds"]
 costs["vs the training step"] = costs.milliseconds / step_ms
+
+# %%
 glue("cost_tag", float(costs.loc["TAG lookahead", "vs the training step"]), display=False)
 glue("cost_cos", float(costs.loc["gradient cosine", "vs the training step"]), display=False)
 glue("cost_prox", float(costs.loc["proximal affinity: extra forward pass + update", "vs the training step"]),

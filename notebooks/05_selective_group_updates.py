@@ -36,29 +36,30 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown
 from matplotlib import pyplot as plt
-from matplotlib.colors import ListedColormap
 from myst_nb import glue
 
 from mtlutils import affinity, experiments, plots
 
 plots.use_style()
+
+# %%
+DIGITS = {"digit attributes": dict(dataset="digit_attributes", batch_size=64)}
+PAPERS = {"CelebA, TAG's 9 attributes": dict(dataset="celeba", data={"attributes": "tag9"}, batch_size=256),
+          "NYUv2": dict(dataset="nyuv2", batch_size=8)}
 SETTINGS = experiments.settings({
-    "smoke": dict(suites={"digit attributes": dict(dataset="digit_attributes", batch_size=64)},
-                  size="smoke", epochs=2, lrs=[3e-3], seeds=2, tuning_seeds=1,
+    "smoke": dict(suites=DIGITS, size="smoke", epochs=2, lrs=[3e-3], seeds=2, tuning_seeds=1,
                   selective=dict(beta=5e-2, warmup=4, regroup_every=2),
                   sweep_epochs=4, sweep=dict(beta=[1e-2, 2e-1], warmup=[0, 8], regroup_every=[1, 4])),
-    "small": dict(suites={"digit attributes": dict(dataset="digit_attributes", batch_size=64)},
-                  size="small", epochs=2, lrs=[1e-3, 3e-3, 1e-2, 3e-2], seeds=10, tuning_seeds=2,
+    "small": dict(suites=DIGITS, size="small", epochs=2, lrs=[1e-3, 3e-3, 1e-2, 3e-2], seeds=10, tuning_seeds=2,
                   selective=dict(beta=1e-2, warmup=50, regroup_every=10),
                   sweep_epochs=20, sweep=dict(beta=[1e-3, 1e-1], warmup=[0, 150], regroup_every=[1, 50])),
-    "full": dict(suites={"CelebA, TAG's 9 attributes": dict(dataset="celeba", data={"attributes": "tag9"},
-                                                             batch_size=256),
-                         "NYUv2": dict(dataset="nyuv2", batch_size=8)},
-                 size="full", epochs=10, lrs=[3e-4, 1e-3, 3e-3, 1e-2], seeds=10, tuning_seeds=2,
+    "full": dict(suites=PAPERS, size="full", epochs=10, lrs=[3e-4, 1e-3, 3e-3, 1e-2], seeds=10, tuning_seeds=2,
                  selective=dict(beta=1e-3, warmup=500, regroup_every=10),
                  sweep_epochs=20, sweep=dict(beta=[1e-4, 1e-2], warmup=[0, 1500], regroup_every=[1, 50])),
 }, SIZE, OVERRIDES)
 TUNING_SEEDS, SEEDS = experiments.split_seeds(SEED, SETTINGS["seeds"], tuning=SETTINGS["tuning_seeds"])
+
+# %%
 SUITES = {name: {**base, "size": SETTINGS["size"], "epochs": SETTINGS["epochs"]}
           for name, base in SETTINGS["suites"].items()}
 MAIN = next(iter(SUITES))  # the suite of the figures; the others get the same comparison in a table
@@ -97,32 +98,24 @@ def selective(**change):
     return {**SWEEP_BASE, "strategy_kwargs": {**SETTINGS["selective"], **change}}
 
 
-def timeline(ax, result, task_suite, title):
-    """Each task's group at each step; a group is coloured by the first of its tasks in the known order."""
-    order = [t for group in task_suite.meta["groups"] for t in group]
-    codes = np.array([[min(order.index(u) for u in next(g for g in groups if t in g)) for groups in result.groups]
-                      for t in order])
-    palette = sns.color_palette("tab10", len(order))
-    ax.imshow(codes, aspect="auto", interpolation="nearest", cmap=ListedColormap(palette),
-              vmin=-0.5, vmax=len(order) - 0.5)
-    ax.set(yticks=range(len(order)), yticklabels=order, xlabel="step", title=title)
-    ax.grid(False)
-
-
 def agreement_over_steps(result, task_suite):
     return [affinity.group_agreement(groups, task_suite.meta["groups"]) for groups in result.groups]
 
 
+# %%
 default_runs = experiments.run_grid([{**selective(), "seed": seed} for seed in SEEDS])
 warmup = SETTINGS["selective"]["warmup"]
 fig, axes = plt.subplots(1, 2, figsize=(14, 3.6), gridspec_kw={"width_ratios": [1.5, 1]})
-timeline(axes[0], default_runs[0], clusters, f"clusters, seed {SEEDS[0]}: the group of each task")
+plots.group_timeline(axes[0], default_runs[0].groups, clusters.meta["groups"],
+                     f"clusters, seed {SEEDS[0]}: the group of each task")
 for seed, result in zip(SEEDS, default_runs):
     axes[1].plot(agreement_over_steps(result, clusters), label=f"seed {seed}", lw=1.2)
 axes[1].axvline(warmup, color="black", lw=0.8, ls="--")
 axes[1].set(xlabel="step", ylabel="ARI with the known groups", title="agreement of the groups used", ylim=(-0.4, 1.05))
 axes[1].legend(frameon=False, loc="lower right")
 plots.savefig(fig, "05_timeline_clusters")
+
+# %%
 after = [np.mean(agreement_over_steps(r, clusters)[warmup:]) for r in default_runs]
 glue("sg_clusters_ari", Markdown(", ".join(f"{a:.2f}" for a in after)), display=False)
 glue("sg_warmup", warmup, display=False)
@@ -158,22 +151,19 @@ def methods_on(base):
 
 comparisons = {name: experiments.compare_with(methods_on(base), "Averaged", {"lr": SETTINGS["lrs"]}, SEEDS,
                                               TUNING_SEEDS, suites[name].tasks) for name, base in SUITES.items()}
+
+# %%
 METHODS = methods_on(BASE)
 tuned, test, relative, delta, overview = (getattr(comparisons[MAIN], field)
                                           for field in ("tuned", "test", "relative", "delta", "overview"))
 order = list(overview.index)
 
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4))
-axes[0].barh(range(len(order)), overview["mean"], color=sns.color_palette(plots.PALETTE)[0],
-             xerr=np.vstack([overview["mean"] - overview.ci_low, overview.ci_high - overview["mean"]]), capsize=3)
-axes[0].axvline(0, color="black", lw=0.8)
-axes[0].set(yticks=range(len(order)), yticklabels=order, xlabel=r"$\Delta_m$ vs averaged training (%)",
+plots.interval_bars(axes[0], {r"$\Delta_m$": overview}, "mean", order)
+axes[0].set(xlabel=r"$\Delta_m$ vs averaged training (%)",
             title=f"test accuracy relative to a tuned averaged loss ({len(SEEDS)} seeds, 95% CI)")
-axes[0].invert_yaxis()
-axes[1].errorbar(overview["seconds vs Averaged"], overview["mean"], capsize=3, ls="none", marker="o",
-                 yerr=np.vstack([overview["mean"] - overview.ci_low, overview.ci_high - overview["mean"]]))
-for name, row in overview.iterrows():
-    axes[1].annotate(f" {name}", (row["seconds vs Averaged"], row["mean"]), fontsize="small")
+plots.points_with_ci(axes[1], overview, "seconds vs Averaged", joined=False, annotate=True)
 axes[1].axhline(0, color="black", lw=0.8)
 axes[1].set(xscale="log", xlabel="training seconds per epoch, relative to averaged training",
             ylabel=r"$\Delta_m$ (%)", title="what it buys against what it costs")
@@ -202,10 +192,16 @@ glue("sg_ranking", Markdown("; ".join(f"{m} {experiments.describe_interval(row)}
 glue("sg_above", Markdown(", ".join(above.index) if len(above) else "none"), display=False)
 glue("sg_below", Markdown(", ".join(below.index) if len(below) else "none"), display=False)
 glue("sg_unclear", Markdown(", ".join(unclear.index) if len(unclear) else "none"), display=False)
+
+# %%
 sel = overview.loc["SelectiveGroups"]
 glue("sg_cost", float(sel["seconds vs Averaged"]), display=False)
 glue("sg_passes", float(sel["passes"]), display=False)
 glue("n_seeds", len(SEEDS), display=False)
+glue("sg_lr_caveat", Markdown(experiments.grid_edge_note(tuned.chosen, {"lr": SETTINGS["lrs"]})), display=False)
+glue("sg_resolution", Markdown(experiments.resolution(overview, unit=" points of Δm")), display=False)
+
+# %%
 if len(above):
     pick = above.sort_values("seconds vs Averaged").index[0]
     advice = (f"**{pick}** is the cheapest method whose Δm interval lies above 0 here, at "
@@ -221,8 +217,6 @@ else:
     advice = ("**averaged training**: no method's Δm interval lies above 0 here, so none beat a tuned "
               "averaged loss beyond the spread of the seeds, and averaged training is the cheapest.")
 glue("sg_advice", Markdown(advice), display=False)
-glue("sg_lr_caveat", Markdown(experiments.grid_edge_note(tuned.chosen, {"lr": SETTINGS["lrs"]})), display=False)
-glue("sg_resolution", Markdown(experiments.resolution(overview, unit=" points of Δm")), display=False)
 
 # %% [markdown]
 # $\Delta_m$ against averaged training, from the highest: {glue:md}`sg_ranking`. Over {glue:text}`n_seeds` seeds,
@@ -263,6 +257,8 @@ selective_runs = [(c, r) for n, c, r in tuned.runs if n == "SelectiveGroups"]
 matched_configs = [{**BASE, "lr": c["lr"], "seed": c["seed"], "strategy": "count_matched_groups",
                     "strategy_kwargs": {"counts": [len(groups) for groups in r.groups]}} for c, r in selective_runs]
 matched_runs = experiments.run_grid(matched_configs)
+
+# %%
 equal_cost = relative[relative.method.isin(["SelectiveGroups", "RandomGroups (k=2)"])]
 equal_cost = pd.concat([equal_cost, experiments.relative_to_baseline(
     pd.concat([experiments.results(matched_configs, matched_runs, label=lambda c: "random, same group counts"),
@@ -272,6 +268,8 @@ versus_matched = experiments.paired_differences(by_seed, reference="random, same
 passes = {name: np.mean([(r.cost["forward_passes"] + r.cost["backward_passes"]) / r.cost["steps"] for r in runs])
           for name, runs in [("SelectiveGroups", [r for _, r in selective_runs]),
                              ("random, same group counts", matched_runs)]}
+
+# %%
 gap = versus_matched.loc["SelectiveGroups"]
 glue("sg_matched", Markdown(experiments.describe_interval(gap, unit=" points of Δm")), display=False)
 glue("sg_matched_verdict", Markdown(
@@ -302,6 +300,8 @@ for setting, values in SETTINGS["sweep"].items():
             sweep_configs.append({**selective(**{setting: value}), "seed": seed})
             sweep_labels.append((setting, value))
 sweep_runs = experiments.run_grid(sweep_configs)
+
+# %%
 rows = []
 for (setting, value), config, result in zip(sweep_labels, sweep_configs, sweep_runs):
     start = config["strategy_kwargs"]["warmup"]
@@ -312,6 +312,8 @@ for (setting, value), config, result in zip(sweep_labels, sweep_configs, sweep_r
                      test_loss=result.mean_metric("mse"),
                      passes=(result.cost["forward_passes"] + result.cost["backward_passes"]) / result.cost["steps"]))
 sweep = pd.DataFrame(rows)
+
+# %%
 fig, axes = plt.subplots(2, 3, figsize=(14, 6.5), sharey="row")
 for column, setting in enumerate(SETTINGS["sweep"]):
     cell = sweep[sweep.setting == setting]
@@ -322,6 +324,8 @@ for column, setting in enumerate(SETTINGS["sweep"]):
                               xlabel=setting if row else "")
     axes[0, column].set_title(f"{setting} (default {SETTINGS['selective'][setting]:g})")
 plots.savefig(fig, "05_settings")
+
+# %%
 sweep_table = sweep.groupby(["setting", "value"])[["ari", "groups", "test_loss", "passes"]].mean()
 sweep_table.round(3)
 

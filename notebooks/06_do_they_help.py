@@ -41,6 +41,8 @@ from myst_nb import glue
 from mtlutils import experiments, plots, strategies
 
 plots.use_style()
+
+# %%
 SETTINGS = experiments.settings({
     "smoke": dict(size="smoke", epochs=1, lrs=[3e-3], weight_decays=[0.0, 1e-2], seeds=2, tuning_seeds=1,
                   weights=[0.2, 0.5, 0.8], selective=dict(beta=5e-2, warmup=4, regroup_every=2)),
@@ -51,6 +53,8 @@ SETTINGS = experiments.settings({
                  weights=[0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95],
                  selective=dict(beta=1e-3, warmup=500, regroup_every=10)),
 }, SIZE, OVERRIDES)
+
+# %%
 TUNING_SEEDS, SEEDS = experiments.split_seeds(SEED, SETTINGS["seeds"], tuning=SETTINGS["tuning_seeds"])
 BASE = dict(dataset="multimnist", size=SETTINGS["size"], epochs=SETTINGS["epochs"], batch_size=64)
 suite = experiments.suite_for(BASE)  # in full mode, stops here until the data script has been run
@@ -84,6 +88,8 @@ scalarizations = {scalarization(w): {**BASE, "strategy": "averaged",
                   for w in SETTINGS["weights"]}
 AVERAGED = scalarization(0.5)
 assert AVERAGED in scalarizations, "the weights must include 0.5, the plain averaged loss"
+
+# %%
 BOOK_METHODS = {
     "Alternated, shared Adam": {**BASE, "strategy": "alternated"},
     "Alternated, Adam per task": {**BASE, "strategy": "alternated", "strategy_kwargs": {"optimizer_per_group": True}},
@@ -94,6 +100,8 @@ BOOK_METHODS = {
 FAMILIES = experiments.torchjd_methods(BASE)  # family -> {label: configuration}, every torchjd method for 2 tasks
 METHODS = {**BOOK_METHODS, **{label: c for family in FAMILIES.values() for label, c in family.items()}}
 FAMILY = {**{m: "this book" for m in BOOK_METHODS}, **{m: f for f, family in FAMILIES.items() for m in family}}
+
+# %%
 # the pass budget of the next section: each method is also evaluated after the steps that spend it (see there)
 steps_per_epoch = -(-len(suite.train) // BASE["batch_size"])
 budget = SETTINGS["epochs"] * steps_per_epoch * 2  # the averaged loss: one forward and one backward pass a step
@@ -103,6 +111,8 @@ tuned = experiments.tune_then_repeat({**scalarizations, **METHODS}, GRID, SEEDS,
 glue("grid_caveat", Markdown(experiments.grid_edge_note(tuned.chosen, GRID)), display=False)
 glue("n_seeds", len(SEEDS), display=False)
 glue("n_torchjd", sum(len(family) for family in FAMILIES.values()), display=False)
+
+# %%
 test = tuned.table("test")
 accuracy = test.pivot_table(index=["method", "seed"], columns="task", values="value").reset_index()
 accuracy[["left", "right"]] *= 100
@@ -127,6 +137,7 @@ def non_dominated(table):
     return means.loc[keep].sort_values("left")
 
 
+# %%
 front = non_dominated(points.loc[list(scalarizations)])
 panels = [[m for m in METHODS if FAMILY[m] == "gradient aggregator"],
           [m for m in METHODS if FAMILY[m] != "gradient aggregator"]]
@@ -172,6 +183,8 @@ equal_epochs.sort_values("mean", ascending=False).round(2)
 cost = pd.DataFrame([dict(method=name, passes=(r.cost["forward_passes"] + r.cost["backward_passes"]) / r.cost["steps"],
                           ms_per_step=1000 * r.cost["seconds"] / r.cost["steps"]) for name, _, r in tuned.runs])
 cost = cost.groupby("method").mean()
+
+# %%
 matched_rows, retrain = [], []
 for name, config, result in tuned.runs:
     if name not in [AVERAGED, *METHODS]:
@@ -185,20 +198,19 @@ for name, config, result in tuned.runs:
 for (name, config), result in zip(retrain, experiments.run_grid([c for _, c in retrain])):
     matched_rows.append(dict(method=name, seed=config["seed"], steps=config["steps"],
                              mean=100 * result.mean_metric("accuracy")))
+
+# %%
 matched = pd.DataFrame(matched_rows)
 equal_compute = experiments.paired_differences(matched.pivot(index="seed", columns="method", values="mean"),
                                                reference=AVERAGED)
 glue("resolution", Markdown(experiments.resolution(pd.concat([equal_epochs, equal_compute]))), display=False)
 
+# %%
 order = list(equal_epochs.loc[list(METHODS)].sort_values("mean", ascending=False).index)
 fig, ax = plt.subplots(figsize=(10, 0.32 * len(order) + 1.5))
-for offset, (label, table) in zip((-0.2, 0.2), [("equal epochs", equal_epochs), ("equal passes", equal_compute)]):
-    cell = table.loc[order]
-    ax.barh(np.arange(len(order)) + offset, cell["mean"], height=0.38, label=label,
-            xerr=np.vstack([cell["mean"] - cell.ci_low, cell.ci_high - cell["mean"]]), capsize=2)
-ax.axvline(0, color="black", lw=0.8)
-ax.set(yticks=range(len(order)), yticklabels=order, xlabel="mean test accuracy minus the averaged loss's (points)",
-       title=f"against the averaged loss, seed by seed ({len(SEEDS)} seeds, 95% CI)", ylim=(len(order) - 0.5, -0.5))
+plots.interval_bars(ax, {"equal epochs": equal_epochs, "equal passes": equal_compute}, "mean", order)
+ax.set(xlabel="mean test accuracy minus the averaged loss's (points)",
+       title=f"against the averaged loss, seed by seed ({len(SEEDS)} seeds, 95% CI)")
 ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 plots.savefig(fig, "06_compute_matched")
 
@@ -248,6 +260,7 @@ evaluation = np.linspace(0, 1, 21)
 means_c = means.loc[contenders]
 ranks = pd.DataFrame({v: (v * means_c["left"] + (1 - v) * means_c["right"]).rank(ascending=False) for v in evaluation})
 
+# %%
 default_point = {"lr": 1e-3, "weight_decay": 0.0}
 sparse_configs = [{**{**scalarizations, **METHODS}[name], **default_point, "seed": seed}
                   for name in contenders for seed in SEEDS]
@@ -257,6 +270,7 @@ sparse = pd.Series({name: 100 * np.mean([r.mean_metric("accuracy")
                                          for n, r in zip(sparse_names, sparse_runs) if n == name])
                     for name in contenders})
 
+# %%
 tuning = pd.DataFrame([dict(method=n, lr=c["lr"], weight_decay=c["weight_decay"],
                             val=100 * r.mean_metric("accuracy", "val"),
                             test=100 * r.mean_metric("accuracy"))
@@ -266,7 +280,9 @@ by_val = tuning.loc[tuning.groupby("method").val.idxmax()].set_index("method").t
 by_test = tuning.groupby("method").test.max()
 selection = pd.DataFrame({"chosen on validation": by_val, "best test": by_test}).loc[contenders]
 selection["optimism"] = selection["best test"] - selection["chosen on validation"]
+tuned_means = per_seed[contenders].mean()
 
+# %%
 fig, axes = plt.subplots(1, 3, figsize=(17, 4.8), gridspec_kw={"width_ratios": [1.5, 1, 1]})
 for name, colour in zip(contenders, sns.color_palette(plots.PALETTE, n_colors=len(contenders))):
     axes[0].plot(evaluation, ranks.loc[name], color=colour, lw=2, label=name)
@@ -274,19 +290,13 @@ axes[0].set(xlabel="evaluation weight v of the left digit", ylabel="rank (1 = be
             title="ranking by v · left + (1 - v) · right", yticks=range(1, len(contenders) + 1))
 axes[0].invert_yaxis()
 fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, -0.16))
-tuned_means = per_seed[contenders].mean()
-for ax, (other, title) in zip(axes[1:], [(sparse, "lr 1e-3, no decay"), (selection["best test"], "best on test")]):
-    reference = tuned_means if ax is axes[1] else selection["chosen on validation"]
-    left, right = reference.rank(ascending=False), other.rank(ascending=False)
-    for name, colour in zip(contenders, sns.color_palette(plots.PALETTE, n_colors=len(contenders))):
-        ax.plot([0, 1], [left[name], right[name]], color=colour, marker="o", lw=2)
-    ax.set(xticks=[0, 1], xticklabels=["on validation", title], yticks=range(1, len(contenders) + 1),
-           ylabel="rank (1 = best)", xlim=(-0.2, 1.2))
-    ax.invert_yaxis()
+plots.rank_changes(axes[1], tuned_means, sparse, ("on validation", "lr 1e-3, no decay"))
+plots.rank_changes(axes[2], selection["chosen on validation"], selection["best test"], ("on validation", "best on test"))
 axes[1].set_title("a sparse grid: the default point only")
 axes[2].set_title(f"selecting on test (tuning seeds {', '.join(map(str, TUNING_SEEDS))})")
 plots.savefig(fig, "06_ranking_flips")
 
+# %%
 flips = int((ranks.nunique(axis=1) > 1).sum())
 glue("flip_weights", Markdown(f"{flips} of the {len(contenders)} contenders change rank as v moves from 0 to 1"
                               if flips else "no contender changes rank as v moves from 0 to 1"), display=False)
@@ -319,6 +329,8 @@ else:
 lost = [m for m in epochs_above if m not in compute_above]
 if lost:
     lines.append(f"The advantage of {listing(lost)} at equal epochs does not survive charging for compute.")
+
+# %%
 worse = sorted(set(epochs_below) | set(compute_below))
 if worse:
     lines.append(f"{listing(worse)} fall below the averaged loss in at least one of the two accountings.")

@@ -321,3 +321,27 @@ def test_rank_correlation_finds_a_monotone_relation_and_not_noise():
     assert low < 0 < high and high - low > 0.3
     with pytest.raises(ValueError, match="3 pairs or more"):
         affinity.rank_correlation(transfer[:, :2], transfer[:, :2])
+
+
+def test_agreement_over_training_reads_evenly_spaced_snapshots_up_to_the_last():
+    names, truth = ["a", "b", "c", "d"], [("a", "b"), ("c", "d")]
+    apart, together = np.zeros((4, 4)), np.ones((4, 4))
+    series = [(step, together if step < 90 else apart) for step in range(100)]
+    seen = []
+
+    def grouping(matrix):
+        seen.append(matrix)
+        return truth if matrix is apart else [tuple(names)]
+
+    points = affinity.agreement_over_training(series, truth, grouping, points=5)
+    assert [step for step, _ in points] == [0, 25, 50, 74, 99] and len(seen) == 5
+    assert [ari for _, ari in points] == [0.0, 0.0, 0.0, 0.0, 1.0]
+    assert [step for step, _ in affinity.agreement_over_training(series[:3], truth, grouping, points=30)] == [0, 1, 2]
+
+
+def test_within_and_across_average_the_off_diagonal_pairs_of_each_kind():
+    matrix = np.array([[9.0, 1.0, 2.0], [3.0, 9.0, 4.0], [5.0, 6.0, 9.0]])
+    means = affinity.within_and_across(matrix, [0, 0, 1])  # tasks 0 and 1 together, task 2 alone
+    assert means == {"within": 2.0, "across": 4.25}  # (1 + 3) / 2 and (2 + 4 + 5 + 6) / 4: the diagonal never counts
+    alone = affinity.within_and_across(matrix, [0, 1, 2])
+    assert np.isnan(alone["within"]) and alone["across"] == (1 + 2 + 3 + 4 + 5 + 6) / 6

@@ -50,6 +50,44 @@ def test_points_with_ci_join_the_rows_in_the_order_of_x_and_name_them():
     plt.close(fig)
 
 
+def test_heatmap_row_orders_the_tasks_by_group_and_hides_the_diagonal():
+    labels, groups = ["a", "b", "c"], [("b",), ("a", "c")]
+    matrix = np.array([[5.0, 1.0, 2.0], [3.0, 5.0, -4.0], [0.5, 6.0, 5.0]])
+    fig = plots.heatmap_row([("first", matrix), ("second", 2 * matrix)], labels, groups)
+    first, second = (ax for ax in fig.axes if ax.get_title())  # the two panels, not their colour bars
+    assert [t.get_text() for t in first.get_xticklabels()] == ["b", "a", "c"]
+    assert first.get_title() == "first" and second.get_title() == "second"
+    shown = first.collections[0].get_array().reshape(3, 3)
+    assert np.ma.getmaskarray(shown).diagonal().all()  # the diagonal is left out
+    assert shown[0, 1] == 3.0 and shown[1, 2] == 2.0 and shown[0, 2] == -4.0  # rows and columns b, a, c
+    assert first.collections[0].get_clim() == (-6.0, 6.0) and second.collections[0].get_clim() == (-12.0, 12.0)
+    assert not any(t.get_text() for t in second.get_yticklabels())  # names on the first panel only
+    plt.close(fig)
+
+
+def test_group_timeline_colours_each_task_by_the_first_task_of_its_group():
+    known = [("a", "b"), ("c",)]
+    steps = [[("a",), ("b",), ("c",)], [("a", "b"), ("c",)], [("a", "b", "c")]]
+    fig, ax = plt.subplots()
+    plots.group_timeline(ax, steps, known, title="t")
+    codes = np.asarray(ax.images[0].get_array())
+    assert codes.tolist() == [[0, 0, 0], [1, 0, 0], [2, 2, 0]]  # rows a, b, c; columns the steps
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"] and ax.get_title() == "t"
+    plt.close(fig)
+
+
+def test_rank_changes_join_each_entry_from_its_first_rank_to_its_second():
+    before = pd.Series({"a": 90.0, "b": 80.0, "c": 85.0})
+    after = pd.Series({"a": 70.0, "b": 95.0, "c": 60.0})
+    fig, ax = plt.subplots()
+    plots.rank_changes(ax, before, after, ("tuned", "default"))
+    ranks = {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()}
+    assert ranks == {"a": [1, 2], "b": [3, 1], "c": [2, 3]}
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["tuned", "default"]
+    assert ax.get_ylim()[0] > ax.get_ylim()[1]  # rank 1 at the top
+    plt.close(fig)
+
+
 def test_front_panel_joins_the_front_and_marks_every_method():
     columns = pd.MultiIndex.from_product([["left", "right"], ["mean", "sem"]])
     points = pd.DataFrame([[90, 1, 80, 1], [85, 1, 88, 1], [84, 1, 84, 1]], index=["w=0.2", "w=0.8", "method"],
