@@ -31,13 +31,12 @@ def figure_dir() -> Path:
     return Path("figures")
 
 
-def savefig(fig: plt.Figure, name: str, folder: str | Path | None = None) -> Path:
-    """Save ``fig`` as ``<folder>/<name>.png`` (the folder is created) and return the path."""
+def savefig(fig: plt.Figure, name: str, folder: str | Path | None = None) -> None:
+    """Save ``fig`` as ``<folder>/<name>.png`` (by default in ``figure_dir()``; the folder is created). It returns
+    nothing, so that a chapter's cell ending with it shows the figure and no file path."""
     folder = Path(folder) if folder is not None else figure_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.png"
-    fig.savefig(path)
-    return path
+    fig.savefig(folder / f"{name}.png")
 
 
 def front_panel(ax: plt.Axes, points: pd.DataFrame, scalarizations: Sequence[str], front: pd.DataFrame,

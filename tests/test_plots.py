@@ -10,6 +10,17 @@ from matplotlib import pyplot as plt  # noqa: E402
 from mtlutils import plots  # noqa: E402
 
 
+def test_savefig_writes_the_figure_into_the_figure_folder_and_shows_no_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTLUTILS_FIGURES", str(tmp_path / "figures"))
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    assert plots.savefig(fig, "a_line") is None  # a cell that ends with it displays nothing more than the figure
+    assert (tmp_path / "figures" / "a_line.png").read_bytes().startswith(b"\x89PNG")
+    plots.savefig(fig, "elsewhere", folder=tmp_path / "other")
+    assert (tmp_path / "other" / "elsewhere.png").exists()
+    plt.close(fig)
+
+
 def test_interval_bars_draw_one_bar_per_row_and_table_at_its_value():
     table = pd.DataFrame({"r": [0.5, -0.2], "ci_low": [0.1, -0.6], "ci_high": [0.9, 0.3]}, index=["a", "b"])
     fig, ax = plt.subplots()
