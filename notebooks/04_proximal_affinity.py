@@ -169,9 +169,9 @@ def measured(result):
 
 
 # %% [markdown]
-# Each measure's groups are compared with the known ones at 30 moments of every run; the as-coded matrix is grouped
-# twice, normalised as the official code does and as this book does. TAG's own selection and the best partition
-# are read off the lookahead at the end.
+# Each measure's groups are compared with the known ones at evenly spaced moments of every run, the last
+# included; the as-coded matrix is grouped twice, normalised as the official code does and as this book does.
+# TAG's own selection and the best partition are read off the lookahead at the end.
 
 # %%
 def agreement_rows(config, result):
