@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: book test sync student browser clean
+.PHONY: book test lab sync student browser clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ browser:  ## Debian's Chromium and ChromeDriver for the browser test, where they
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	    apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
 	  echo "Chromium could not be installed here: the browser test will be skipped."
+
+lab: $(STAMP)  ## JupyterLab on the chapters' reader editions (_build/jupyter), with the book's outputs after `make book`
+	$(BIN)/python book/reader.py
+	$(BIN)/jupyter lab _build/jupyter
 
 student: $(STAMP)  ## write the student edition of every chapter into _build/student
 	$(BIN)/python book/student.py

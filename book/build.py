@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+COLAB_LINK = re.compile(r"(https://colab\.research\.google\.com/github/[^\"']+?/blob/)[^\"']+?\.ipynb")
 
 
 def execute(source: Path, size: str, out_dir: Path, cache_dir: Path, parameters: dict | None = None) -> Path:
@@ -74,7 +76,25 @@ def build(executed_dir: Path, out_dir: Path, strict: bool = True) -> Path:
     if strict:
         command.append("-W")
     subprocess.run(command, check=True)
-    return out_dir / "_build" / "html" / "index.html"
+    html = out_dir / "_build" / "html"
+    publish_reader_editions(executed_dir, html)
+    return html / "index.html"
+
+
+def publish_reader_editions(executed_dir: Path, html: Path) -> None:
+    """Put each chapter's reader edition (book/reader.py) where the built book hands notebooks out: in
+    ``_notebooks/``, as the download button's ``.ipynb``, and behind the Colab button, which opens it from the
+    published book's branch."""
+    import reader
+
+    for edition in reader.write_all(html / "_notebooks", executed_dir):
+        shutil.copy(edition, html / "_sources" / "notebooks" / edition.name)
+        page = html / "notebooks" / f"{edition.stem}.html"
+        text, count = COLAB_LINK.subn(rf"\g<1>{reader.PUBLISHED_BRANCH}/_notebooks/{edition.name}", page.read_text())
+        if not count:
+            raise ValueError(f"{page} has no Colab button to point at the reader edition: check launch_buttons "
+                             "in _config.yml.")
+        page.write_text(text)
 
 
 def timings_table(executed_dir: Path) -> str:

@@ -12,18 +12,16 @@ placeholder says how.
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 import jupytext
 import nbformat
 
 from mtlutils.exercises import CHECKABLE
+from myst import split_solutions
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
-START = re.compile(r"^````\{solution-start\}\s+(\S+)[ \t]*\n(?:[ \t]*:[^\n]*\n)*````[ \t]*$", re.M)
-END = re.compile(r"^````\{solution-end\}[ \t]*\n````[ \t]*$", re.M)
 
 
 def placeholder(label: str) -> nbformat.NotebookNode:
@@ -35,26 +33,6 @@ def placeholder(label: str) -> nbformat.NotebookNode:
     return nbformat.v4.new_code_cell("\n".join(lines))
 
 
-def _split(text: str, inside: str | None) -> tuple[list[tuple[str, str]], str | None]:
-    """The pieces of a markdown cell to keep, ("markdown", text) or ("answer", label) where a solution starts, and
-    the label of the solution still open at the end of the cell (None when outside any)."""
-    pieces, position = [], 0
-    while True:
-        if inside is None:
-            match = START.search(text, position)
-            pieces.append(("markdown", text[position : match.start() if match else len(text)]))
-            if not match:
-                return pieces, None
-            inside = match.group(1)
-            pieces.append(("answer", inside))
-        else:
-            match = END.search(text, position)
-            if not match:
-                return pieces, inside
-            inside = None
-        position = match.end()
-
-
 def student_edition(source: Path) -> nbformat.NotebookNode:
     """The chapter at ``source`` with every solution replaced by a placeholder cell."""
     notebook = jupytext.read(source)
@@ -64,11 +42,11 @@ def student_edition(source: Path) -> nbformat.NotebookNode:
             if inside is None:
                 cells.append(cell)
             continue
-        pieces, inside = _split(cell.source, inside)
+        pieces, inside = split_solutions(cell.source, inside)
         for kind, value in pieces:
-            if kind == "answer":
+            if kind == "start":
                 cells.append(placeholder(value))
-            elif value.strip():
+            elif kind == "markdown" and value.strip():
                 cells.append(nbformat.v4.new_markdown_cell(value.strip("\n")))
     if inside is not None:
         raise ValueError(f"{source.name}: the solution of {inside} has no {{solution-end}}.")

@@ -664,7 +664,34 @@ SCALARIZERS: dict[str, Callable[..., scalarization.Scalarizer]] = {
 }
 
 
-class Scalarized(Strategy):
+class _AroundTorchjdModule(Strategy):
+    """A strategy around one torchjd module (``module``): its name is one of ``TABLE``'s, checked when the strategy
+    is made; ``setup`` builds it on the network's device with the strategy's keyword arguments for it, and a
+    checkpoint keeps its state. ``ROLE`` names it in messages and in the checkpoint."""
+
+    ROLE: str
+    TABLE: Mapping[str, Callable]
+    min_tasks = 2
+
+    def __init__(self, method: str, method_kwargs: Mapping | None, optimizer_factory: OptimizerFactory | None):
+        super().__init__(optimizer_factory)
+        _unknown(type(self).__name__, self.ROLE, method, self.TABLE)
+        self.method, self.method_kwargs = method, dict(method_kwargs or {})
+
+    def setup(self, net, tasks, seed=0):
+        super().setup(net, tasks, seed)
+        self._device = _device(net)
+        self.module = _build(f"{type(self).__name__}: {self.ROLE}", self.TABLE, self.method, len(tasks),
+                             self.method_kwargs, self._device).to(self._device)
+
+    def _extra_state(self):
+        return {self.ROLE: _saved(self.module, self._device)}
+
+    def _load_extra_state(self, state):
+        self.module = _restored(state[self.ROLE], self._device)
+
+
+class Scalarized(_AroundTorchjdModule):
     """One step on a scalarization of the task losses computed by a torchjd scalarizer: the losses, stacked in task
     order, become one loss, backpropagated once through the heads and the trunk.
 
@@ -684,19 +711,11 @@ class Scalarized(Strategy):
     pass (FAMO: two forward passes).
     """
 
-    min_tasks = 2
+    ROLE, TABLE = "scalarizer", SCALARIZERS
 
     def __init__(self, scalarizer: str = "uw", scalarizer_kwargs: Mapping | None = None,
                  optimizer_factory: OptimizerFactory | None = None):
-        super().__init__(optimizer_factory)
-        _unknown("Scalarized", "scalarizer", scalarizer, SCALARIZERS)
-        self.scalarizer, self.scalarizer_kwargs = scalarizer, dict(scalarizer_kwargs or {})
-
-    def setup(self, net, tasks, seed=0):
-        super().setup(net, tasks, seed)
-        self._device = _device(net)
-        self.module = _build("Scalarized: scalarizer", SCALARIZERS, self.scalarizer, len(tasks),
-                             self.scalarizer_kwargs, self._device).to(self._device)
+        super().__init__(scalarizer, scalarizer_kwargs, optimizer_factory)
 
     @property
     def _learned_with_the_network(self) -> bool:
@@ -731,11 +750,8 @@ class Scalarized(Strategy):
         record.extra["task_weights"] = weights.detach().cpu().double().numpy()
         return record
 
-    def _extra_state(self):
-        return {"scalarizer": _saved(self.module, self._device)}
-
     def _load_extra_state(self, state):
-        saved = _restored(state["scalarizer"], self._device)
+        saved = _restored(state[self.ROLE], self._device)
         if self._learned_with_the_network:  # the optimizer holds the parameters: keep them, with the saved values
             with torch.no_grad():
                 for (name, held), value in zip(self.module.named_parameters(), saved.parameters()):
@@ -753,7 +769,7 @@ SPLIT_WEIGHTINGS: dict[str, Callable[..., aggregation.Weighting]] = {
 SPLIT_PARTS = {"modo": 2, "sdmgrad": 3}
 
 
-class SplitBatchWeighted(Strategy):
+class SplitBatchWeighted(_AroundTorchjdModule):
     """Task weights from two independent estimates of the Jacobian, by torchjd's MoDo (Chen et al., 2024) or
     SDMGrad (Xiao, Ban & Ji, 2023) weighting; each batch, drawn at random, is split into independent parts.
 
@@ -768,20 +784,12 @@ class SplitBatchWeighted(Strategy):
     checkpoint.
     """
 
-    min_tasks = 2
+    ROLE, TABLE = "weighting", SPLIT_WEIGHTINGS
 
     def __init__(self, weighting: str = "modo", weighting_kwargs: Mapping | None = None,
                  optimizer_factory: OptimizerFactory | None = None):
-        super().__init__(optimizer_factory)
-        _unknown("SplitBatchWeighted", "weighting", weighting, SPLIT_WEIGHTINGS)
-        self.weighting, self.weighting_kwargs = weighting, dict(weighting_kwargs or {})
+        super().__init__(weighting, weighting_kwargs, optimizer_factory)
         self.parts = SPLIT_PARTS[weighting]
-
-    def setup(self, net, tasks, seed=0):
-        super().setup(net, tasks, seed)
-        self._device = _device(net)
-        self.module = _build("SplitBatchWeighted: weighting", SPLIT_WEIGHTINGS, self.weighting, len(tasks),
-                             self.weighting_kwargs, self._device)
 
     def _parameters(self, net, key):
         return list(net.parameters())
@@ -789,7 +797,7 @@ class SplitBatchWeighted(Strategy):
     def _split(self, batch: Split) -> list[Split]:
         if len(batch) < self.parts:
             raise ValueError(
-                f"SplitBatchWeighted({self.weighting!r}) splits every batch into {self.parts} independent parts and "
+                f"SplitBatchWeighted({self.method!r}) splits every batch into {self.parts} independent parts and "
                 f"needs at least {self.parts} examples; got a batch of {len(batch)}. The last batch of an epoch holds "
                 f"len(train) % batch_size examples: choose a batch_size that leaves none or at least {self.parts}."
             )
@@ -805,13 +813,13 @@ class SplitBatchWeighted(Strategy):
         parts = self._split(batch)
         shared = [p for p in net.shared_parameters() if p.requires_grad]
         heads = [p for t in self.tasks for p in net.task_parameters(t.name) if p.requires_grad]
-        retain = self.weighting == "modo"  # MoDo's heads train on the same graphs
+        retain = self.method == "modo"  # MoDo's heads train on the same graphs
         losses, jacobians = [], []
         for part in parts[:2]:
             losses.append(self._losses(net, part))
             jacobians.append(torch.cat([j.flatten(1) for j in jac(losses[-1], shared, retain_graph=retain)], dim=1))
         weights = self.module(jacobians[0] @ jacobians[1].T).detach()
-        if self.weighting == "modo":
+        if self.method == "modo":
             update = (losses[0] + losses[1]) / 2
             gradient = weights @ ((jacobians[0] + jacobians[1]) / 2)
             for p, g in zip(shared, gradient.split([p.numel() for p in shared])):
@@ -826,13 +834,8 @@ class SplitBatchWeighted(Strategy):
         sizes = torch.tensor([len(p) for p in parts], dtype=losses[0].dtype, device=losses[0].device)
         mean = (torch.stack([l.detach() for l in losses]) * sizes[:, None]).sum(0) / sizes.sum()
         names = tuple(self.task_names)
-        backward = 2 * len(names) + (self.weighting == "sdmgrad")
+        backward = 2 * len(names) + (self.method == "sdmgrad")
         record = StepRecord(dict(zip(names, mean.tolist())), [names], len(parts), backward, 1)
         record.extra["task_weights"] = weights.cpu().double().numpy()
         return record
 
-    def _extra_state(self):
-        return {"weighting": _saved(self.module, self._device)}
-
-    def _load_extra_state(self, state):
-        self.module = _restored(state["weighting"], self._device)

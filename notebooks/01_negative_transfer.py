@@ -39,10 +39,10 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown
 from matplotlib import pyplot as plt
-from myst_nb import glue
 
 from mtlutils import affinity, experiments, plots
 from mtlutils.datasets import clusters
+from mtlutils.prose import glue
 
 plots.use_style()
 

@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown
 from matplotlib import pyplot as plt
-from myst_nb import glue
 
 from mtlutils import experiments, plots, toy
+from mtlutils.prose import glue
 from mtlutils.strategies import Alternated, Averaged, adam
 
 plots.use_style()

@@ -40,9 +40,9 @@ import pandas as pd
 import torch
 from IPython.display import Markdown
 from matplotlib import pyplot as plt
-from myst_nb import glue
 
 from mtlutils import affinity, experiments, metrics, models, plots
+from mtlutils.prose import glue
 from mtlutils.strategies import Alternated, adam
 
 plots.use_style()

@@ -36,9 +36,9 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown
 from matplotlib import pyplot as plt
-from myst_nb import glue
 
 from mtlutils import experiments, plots, strategies
+from mtlutils.prose import glue
 
 plots.use_style()
 
