@@ -20,8 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+from editions import NOTEBOOKS, ROOT
+
 COLAB_LINK = re.compile(r"(https://colab\.research\.google\.com/github/[^\"']+?/blob/)[^\"']+?\.ipynb")
 
 

@@ -31,11 +31,9 @@ import jupytext
 import nbformat
 import yaml
 
+from editions import CITE, EXERCISE, GLUE, NOTEBOOKS, ROOT, split_solutions, write_editions
 from mtlutils.prose import fill
-from myst import CITE, EXERCISE, GLUE, split_solutions
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 PUBLISHED_BRANCH = "gh-pages"  # where `ghp-import -n -p -f _build/html` publishes the book, _notebooks/ with it
 GLUE_PREFIX = "application/papermill.record/"  # how myst-nb's glue stores a value among a cell's outputs
 NAME = re.compile(r"[A-Za-z_]\w*")
@@ -255,17 +253,12 @@ def write_all(out_dir: Path, executed_dir: Path | None = None, source: str | Non
               sources=NOTEBOOKS) -> list[Path]:
     """Write the reader edition of every chapter into ``out_dir``, from its executed notebook in ``executed_dir``
     where there is one, else from its source; returns the paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for chapter in sources:
+    def edition_of(chapter: Path) -> nbformat.NotebookNode:
         executed = executed_dir / f"{chapter.stem}.ipynb" if executed_dir else None
         notebook = nbformat.read(executed, as_version=4) if executed and executed.exists() else jupytext.read(chapter)
-        path = out_dir / f"{chapter.stem}.ipynb"
-        tmp = path.with_name(path.name + ".tmp")
-        nbformat.write(reader_edition(notebook, source), tmp)
-        tmp.replace(path)
-        paths.append(path)
-    return paths
+        return reader_edition(notebook, source)
+
+    return write_editions(out_dir, edition_of, sources)
 
 
 def main() -> None:

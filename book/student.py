@@ -17,11 +17,8 @@ from pathlib import Path
 import jupytext
 import nbformat
 
+from editions import NOTEBOOKS, ROOT, split_solutions, write_editions
 from mtlutils.exercises import CHECKABLE
-from myst import split_solutions
-
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 
 
 def placeholder(label: str) -> nbformat.NotebookNode:
@@ -57,15 +54,7 @@ def student_edition(source: Path) -> nbformat.NotebookNode:
 
 def write_all(out_dir: Path, sources=NOTEBOOKS) -> list[Path]:
     """Write the student edition of every chapter into ``out_dir``; returns the paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for source in sources:
-        path = out_dir / f"{source.stem}.ipynb"
-        tmp = path.with_name(path.name + ".tmp")
-        nbformat.write(student_edition(source), tmp)
-        tmp.replace(path)
-        paths.append(path)
-    return paths
+    return write_editions(out_dir, student_edition, sources)
 
 
 def main() -> None:

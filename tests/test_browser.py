@@ -1,11 +1,10 @@
 """The built book in a real headless browser: every page of the table of contents loads, its figures load, its
 internal links lead somewhere, and its maths renders. A screenshot of the first chapter is saved.
 
-Uses Debian's Chromium and ChromeDriver (`make test` installs them where it can); skipped, saying so, without them.
+Skipped, saying why, without Chromium and ChromeDriver (tests/chromium.py).
 """
 
 import re
-import shutil
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -15,15 +14,10 @@ from urllib.parse import unquote, urldefrag, urljoin, urlparse
 import pytest
 import yaml
 
+from tests import chromium
+
 ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: run `make test`")
-pytestmark = [pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="Chromium and ChromeDriver are not installed (Debian: apt-get install chromium chromium-driver; "
-           "`make test` does this where it runs as root)",
-), pytest.mark.xdist_group("smoke-book")]
+pytestmark = [chromium.needed, pytest.mark.xdist_group("smoke-book")]
 
 
 def toc_pages() -> list[str]:
@@ -48,13 +42,7 @@ def site(smoke_book):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}", "--window-size=1400,1000"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
+    driver = chromium.start(tmp_path_factory.mktemp("chromium"))
     driver.set_page_load_timeout(60)
     yield driver
     driver.quit()
@@ -108,5 +96,5 @@ def test_every_page_of_the_contents_renders(page, site, browser):
     assert not broken, f"{page}: broken internal links: {broken}"
     first_chapter = next(p for p in toc_pages() if p.startswith("notebooks/"))
     if page in (toc_pages()[0], first_chapter):
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        assert browser.save_screenshot(str(SCREENSHOTS / f"{Path(page).stem}.png"))
+        chromium.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        assert browser.save_screenshot(str(chromium.SCREENSHOTS / f"{Path(page).stem}.png"))

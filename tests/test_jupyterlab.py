@@ -2,13 +2,12 @@
 All" in smoke mode, its computed sentences show their numbers, its citations and exercises are rendered, and no
 MyST markup is left on the page. A screenshot is saved to _build/screenshots/.
 
-Uses Debian's Chromium and ChromeDriver (`make test` installs them where it can); skipped, saying so, without them.
+Skipped, saying why, without Chromium and ChromeDriver (tests/chromium.py).
 """
 
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,20 +19,14 @@ import nbformat
 import pytest
 
 from mtlutils import prose
+from tests import chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "book"))
 import build  # noqa: E402
 import reader  # noqa: E402
 
-SCREENSHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: run `make test`")
-pytestmark = [pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="Chromium and ChromeDriver are not installed (Debian: apt-get install chromium chromium-driver; "
-           "`make test` does this where it runs as root)",
-), pytest.mark.xdist_group("smoke-book")]
+pytestmark = [chromium.needed, pytest.mark.xdist_group("smoke-book")]
 CHAPTER = build.NOTEBOOKS[0]  # it has computed sentences, citations and exercises, and runs in seconds
 TOKEN = "reader-edition-test"
 SETTINGS = {  # every cell rendered at once (no windowing), and no news or update checks from the network
@@ -113,13 +106,7 @@ def lab(smoke_executed, smoke_cache, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}", "--window-size=1400,1100"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
+    driver = chromium.start(tmp_path_factory.mktemp("chromium"), window="1400,1100")
     driver.set_page_load_timeout(120)
     driver.set_script_timeout(300)
     yield driver
@@ -168,9 +155,9 @@ def test_a_chapter_reads_right_in_jupyterlab_before_and_after_run_all(lab, brows
     text = browser.execute_script(NOTEBOOK_TEXT)
     check_reads_right(text, values, labels)  # after "Run All" in smoke mode: this kernel's values, the same ones
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    chromium.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.execute_script("[...document.querySelectorAll('.jp-Notebook .jp-Cell')].find(c => "
                            "c.innerText.includes('worst angle')).scrollIntoView()")
     time.sleep(1)
-    browser.save_screenshot(str(SCREENSHOTS / f"jupyterlab-{CHAPTER.stem}.png"))
+    browser.save_screenshot(str(chromium.SCREENSHOTS / f"jupyterlab-{CHAPTER.stem}.png"))
 

@@ -1,8 +1,16 @@
-"""The MyST markup of the chapters' Markdown cells, as the reader and student editions take it apart."""
+"""What the reader and student editions of the chapters share: the chapters, their MyST markup as the editions take
+it apart, and writing an edition whole."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 
 # a solution runs from its start directive to its end directive, across cells (sphinx-exercise's gated solutions)
 SOLUTION_START = re.compile(r"^````\{solution-start\}\s+(\S+)[ \t]*\n(?:[ \t]*:[^\n]*\n)*````[ \t]*$", re.M)
@@ -33,3 +41,17 @@ def split_solutions(text: str, inside: str | None) -> tuple[list[tuple[str, str]
                 return pieces, inside
             inside = None
         position = match.end()
+
+
+def write_editions(out_dir: Path, edition_of: Callable[[Path], nbformat.NotebookNode], sources=NOTEBOOKS) -> list[Path]:
+    """Write ``edition_of(chapter)`` for every chapter source into ``out_dir`` as ``NN_topic.ipynb``, each written
+    whole or not at all; returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for source in sources:
+        path = out_dir / f"{source.stem}.ipynb"
+        tmp = path.with_name(path.name + ".tmp")
+        nbformat.write(edition_of(source), tmp)
+        tmp.replace(path)
+        paths.append(path)
+    return paths
