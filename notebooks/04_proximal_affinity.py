@@ -519,13 +519,14 @@ def correlation_text(row):
 premise_lines = []
 for dataset in DATASETS:
     cell = premise.loc[dataset]
-    best = cell.spearman.idxmax()
+    best = (f"The highest is {cell.spearman.idxmax()}; " if cell.spearman.notna().any()  # NaN: nothing varies
+            else "No correlation is defined, since the gains or the measures do not vary over the pairs; ")
     supported = [m for m, row in cell.iterrows() if row.ci_low > 0]
     premise_lines.append(
         f"- {dataset} ({int(cell.pairs.iloc[0])} pairs, {int(cell.seeds.iloc[0])} seeds): "
         + "; ".join(f"{m} {correlation_text(row)}" for m, row in cell.iterrows())
-        + f". The highest is {best}; " + (f"the interval lies above zero for {listed(supported)}." if supported
-                                          else "no interval lies above zero."))
+        + ". " + best + (f"the interval lies above zero for {listed(supported)}." if supported
+                         else "no interval lies above zero."))
 glue("pa_premise", Markdown("\n".join(premise_lines)), display=False)
 
 # %%
