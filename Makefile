@@ -28,7 +28,7 @@ lab: $(STAMP)  ## JupyterLab on the chapters' reader editions (_build/jupyter), 
 	$(BIN)/python book/reader.py
 	$(BIN)/jupyter lab _build/jupyter
 
-student: $(STAMP)  ## write the student edition of every chapter into _build/student
+student: $(STAMP)  ## the nbgrader course of the chapters: _build/course (source/ for you, release/ for the students)
 	$(BIN)/python book/student.py
 
 sync: $(STAMP)  ## write each chapter's paired .ipynb (no outputs) from its .py source

@@ -26,6 +26,7 @@ import subprocess
 from functools import cache
 from itertools import groupby
 from pathlib import Path
+from typing import Callable
 
 import jupytext
 import nbformat
@@ -200,12 +201,21 @@ def _shown_outputs(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return cell
 
 
-def reader_edition(notebook: nbformat.NotebookNode, source: str | None = None) -> nbformat.NotebookNode:
+def folded(label: str, parts: list) -> list[nbformat.NotebookNode]:
+    """How the reader edition shows the solution of exercise ``label``: its ``parts`` (code cells with their outputs,
+    and prose) folded into one ``<details>`` block."""
+    body = "\n\n".join(part if isinstance(part, str) else _code_as_markdown(part) for part in parts if part)
+    return [nbformat.v4.new_markdown_cell(f"<details>\n<summary>Solution</summary>\n\n{body}\n\n</details>")]
+
+
+def reader_edition(notebook: nbformat.NotebookNode, source: str | None = None,
+                   solution: Callable[[str, list], list] = folded) -> nbformat.NotebookNode:
     """The reader edition of a chapter's ``notebook`` (executed or not); ``source`` is what its first cell installs
-    mtlutils from (default: `install_source`)."""
+    mtlutils from (default: `install_source`); ``solution(label, parts)`` gives the cells that stand for a solution
+    (default: `folded`)."""
     url, glued, numbers = references_url(), glued_values(notebook), [0]
     cells = [nbformat.v4.new_code_cell(INSTALL.format(source=source or install_source()))]
-    folded, inside = None, None  # the solution being folded, and its label
+    label, parts, inside = None, None, None  # the solution being collected, its parts, and the one still open
 
     def markdown(text: str) -> None:
         blocks = paragraphs(citations(exercises(text, numbers), url))
@@ -225,20 +235,18 @@ def reader_edition(notebook: nbformat.NotebookNode, source: str | None = None) -
             if inside is None:
                 cells.append(_shown_outputs(cell))
             else:
-                folded.append(_code_as_markdown(cell))
+                parts.append(cell)
             continue
         pieces, inside = split_solutions(cell.source, inside)
         for kind, text in pieces:
             if kind == "start":
-                folded = []
+                label, parts = text, []
             elif kind == "solution":
-                folded.append(citations(text, url).strip())
+                parts.append(citations(text, url).strip())
             else:
-                if folded is not None:  # the solution ended just before this piece
-                    body = "\n\n".join(part for part in folded if part)
-                    cells.append(nbformat.v4.new_markdown_cell(
-                        f"<details>\n<summary>Solution</summary>\n\n{body}\n\n</details>"))
-                    folded = None
+                if parts is not None:  # the solution ended just before this piece
+                    cells.extend(solution(label, parts))
+                    parts = None
                 if text.strip():
                     markdown(text.strip("\n"))
     if inside is not None:

@@ -5,7 +5,9 @@ right and, when it is not, what to look at; it returns True or False.
     check("ex-rg-pairs", 0.11, k=2)
 
 The expected answers are computed here by the same library code the chapters use, from the numbers each
-exercise states; ``CHECKABLE`` lists the labels.
+exercise states or from the chapter's own results passed in (``groups=``, ``accuracy=``); ``CHECKABLE`` lists the
+labels. The graded student editions (book/student.py) test an answer with ``well_formed`` in the open and with
+``check`` in a hidden test.
 """
 
 from __future__ import annotations
@@ -91,6 +93,43 @@ def _proximal_by_hand(answer, tolerance: float = 1e-6) -> tuple[bool, str]:
     return False, " ".join(hints[i] for i in bad)
 
 
+def _groupings(groups) -> list[tuple]:
+    """Each step's groups as one comparable value: the order of the groups and within them does not count."""
+    return [tuple(sorted(tuple(sorted(g)) for g in step)) for step in groups]
+
+
+def _longest_stretch(values: list) -> int:
+    longest = current = 1 if values else 0
+    for previous, now in zip(values, values[1:]):
+        current = current + 1 if now == previous else 1
+        longest = max(longest, current)
+    return longest
+
+
+def _stretch(answer, groups) -> tuple[bool, str]:
+    used = _groupings(groups)
+    distinct, longest = int(answer[0]), int(answer[1])
+    if (distinct, longest) == (len(set(used)), _longest_stretch(used)):
+        return True, "Few groupings, held for long stretches: the groups settle after the warm-up."
+    as_listed = [tuple(tuple(g) for g in step) for step in groups]
+    if (distinct, longest) == (len(set(as_listed)), _longest_stretch(as_listed)):
+        return False, "The group order is shuffled every batch: sort the groups, and the tasks in them, before comparing."
+    if distinct != len(set(used)):
+        return False, "Count the different groupings among the steps after the warm-up (a set of sorted groups)."
+    return False, "The longest stretch is the longest run of consecutive steps with the same grouping."
+
+
+def _worse_task(answer, accuracy) -> tuple[bool, str]:
+    per_seed = accuracy.assign(worse=accuracy[["left", "right"]].min(axis=1))
+    expected = per_seed.groupby("method").worse.mean()
+    answer = {name: float(answer[name]) for name in expected.index}  # a KeyError names a missing method
+    if _close(list(answer.values()), expected.values, 1e-6):
+        return True, "A method that trades one digit for the other drops in this ranking."
+    if _close(list(answer.values()), accuracy.groupby("method")[["left", "right"]].mean().min(axis=1).values, 1e-6):
+        return False, "Take the worse digit in each seed first, then average over the seeds."
+    return False, "For each method: the mean over seeds of min(left, right) test accuracy, in percent."
+
+
 _CHECKS: dict[str, tuple[Callable[..., tuple[bool, str]], str]] = {
     "ex-nt-delta": (_delta, "a pair (per task, pooled) of percentages"),
     "ex-nt-three": (_three_clusters, "a pair (one feature, two features) of fractions at 90 degrees"),
@@ -99,19 +138,35 @@ _CHECKS: dict[str, tuple[Callable[..., tuple[bool, str]], str]] = {
     "ex-rg-cost": (_group_counts, "a dict {k: number of groups} for k = 1 to T"),
     "ex-rg-pairs": (_pair_probability, "one probability, with k=... given, e.g. check('ex-rg-pairs', 0.11, k=2)"),
     "ex-pa-hand": (_proximal_by_hand, "the 3 x 3 matrix A after the update, rows and columns a, b, c"),
+    "ex-sg-stretch": (_stretch, "a pair (different groupings, longest stretch in steps), with groups=... given"),
+    "ex-dh-worst": (_worse_task, "a mapping from every method to its mean worse-digit accuracy, with accuracy=... given"),
 }
 CHECKABLE = tuple(_CHECKS)
 
 
-def check(label: str, answer, **given) -> bool:
-    """Check the answer to exercise ``label`` (``given`` names the exercise's own settings, e.g. ``k=2``)."""
+def _verdict(label: str, answer, given: dict) -> tuple[bool | None, str]:
+    """(True or False, message) for an answer of the right form; (None, message) for one that is not."""
     if label not in _CHECKS:
         raise KeyError(f"There is no automatic check for exercise {label!r}; compare your answer with the solution in "
                        f"the book. Checkable exercises: {', '.join(CHECKABLE)}.")
     checker, form = _CHECKS[label]
     try:
-        right, message = checker(answer, **given)
+        return checker(answer, **given)
     except (TypeError, ValueError, AttributeError, IndexError, KeyError) as error:
-        right, message = False, f"The answer should be {form} ({type(error).__name__}: {error})."
+        return None, f"The answer should be {form} ({type(error).__name__}: {error})."
+
+
+def check(label: str, answer, **given) -> bool:
+    """Check the answer to exercise ``label`` (``given`` names the exercise's own settings, e.g. ``k=2``)."""
+    right, message = _verdict(label, answer, given)
     print(("Right. " if right else "Not yet. ") + message)
-    return right
+    return bool(right)
+
+
+def well_formed(label: str, answer, **given) -> bool:
+    """Whether the answer to exercise ``label`` has the form its check expects, right or not (the visible test of
+    the graded student editions; the value is checked by their hidden test). Prints what is expected when not."""
+    right, message = _verdict(label, answer, given)
+    if right is None:
+        print(message)
+    return right is not None

@@ -19,6 +19,8 @@ from ast import literal_eval
 from typing import Any, Mapping
 
 RECORDED: dict[str, dict[str, str]] = {}  # name -> the value's display data, by MIME type, as glued in this kernel
+WAITING: list = []  # (template, display handle) of the paragraphs shown before all their values were computed
+MISSING = "…"  # what a paragraph shows for a value that a cell below it computes, until that cell runs
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
@@ -27,6 +29,7 @@ def glue(name: str, value: Any, display: bool = False) -> None:
     from IPython.core.formatters import format_display_data
 
     RECORDED[name] = format_display_data(value)[0]
+    _complete_waiting()
     try:
         from myst_nb import glue as myst_glue
     except ImportError:  # Colab or a bare kernel: nothing builds a book there
@@ -58,16 +61,20 @@ def as_text(plain: str, spec: str = "") -> str:
 
 
 class _Filler(string.Formatter):
-    def __init__(self, values: Mapping[str, Mapping[str, str]]):
-        self.values = values
+    def __init__(self, values: Mapping[str, Mapping[str, str]], missing: str | None = None):
+        self.values, self.missing = values, missing
 
     def get_value(self, key, args, kwargs):
-        if key not in self.values:
-            raise LookupError(f"No value named {key!r} has been computed yet: run the cells above this one first "
-                              f"(Run > Run All Cells).")
-        return self.values[key]
+        if key in self.values:
+            return self.values[key]
+        if self.missing is not None:
+            return _Markdown(self.missing)
+        raise LookupError(f"No value named {key!r} has been computed yet: run the cells above this one first "
+                          f"(Run > Run All Cells).")
 
     def convert_field(self, value, conversion):
+        if isinstance(value, _Markdown):
+            return value
         if conversion == "m":
             if "text/markdown" not in value:
                 raise ValueError(f"the value has no Markdown to paste, only {sorted(value)}")
@@ -95,7 +102,26 @@ def fill(template: str, values: Mapping[str, Mapping[str, str]]) -> str:
 
 
 def show(template: str) -> None:
-    """Display ``template`` as Markdown, filled in with the values this kernel has glued (`fill`)."""
+    """Display ``template`` as Markdown, filled in with the values this kernel has glued (`fill`). A value that a
+    cell further down computes (the prose may announce a result) shows as ``MISSING`` until `glue` records it; the
+    paragraph is then shown again in place, complete."""
     from IPython.display import Markdown, display
 
-    display(Markdown(fill(template, RECORDED)))
+    try:
+        display(Markdown(fill(template, RECORDED)))
+    except LookupError:
+        WAITING.append((template, display(Markdown(_Filler(RECORDED, MISSING).format(template)), display_id=True)))
+
+
+def _complete_waiting() -> None:
+    """Show again, complete, every waiting paragraph whose values have all been glued."""
+    from IPython.display import Markdown
+
+    for entry in list(WAITING):
+        template, handle = entry
+        try:
+            text = fill(template, RECORDED)
+        except LookupError:
+            continue
+        handle.update(Markdown(text))
+        WAITING.remove(entry)

@@ -293,7 +293,7 @@ plots.savefig(fig, "01_loss_curves")
 # A network reports, for task A, accuracy 0.90 and error rate 0.10, and for task B a mean squared error of 2.0.
 # Its single-task baselines are 0.92, 0.08 and 2.5. Compute $\Delta_m$ by hand in both modes of
 # `metrics.delta_m` (per task, then pooled over the three metrics) and check your numbers with the function.
-# Why do the two modes differ?
+# Store the pair (per task, pooled) as `nt_delta`. Why do the two modes differ?
 # ````
 #
 # ````{solution-start} ex-nt-delta
@@ -302,6 +302,7 @@ plots.savefig(fig, "01_loss_curves")
 
 # %%
 from mtlutils import metrics
+from mtlutils.exercises import check
 from mtlutils.tasks import Task
 
 task_a = Task("A", loss=None, metrics={"acc": None, "err": None}, higher_is_better={"acc": True, "err": False})
@@ -311,10 +312,11 @@ single = {"A": {"acc": 0.92, "err": 0.08}, "B": {"mse": 2.5}}
 # by hand: A: acc (0.90 - 0.92) / 0.92 = -2.17%, err -(0.10 - 0.08) / 0.08 = -25%; B: -(2.0 - 2.5) / 2.5 = +20%
 by_hand_per_task = ((-0.02 / 0.92 - 0.25) / 2 + 0.20) / 2 * 100
 by_hand_pooled = (-0.02 / 0.92 - 0.25 + 0.20) / 3 * 100
-print(f"per task: {metrics.delta_m(model, single, [task_a, task_b]):.2f}% (by hand {by_hand_per_task:.2f}%)")
-print(f"pooled:   {metrics.delta_m(model, single, [task_a, task_b], mode='pooled'):.2f}% (by hand {by_hand_pooled:.2f}%)")
+nt_delta = tuple(metrics.delta_m(model, single, [task_a, task_b], mode=mode) for mode in ("per_task", "pooled"))
+print(f"per task {nt_delta[0]:.2f}%, pooled {nt_delta[1]:.2f}%; by hand {by_hand_per_task:.2f}% and {by_hand_pooled:.2f}%")
 # Per task gives every task equal weight; pooled gives every metric equal weight, so task A, with two metrics,
 # counts twice as much as task B.
+check("ex-nt-delta", nt_delta)
 
 # %% [markdown]
 # ````{solution-end}
@@ -356,7 +358,8 @@ print(f"bottleneck 1 at {worst} degrees: {describe(by_angle.loc[worst])}")
 # :label: ex-nt-three
 # With three clusters, all pairs of cluster directions can meet at the same angle only up to 120 degrees. Use
 # `clusters.shared_fraction_bound` to find, for three clusters, the fraction of the signal that one shared
-# feature and two shared features can carry at 90 degrees, and the angle at which one feature is worst off.
+# feature and two shared features can carry at 90 degrees (store the pair as `nt_three`), and the angle at which
+# one feature is worst off.
 # ````
 #
 # ````{solution-start} ex-nt-three
@@ -366,9 +369,10 @@ print(f"bottleneck 1 at {worst} degrees: {describe(by_angle.loc[worst])}")
 # %%
 three = np.linspace(0, 120, 121)
 one_feature = [clusters.shared_fraction_bound(a, n_clusters=3, bottleneck=1) for a in three]
-print(f"at 90 degrees: one feature {clusters.shared_fraction_bound(90, 3, 1):.2f}, "
-      f"two features {clusters.shared_fraction_bound(90, 3, 2):.2f}")
+nt_three = (clusters.shared_fraction_bound(90, 3, 1), clusters.shared_fraction_bound(90, 3, 2))
+print(f"at 90 degrees: one feature {nt_three[0]:.2f}, two features {nt_three[1]:.2f}")
 print(f"one feature is worst off at {three[int(np.argmin(one_feature))]:.0f} degrees")
+check("ex-nt-three", nt_three)
 
 # %% [markdown]
 # ````{solution-end}

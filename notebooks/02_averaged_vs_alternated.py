@@ -271,7 +271,8 @@ for order_name in ("fixed", "shuffle"):
 # ````{exercise}
 # :label: ex-alt-moments
 # With one shared Adam, how many times per batch are the trunk's moment estimates updated, and how many times a
-# head's? Check your answer on the optimizer state after three batches of `Alternated()` on MultiMNIST.
+# head's? Check your answer on the optimizer state after three batches of `Alternated()` on MultiMNIST, and store
+# the pair (trunk steps, head steps) after those three batches as `alt_moments`.
 # ````
 #
 # ````{solution-start} ex-alt-moments
@@ -280,6 +281,7 @@ for order_name in ("fixed", "shuffle"):
 
 # %%
 from mtlutils import models
+from mtlutils.exercises import check
 
 net = models.for_suite(suite)
 strategy = Alternated()
@@ -287,10 +289,12 @@ strategy.setup(net, suite.tasks)
 for batch, _ in zip(suite.train.batches(64), range(3)):
     strategy.step(net, batch)
 (optimizer,) = strategy.optimizers.values()
-print("trunk steps:", int(optimizer.state[next(net.shared_parameters())]["step"]))
-print("head 'left' steps:", int(optimizer.state[next(net.task_parameters("left"))]["step"]))
+alt_moments = tuple(int(optimizer.state[next(params)]["step"]) for params in (net.shared_parameters(),
+                                                                               net.task_parameters("left")))
+print("trunk steps:", alt_moments[0], "head 'left' steps:", alt_moments[1])
 # The trunk is stepped once per task per batch (2 x 3 = 6), a head once per batch (3): the shared moments mix the
 # two tasks' gradients, and Adam's bias correction counts both tasks' steps.
+check("ex-alt-moments", alt_moments)
 
 # %% [markdown]
 # ````{solution-end}
@@ -300,7 +304,8 @@ print("head 'left' steps:", int(optimizer.state[next(net.task_parameters("left")
 # :label: ex-alt-mean
 # Averaged uses the *mean* of the task losses, while Alternated steps on each task's loss in full. With plain SGD,
 # what learning rate makes one Averaged step on two tasks move the trunk by the same total first-order amount as
-# one Alternated batch? Why does the question mostly disappear with Adam?
+# one Alternated batch? Store the factor on Averaged's learning rate as `alt_mean`. Why does the question mostly
+# disappear with Adam?
 # ````
 #
 # ````{solution-start} ex-alt-mean
@@ -317,6 +322,8 @@ start = toy.STARTS[3]  # a smooth point; at x2 = 0 the landscape switches betwee
 one_alt = toy.trajectory(Alternated(optimizer_factory=sgd(1e-3)), start, 1)
 one_avg = toy.trajectory(Averaged(optimizer_factory=sgd(2e-3)), start, 1)
 print("Alternated moved", one_alt[1] - one_alt[0], "; Averaged with twice the lr moved", one_avg[1] - one_avg[0])
+alt_mean = 2
+check("ex-alt-mean", alt_mean)
 
 # %% [markdown]
 # ````{solution-end}

@@ -269,7 +269,8 @@ redraw[["mean", "ci_low", "ci_high"]].round(2)
 # ````{exercise}
 # :label: ex-rg-cost
 # For $T = 10$ tasks, list the number of groups and the passes per batch for every $k$ from 1 to 10. Which group
-# sizes cost the same, and how do their groups differ? Check with `RandomGroups.draw`.
+# sizes cost the same, and how do their groups differ? Check with `RandomGroups.draw`, and store the number of
+# groups of every $k$ as a dict `rg_cost`.
 # ````
 #
 # ````{solution-start} ex-rg-cost
@@ -278,15 +279,18 @@ redraw[["mean", "ci_low", "ci_high"]].round(2)
 
 # %%
 from mtlutils import models
+from mtlutils.exercises import check
 from mtlutils.strategies import RandomGroups
 
-net = models.for_suite(suite)
+net, rg_cost = models.for_suite(suite), {}
 for k in range(1, T + 1):
     strategy = RandomGroups(group_size=k)
     strategy.setup(net, suite.tasks, seed=SEED)
     sizes = [len(g) for g in strategy.draw()]
+    rg_cost[k] = len(sizes)
     print(f"k={k:2d}: {len(sizes):2d} group(s) of sizes {sizes}, {len(sizes)} forward + {len(sizes)} backward passes")
 # k = 6, 7, 8 and 9 all give two groups, like k = 5, but of unequal sizes (6 + 4, ..., 9 + 1).
+check("ex-rg-cost", rg_cost)
 
 # %% [markdown]
 # ````{solution-end}
@@ -295,7 +299,7 @@ for k in range(1, T + 1):
 # ````{exercise}
 # :label: ex-rg-pairs
 # When $k$ divides $T$, show that two given tasks land in the same group with probability $(k-1)/(T-1)$. Estimate
-# that probability from 2000 draws for $k = 2$ and $k = 5$.
+# that probability from 2000 draws for $k = 2$ and $k = 5$, and store its exact value for $k = 2$ as `rg_pairs`.
 # ````
 #
 # ````{solution-start} ex-rg-pairs
@@ -310,6 +314,8 @@ for k in (2, 5):
     strategy.setup(net, suite.tasks, seed=SEED)
     together = np.mean([any(a in g and b in g for g in strategy.draw()) for _ in range(2000)])
     print(f"k={k}: {a} and {b} together in {together:.3f} of the draws; (k-1)/(T-1) = {(k - 1) / (T - 1):.3f}")
+rg_pairs = (2 - 1) / (T - 1)
+check("ex-rg-pairs", rg_pairs, k=2)
 
 # %% [markdown]
 # ````{solution-end}

@@ -624,7 +624,7 @@ costs.round(3)
 # :label: ex-pa-hand
 # A batch updates the group $\{a, b\}$ of three tasks $a, b, c$. The losses go from $(1.0, 2.0, 4.0)$ to
 # $(0.8, 2.2, 3.0)$. With $\beta = 0.5$ and $A = 0$ before, compute the new rows $A_{a\cdot}$ and $A_{b\cdot}$ by
-# hand and check them with `ProximalAffinity.update_group`.
+# hand and check them with `ProximalAffinity.update_group`. Store the whole matrix $A$ after the update as `pa_hand`.
 # ````
 #
 # ````{solution-start} ex-pa-hand
@@ -634,11 +634,14 @@ costs.round(3)
 # %%
 # a = (1 - after / before) / 2 = (0.1, -0.05, 0.125). Row a: a_b and a_a have opposite signs, so v_ab = -max(0.1, -0.05)
 # = -0.1; v_aa = 0.1, v_ac = 0.125. Row b: a_b < 0, so A_bb is left alone; v_ba = -0.1, v_bc = 0.125. Halve them (beta).
-by_hand = np.array([[0.05, -0.05, 0.0625], [-0.05, 0.0, 0.0625], [0.0, 0.0, 0.0]])
+from mtlutils.exercises import check
+
+pa_hand = np.array([[0.05, -0.05, 0.0625], [-0.05, 0.0, 0.0625], [0.0, 0.0, 0.0]])
 tracker = affinity.ProximalAffinity(["a", "b", "c"], beta=0.5)
 tracker.update_group(["a", "b"], {"a": 1.0, "b": 2.0, "c": 4.0}, {"a": 0.8, "b": 2.2, "c": 3.0})
 print(tracker.matrix)
-print("matches the hand computation:", np.allclose(tracker.matrix, by_hand))
+print("matches the hand computation:", np.allclose(tracker.matrix, pa_hand))
+check("ex-pa-hand", pa_hand)
 
 # %% [markdown]
 # ````{solution-end}

@@ -374,7 +374,7 @@ glue("sg_effects", Markdown("\n".join(f"- {e}." for e in effects)), display=Fals
 # ````{exercise}
 # :label: ex-sg-stretch
 # In the first `clusters` run above, how many different groupings were used after the warm-up, and how many steps
-# did the longest unchanged stretch last?
+# did the longest unchanged stretch last? Store the pair as `sg_stretch`.
 # ````
 #
 # ````{solution-start} ex-sg-stretch
@@ -382,13 +382,17 @@ glue("sg_effects", Markdown("\n".join(f"- {e}." for e in effects)), display=Fals
 # ````
 
 # %%
+from mtlutils.exercises import check
+
 used = [tuple(sorted(tuple(sorted(g)) for g in groups)) for groups in default_runs[0].groups[warmup:]]
 longest, current = 1, 1
 for previous, now in zip(used, used[1:]):
     current = current + 1 if now == previous else 1
     longest = max(longest, current)
-print(f"{len(set(used))} different groupings after the warm-up; the longest stretch lasted {longest} steps")
+sg_stretch = (len(set(used)), longest)
+print(f"{sg_stretch[0]} different groupings after the warm-up; the longest stretch lasted {longest} steps")
 # The groups can only change every regroup_every steps, so stretches come in multiples of it.
+check("ex-sg-stretch", sg_stretch, groups=default_runs[0].groups[warmup:])
 
 # %% [markdown]
 # ````{solution-end}

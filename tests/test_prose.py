@@ -47,3 +47,22 @@ def test_glue_records_the_value_that_show_fills_in(monkeypatch):
     prose.glue("rate", 0.8125)
     assert prose.RECORDED["rate"]["text/plain"] == "0.8125"
     assert prose.fill("{rate:.0%}", prose.RECORDED) == "81%"
+
+
+def test_a_paragraph_shown_before_its_value_is_computed_is_completed_in_place_when_it_is():
+    import nbclient
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('from mtlutils import prose\nprose.show("Accuracy {acc:.1f}%, on {data}.")'),
+        nbformat.v4.new_code_cell('prose.glue("acc", 91.25)'),
+        nbformat.v4.new_code_cell('prose.show("Now {acc:.0f}%.")\nprose.glue("data", "MultiMNIST")'),
+    ])
+    nbclient.NotebookClient(notebook, kernel_name="python3", timeout=60).execute()
+    shown = [[o.data["text/markdown"] for o in cell.outputs if "text/markdown" in o.get("data", {})]
+             for cell in notebook.cells]
+    assert shown == [["Accuracy 91.2%, on MultiMNIST."], [], ["Now 91%."]]
+
+
+def test_a_value_not_computed_yet_shows_as_missing_until_then():
+    assert prose._Filler({}, prose.MISSING).format("{acc:.1f} and {verdict!m}") == "… and …"
