@@ -27,7 +27,8 @@ import nbformat
 from editions import NOTEBOOKS, ROOT, write_editions
 from reader import reader_edition
 
-CHECK = re.compile(r'^check\(("ex-[\w-]+",.*)\)[ \t]*$', re.M)  # a solution's last word: how its answer is checked
+# a solution's last line, check("ex-label", answer, given=...): how its answer is checked
+CHECK = re.compile(r'^check\((?P<arguments>"ex-[\w-]+", (?P<answer>[A-Za-z_]\w*)(?:, .*)?)\)[ \t]*$', re.M)
 SIZE = re.compile(r'^SIZE = "\w+"', re.M)
 CONFIG = '''\
 c = get_config()  # noqa: F821 (nbgrader's configuration)
@@ -37,6 +38,7 @@ c.Execute.timeout = 1800  # seconds per cell: a chapter's cells train networks, 
 
 
 def _nbgrader(cell: nbformat.NotebookNode, grade_id: str, solution: bool, points: int | None = None):
+    """``cell`` marked for nbgrader: a solution region, or, with ``points``, a locked autograded test."""
     cell.metadata["nbgrader"] = {"grade_id": grade_id, "solution": solution, "grade": points is not None,
                                  "locked": not solution, "task": False, "schema_version": 3}
     if points is not None:
@@ -53,12 +55,11 @@ def graded(label: str, parts: list) -> list[nbformat.NotebookNode]:
     code = [part for part in parts if not isinstance(part, str)]
     cells, checks = [], []
     for number, cell in enumerate(code, start=1):
-        checks += CHECK.findall(cell.source)
+        checks += [(match["arguments"], match["answer"]) for match in CHECK.finditer(cell.source)]
         body = CHECK.sub("", cell.source).strip("\n")
         grade_id = label if len(code) == 1 else f"{label}-{number}"
         cells.append(_nbgrader(nbformat.v4.new_code_cell(f"### BEGIN SOLUTION\n{body}\n### END SOLUTION"), grade_id, True))
-    for number, arguments in enumerate(checks, start=1):
-        name = arguments.split(",")[1].strip()
+    for number, (arguments, name) in enumerate(checks, start=1):
         test = (f"# The test of exercise {label}: the form of `{name}` here, its value in a hidden test.\n"
                 "from mtlutils.exercises import check, well_formed\n\n"
                 f'assert well_formed({arguments}), "`{name}` does not have the form that exercise {label} asks for"\n'
