@@ -383,11 +383,20 @@ def rank_correlation(measure: np.ndarray, transfer: np.ndarray, level: float = 0
     if measure.shape != transfer.shape or measure.ndim != 2 or measure.shape[1] < 3:
         raise ValueError(f"rank_correlation: give two (seeds, pairs) arrays of one shape with 3 pairs or more, "
                          f"not {measure.shape} and {transfer.shape}.")
-    rho = float(stats.spearmanr(measure.mean(axis=0), transfer.mean(axis=0)).statistic)
+    rho = float(_spearman_rows(measure.mean(axis=0)[None], transfer.mean(axis=0)[None])[0])
     if len(measure) < 2:
         return rho, -np.inf, np.inf
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(measure), size=(resamples, len(measure)))
-    resampled = [stats.spearmanr(measure[d].mean(axis=0), transfer[d].mean(axis=0)).statistic for d in draws]
+    resampled = _spearman_rows(measure[draws].mean(axis=1), transfer[draws].mean(axis=1))
     low, high = np.nanpercentile(resampled, [50 * (1 - level), 50 * (1 + level)])
     return rho, float(low), float(high)
+
+
+def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman's correlation of each row of ``a`` with the same row of ``b`` (Pearson's of their average ranks, as
+    ``scipy.stats.spearmanr``); NaN where a row is constant."""
+    a, b = stats.rankdata(a, axis=1), stats.rankdata(b, axis=1)
+    a, b = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(axis=1) / np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))

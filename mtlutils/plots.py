@@ -139,12 +139,21 @@ def heatmap(
     matrix: np.ndarray, labels: Sequence[str], ax: plt.Axes | None = None, vmin: float = -1.0, vmax: float = 1.0,
     cbar_label: str = "", annotate: bool = True,
 ) -> plt.Axes:
-    """A task x task matrix as a heatmap with a diverging palette centred on 0."""
+    """A task x task matrix as a heatmap with a diverging palette centred on 0 (NaN entries left blank)."""
     ax = ax or plt.gca()
-    sns.heatmap(
-        matrix, ax=ax, xticklabels=labels, yticklabels=labels, vmin=vmin, vmax=vmax, center=0, cmap="vlag",
-        annot=annotate, fmt=".2f", square=True, cbar_kws={"label": cbar_label},
-    )
+    values = np.ma.masked_invalid(np.asarray(matrix, dtype=float))
+    mesh = ax.pcolormesh(values, cmap=sns.color_palette("vlag", as_cmap=True), vmin=vmin, vmax=vmax)
+    ticks = np.arange(len(labels)) + 0.5
+    ax.set(xticks=ticks, yticks=ticks, xlim=(0, len(labels)), ylim=(len(labels), 0), aspect="equal")
+    ax.set_xticklabels(labels, rotation=0 if sum(map(len, labels)) <= 4 * len(labels) else 90)
+    ax.set_yticklabels(labels, rotation=0)
+    ax.grid(False)
+    ax.figure.colorbar(mesh, ax=ax, label=cbar_label, fraction=0.046, pad=0.04)  # as tall as the square
+    for (i, j), value in np.ndenumerate(values.filled(np.nan)) if annotate else ():
+        if np.isfinite(value):  # dark text on light cells, as seaborn does
+            light = sns.utils.relative_luminance(mesh.cmap(mesh.norm(value))) > 0.408
+            ax.text(j + 0.5, i + 0.5, f"{value:.2f}", ha="center", va="center", color="black" if light else "white",
+                    fontsize="small")
     return ax
 
 

@@ -50,12 +50,14 @@ plots.use_style()
 
 # %%
 SETTINGS = experiments.settings({
-    "smoke": dict(size="smoke", epochs={"clusters": 4, "digit_attributes": 1}, seeds=2, every=2, beta=5e-2,
-                  transfer_seeds={"clusters": 2, "digit_attributes": 2}, selective=dict(warmup=4, regroup_every=2)),
+    "smoke": dict(size="smoke", epochs={"clusters": 4, "digit_attributes": 1}, seeds=2, every=4, beta=5e-2,
+                  snapshots=10, transfer_seeds={"clusters": 2, "digit_attributes": 2},
+                  selective=dict(warmup=4, regroup_every=2)),
     "small": dict(size="small", epochs={"clusters": 20, "digit_attributes": 2}, seeds=10, every=10, beta=1e-2,
-                  transfer_seeds={"clusters": 10, "digit_attributes": 3}, selective=dict(warmup=50, regroup_every=10)),
+                  snapshots=30, transfer_seeds={"clusters": 10, "digit_attributes": 3},
+                  selective=dict(warmup=50, regroup_every=10)),
     "full": dict(size="full", epochs={"clusters": 20, "digit_attributes": 2, "celeba": 5}, seeds=10, every=25,
-                 beta=2e-3, transfer_seeds={"clusters": 10, "digit_attributes": 5, "celeba": 3},
+                 beta=2e-3, snapshots=30, transfer_seeds={"clusters": 10, "digit_attributes": 5, "celeba": 3},
                  selective=dict(warmup=500, regroup_every=10)),
 }, SIZE, OVERRIDES)
 _, SEEDS = experiments.split_seeds(SEED, SETTINGS["seeds"], tuning=0)  # SEED, SEED + 1, ...
@@ -181,8 +183,9 @@ def agreement_rows(config, result):
     rows, series_of = [], measured(result)
     for measure, series in [*series_of.items(), (AS_CODED_OURS, series_of[MEASURES[1]])]:
         grouping = partial(affinity.groups_from_affinity, task_names=names, as_coded=measure == MEASURES[1])
+        aris = affinity.agreement_over_training(series, truth, grouping, points=SETTINGS["snapshots"])
         rows += [dict(**key, measure=measure, progress=(step + 1) / result.cost["steps"], ari=ari,
-                      final=step == series[-1][0]) for step, ari in affinity.agreement_over_training(series, truth, grouping)]
+                      final=step == series[-1][0]) for step, ari in aris]
     z = series_of[MEASURES[2]][-1][1]
     for measure, search in ((TAG_SELECTION, "tag"), (TAG_PARTITION, "partition")):
         selection = affinity.select_groups_tag(z, names, max_groups=len(truth), search=search)
@@ -666,7 +669,7 @@ suite = suites["clusters"]
 scores = []
 for result in experiments.run_grid(per_task):
     series = measured(result)[MEASURES[0]]
-    picks = sorted(set(np.linspace(0, len(series) - 1, 30).round().astype(int)))
+    picks = sorted(set(np.linspace(0, len(series) - 1, SETTINGS["snapshots"]).round().astype(int)))
     scores.append(np.mean([affinity.group_agreement(affinity.groups_from_affinity(series[i][1], suite.task_names),
                                                     suite.meta["groups"]) for i in picks]))
 shared = per_run[(per_run.dataset == "clusters") & (per_run.optimizer == "Adam") & (per_run.measure == MEASURES[0])]

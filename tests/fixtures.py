@@ -60,11 +60,13 @@ def write_nyuv2(extracted: Path, rng: np.random.Generator, sizes=(("train", 10),
                 np.save(folder / f"{i}.npy", array.astype(np.float32))
 
 
-def prepare_data_root(root: Path, nyuv2_shape: tuple[int, int] = (32, 64), seed: int = 0) -> Path:
+def prepare_data_root(root: Path, nyuv2_shape: tuple[int, int] = (32, 32), celeba_side: int = 16,
+                      seed: int = 0) -> Path:
     """A data root prepared by the data scripts from files in the real formats: MNIST (random images, real label
-    files), CelebA (random JPEGs, its 40 attributes, the official partition file) and NYUv2 (the preprocessed
-    arrays at ``nyuv2_shape``, 32 x 64 by default so that SegNet's five poolings divide it; 288 x 384 is the real
-    one). Every dataset has a few images per split, so full mode runs on it in seconds."""
+    files), CelebA (random JPEGs, its 40 attributes, the official partition file, stored at ``celeba_side``: 16 by
+    default, 64 is the real one) and NYUv2 (the preprocessed arrays at ``nyuv2_shape``, 32 x 32 by default, the
+    least that SegNet's five poolings divide; 288 x 384 is the real one). Every dataset has a few images per split,
+    so full mode runs on it in seconds."""
     from data_scripts import celeba, multimnist, nyuv2
 
     rng = np.random.default_rng(seed)
@@ -73,7 +75,7 @@ def prepare_data_root(root: Path, nyuv2_shape: tuple[int, int] = (32, 64), seed:
                 rng.integers(0, 256, (100, 28, 28)), rng.integers(0, 10, 100))
     multimnist.prepare(raw, root / "multimnist")
     write_celeba(root / "celeba" / "raw", [0] * 16 + [1] * 4 + [2] * 4, rng)
-    celeba.prepare(root / "celeba" / "raw", root / "celeba", progress=False)
+    celeba.prepare(root / "celeba" / "raw", root / "celeba", progress=False, side=celeba_side)
     height, width = nyuv2_shape
     write_nyuv2(root / "nyuv2" / "extracted", rng, sizes=(("train", 12), ("val", 4)), height=height, width=width)
     nyuv2.prepare(root / "nyuv2" / "extracted", root / "nyuv2")

@@ -6,6 +6,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from mtlutils import affinity, models
 from mtlutils.tasks import Task
@@ -312,6 +313,20 @@ def test_rank_correlation_depends_on_ranks_only_and_its_interval_is_ordered(seed
     assert one_seed[1:] == (-np.inf, np.inf)  # one seed: no interval
     assert affinity.rank_correlation(np.exp(measure[:1]), transfer[:1])[0] == pytest.approx(one_seed[0])
 
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(min_value=0, max_value=10_000), st.booleans())
+def test_rank_correlation_is_scipy_s_spearman_on_the_means_of_the_resampled_seeds(seed, ties):
+    rng = np.random.default_rng(seed)
+    transfer = rng.normal(size=(4, 8))
+    measure = transfer + rng.normal(size=transfer.shape)
+    measure = np.round(measure) if ties else measure
+    draws = np.random.default_rng(3).integers(0, 4, size=(200, 4))  # the draws of rank_correlation(..., seed=3)
+    resampled = [stats.spearmanr(measure[d].mean(axis=0), transfer[d].mean(axis=0)).statistic for d in draws]
+    expected = (stats.spearmanr(measure.mean(axis=0), transfer.mean(axis=0)).statistic,
+                *np.nanpercentile(resampled, [2.5, 97.5]))
+    assert affinity.rank_correlation(measure, transfer, resamples=200, seed=3) == pytest.approx(expected, abs=1e-12)
 
 def test_rank_correlation_finds_a_monotone_relation_and_not_noise():
     rng = np.random.default_rng(0)

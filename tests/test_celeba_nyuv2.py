@@ -33,6 +33,25 @@ def test_celeba_preparation_keeps_the_official_splits_and_labels(celeba_root):
     assert out["Goatee"].shape == (3, 1)
 
 
+
+@pytest.mark.parametrize("side", [8, 16])
+def test_celeba_prepared_at_another_side_loads_and_trains_the_same_network(tmp_path, side):
+    raw = tmp_path / "celeba" / "raw"
+    write_celeba(raw, [0, 0, 1, 2], np.random.default_rng(1), names=NAMES)
+    celeba_script.prepare(raw, tmp_path / "celeba", progress=False, side=side)
+    suite = data.load("celeba", "full", root=tmp_path)
+    assert suite.train.x.shape == (2, 3, side, side)
+    assert models.for_suite(suite)(suite.train.x)["Young"].shape == (2, 1)
+
+
+@pytest.mark.parametrize("side", [7, 0, 16.0, True])
+def test_celeba_refuses_a_side_the_network_cannot_take_before_downloading(tmp_path, side, capsys):
+    with pytest.raises(ValueError, match="at least 8"):
+        celeba_script.prepare(tmp_path, tmp_path / "out", side=side)
+    with pytest.raises(SystemExit):
+        celeba_script.main(["--root", str(tmp_path), "--side", "4"])
+    assert "at least 8" in capsys.readouterr().err and not (tmp_path / "celeba").exists()
+
 def test_celeba_tag_subset_and_bad_requests(celeba_root, tmp_path):
     root, _, _ = celeba_root
     assert len(data.load("celeba", "full", root=root, attributes="tag9").tasks) == 9

@@ -73,6 +73,7 @@ def test_heatmap_row_orders_the_tasks_by_group_and_hides_the_diagonal():
     assert shown[0, 1] == 3.0 and shown[1, 2] == 2.0 and shown[0, 2] == -4.0  # rows and columns b, a, c
     assert first.collections[0].get_clim() == (-6.0, 6.0) and second.collections[0].get_clim() == (-12.0, 12.0)
     assert not any(t.get_text() for t in second.get_yticklabels())  # names on the first panel only
+    assert [t.get_text() for t in first.texts] == ["3.00", "-4.00", "1.00", "2.00", "6.00", "0.50"]  # row by row
     plt.close(fig)
 
 
