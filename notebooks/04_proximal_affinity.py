@@ -667,11 +667,11 @@ per_task = [{**c, "strategy_kwargs": {**c["strategy_kwargs"], "optimizer_per_gro
             for c in configs if c["dataset"] == "clusters" and c["optimizer"] == "adam"]
 suite = suites["clusters"]
 scores = []
+grouping = partial(affinity.groups_from_affinity, task_names=suite.task_names)
 for result in experiments.run_grid(per_task):
-    series = measured(result)[MEASURES[0]]
-    picks = sorted(set(np.linspace(0, len(series) - 1, SETTINGS["snapshots"]).round().astype(int)))
-    scores.append(np.mean([affinity.group_agreement(affinity.groups_from_affinity(series[i][1], suite.task_names),
-                                                    suite.meta["groups"]) for i in picks]))
+    aris = affinity.agreement_over_training(measured(result)[MEASURES[0]], suite.meta["groups"], grouping,
+                                            points=SETTINGS["snapshots"])
+    scores.append(np.mean([ari for _, ari in aris]))
 shared = per_run[(per_run.dataset == "clusters") & (per_run.optimizer == "Adam") & (per_run.measure == MEASURES[0])]
 print("one Adam per task, mean ARI over training per seed:", np.round(scores, 2))
 print("one shared Adam, the same seeds:                  ", shared.mean_over_training.round(2).tolist())
