@@ -123,6 +123,18 @@ def wait_for(driver, condition, seconds=120, what="the page"):
     raise AssertionError(f"{what} did not come within {seconds} s")
 
 
+def rendered_text(driver, values: list[str], labels: list[str]) -> str:
+    """The notebook's text once every value and label is on it, or after two minutes: outputs (Markdown above all)
+    render a moment after their cells appear."""
+    def text():
+        return driver.execute_script(NOTEBOOK_TEXT) or ""
+    try:
+        wait_for(driver, lambda: all(s in text() for s in (*values, *labels)), what="the computed values")
+    except AssertionError:
+        pass  # check_reads_right then says which one is missing
+    return text()
+
+
 def check_reads_right(text: str, values: list[str], labels: list[str]) -> None:
     for raw in ("{glue", "{cite}", "{exercise}", "{solution", "````", ":label:"):
         assert raw not in text, f"raw MyST {raw!r} on the page"
@@ -140,10 +152,10 @@ def test_a_chapter_reads_right_in_jupyterlab_before_and_after_run_all(lab, brows
     labels = sorted({f"{a}, {y}" for a, y in reader.citation_labels().values() if f"[{a}, {y}]" in markdown})
     assert len(values) >= 5 and labels
     browser.get(url)
-    text = wait_for(browser, lambda: browser.execute_script(
+    wait_for(browser, lambda: browser.execute_script(
         "const n = document.querySelector('.jp-NotebookPanel .jp-Notebook');"
-        "return n && n.querySelectorAll('.jp-Cell').length > 20 && n.innerText"), what="the notebook")
-    check_reads_right(text, values, labels)  # before it runs: the book's run
+        "return n && n.querySelectorAll('.jp-Cell').length > 20"), what="the notebook")
+    check_reads_right(rendered_text(browser, values, labels), values, labels)  # before it runs: the book's run
     links = f"return document.querySelectorAll('.jp-Notebook a[href=\"{reader.references_url()}\"]').length"
     assert browser.execute_script(links) >= len(labels)
 
@@ -152,8 +164,7 @@ def test_a_chapter_reads_right_in_jupyterlab_before_and_after_run_all(lab, brows
              what="clearing the outputs")
     assert browser.execute_async_script(RUN_ALL) == "ran"
     assert browser.execute_script(ERRORS) == []
-    text = browser.execute_script(NOTEBOOK_TEXT)
-    check_reads_right(text, values, labels)  # after "Run All" in smoke mode: this kernel's values, the same ones
+    check_reads_right(rendered_text(browser, values, labels), values, labels)  # after "Run All" in smoke mode: this kernel's values, the same ones
 
     chromium.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.execute_script("[...document.querySelectorAll('.jp-Notebook .jp-Cell')].find(c => "
