@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from editions import NOTEBOOKS, ROOT
@@ -106,8 +108,10 @@ def timings_table(executed_dir: Path) -> str:
     titles = {source.stem: title(source) for source in NOTEBOOKS}
     rows = [f"| {stem[:2]}. {titles.get(stem, stem)} | {seconds / 60:.1f} min |" for stem, seconds in record["seconds"].items()]
     where = f", the runs {record['where']}" if "where" in record else ""
-    return (f"Measured when this book was first built, in {record['size']} mode on {record['cores']} CPU cores{where}, "
-            "starting from an empty run cache (a chapter reuses the runs that an earlier one trained):\n\n"
+    together = (f", {record['at_once']} chapters at a time (all of them: {record['total'] / 60:.1f} min)"
+                if record.get("at_once", 1) > 1 else "")
+    return (f"Measured when this book was first built, in {record['size']} mode on {record['cores']} CPU cores{where}"
+            f"{together}, starting from an empty run cache (a chapter reuses the runs that an earlier one trained):\n\n"
             "| chapter | time |\n| --- | --- |\n" + "\n".join(rows) + "\n")
 
 
@@ -119,26 +123,65 @@ def title(source: Path) -> str:
     return source.stem
 
 
+def execute_all(sources: list[Path], size: str, out_dir: Path, cache_dir: Path, at_once: int = 2) -> dict[str, float]:
+    """Execute the chapters in their order, ``at_once`` at a time: while one chapter runs its serial cells (kernel
+    start, imports, figures, statistics), the next one's runs use the idle cores. Returns each chapter's wall time
+    in seconds. After a chapter fails no other starts; those running finish (their runs are kept in the cache),
+    then the failure is raised."""
+    seconds, failures, waiting, running = {}, [], list(sources), {}
+    with ProcessPoolExecutor(min(at_once, len(sources)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        while running or (waiting and not failures):
+            while waiting and not failures and len(running) < at_once:
+                source = waiting.pop(0)
+                running[pool.submit(_execute_timed, source, size, out_dir, cache_dir)] = source
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                source = running.pop(future)
+                try:
+                    seconds[source.stem] = future.result()
+                except Exception as error:  # noqa: BLE001 - reported with the chapter, after the running ones
+                    failures.append(f"{source.name}: {error}")
+                    print(f"{source.name} failed; no other chapter will start.", flush=True)
+                else:
+                    print(f"executed {source.name} ({size}) in {seconds[source.stem]:.0f} s", flush=True)
+    if failures:
+        raise RuntimeError("A chapter failed to execute (its partial notebook, with the error, is in "
+                           f"{out_dir}):\n" + "\n".join(failures))
+    return {source.stem: seconds[source.stem] for source in sources}
+
+
+def _execute_timed(source: Path, size: str, out_dir: Path, cache_dir: Path) -> float:
+    start = time.perf_counter()
+    try:
+        execute(source, size, out_dir, cache_dir=cache_dir)
+    except Exception as error:  # papermill's errors do not all survive the way back from a worker process
+        raise RuntimeError(f"{type(error).__name__}: {error}") from None
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=["smoke", "small", "full"], default="small")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the repository root)")
     parser.add_argument("--no-strict", action="store_true", help="do not turn Sphinx warnings into errors")
+    parser.add_argument("--at-once", type=int, default=2, metavar="N",
+                        help="chapters executed at the same time (default 2; 1: one after the other)")
     args = parser.parse_args()
+    if args.at_once < 1:
+        parser.error(f"--at-once must be 1 or more, not {args.at_once}.")
     out_dir = (args.out or ROOT).resolve()
     executed_dir = out_dir / "_build" / f"executed-{args.size}"
     cache_dir = ROOT / "_build" / "cache"
     cold = not any(cache_dir.glob("*.json"))
-    seconds = {}
-    for source in NOTEBOOKS:
-        start = time.perf_counter()
-        execute(source, args.size, executed_dir, cache_dir=cache_dir)
-        seconds[source.stem] = time.perf_counter() - start
-        print(f"executed {source.name} ({args.size}) in {seconds[source.stem]:.0f} s", flush=True)
+    start = time.perf_counter()
+    seconds = execute_all(NOTEBOOKS, args.size, executed_dir, cache_dir, args.at_once)
+    total = time.perf_counter() - start
+    print(f"executed {len(NOTEBOOKS)} chapters in {total:.0f} s, {args.at_once} at a time", flush=True)
     if cold:  # times with cached runs would say nothing about a first build
         from mtlutils import workers
 
-        record = {"size": args.size, "cores": os.cpu_count(), "where": workers.where(), "seconds": seconds}
+        record = {"size": args.size, "cores": os.cpu_count(), "where": workers.where(), "seconds": seconds,
+                  "at_once": args.at_once, "total": total}
         (executed_dir / "timings.json").write_text(json.dumps(record, indent=1))
     index = build(executed_dir, out_dir, strict=not args.no_strict)
     print(f"The book is at {index}")

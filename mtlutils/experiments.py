@@ -317,20 +317,27 @@ def single_task_configs(config: Mapping, task_names: Iterable[str]) -> list[dict
 
 
 def pair_transfer(base: Mapping, tasks: Iterable[Task], seeds: Iterable[int], cache_dir: str | Path | None = None,
-                  progress: bool = True) -> pd.DataFrame:
+                  progress: bool = True, among: Iterable[str] | None = None) -> pd.DataFrame:
     """The realised transfer of every pair of tasks, seed by seed: a network trained on the mean of the two losses
     alone (``Averaged`` with weight 1/2 on each, 0 on the other tasks) against the single-task networks of the same
     seed. ``gain`` is Delta_m over the two tasks (percent, positive when training them together helped).
+    ``among`` names the tasks whose pairs are trained (by default all of ``tasks``, the suite's tasks).
 
-    Returns one row per (seed, pair), the pairs in ``itertools.combinations`` order of ``tasks``, with columns
+    Returns one row per (seed, pair), the pairs in ``itertools.combinations`` order of the tasks, with columns
     ``seed``, ``pair`` (its index), ``first``, ``second`` and ``gain``.
     """
     tasks, seeds = list(tasks), list(seeds)
+    all_names = [t.name for t in tasks]
+    names = all_names if among is None else list(among)
+    unknown = sorted(set(names) - set(all_names))
+    if unknown:
+        raise ValueError(f"pair_transfer: among names {unknown}, which are not tasks of the suite {all_names}.")
+    tasks = [t for t in tasks if t.name in names]
     names = [t.name for t in tasks]
     pairs = list(itertools.combinations(names, 2))
     jobs = [(seed, pair) for seed in seeds for pair in pairs]
     configs = [{**base, "seed": seed, "strategy": "averaged",
-                "strategy_kwargs": {"weights": {n: 0.5 if n in pair else 0.0 for n in names}}} for seed, pair in jobs]
+                "strategy_kwargs": {"weights": {n: 0.5 if n in pair else 0.0 for n in all_names}}} for seed, pair in jobs]
     singles = [c for seed in seeds for c in single_task_configs({**base, "seed": seed}, names)]
     runs = run_grid(configs + singles, cache_dir, progress)
     alone = {(c["seed"], c["strategy_kwargs"]["task"]): r.metrics["test"] for c, r in zip(singles, runs[len(jobs):])}

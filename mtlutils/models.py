@@ -78,7 +78,7 @@ def lenet(suite: TaskSuite, outputs: dict[str, int] | None = None, features: int
     heads = nn.ModuleDict(
         {name: nn.Sequential(nn.Linear(features, 50), nn.ReLU(), nn.Linear(50, outputs[name])) for name in suite.task_names}
     )
-    return MultiTaskNet(trunk, heads)
+    return MultiTaskNet(trunk, heads).to(memory_format=torch.channels_last)
 
 
 class ToUnitRange(nn.Module):

@@ -52,12 +52,15 @@ plots.use_style()
 SETTINGS = experiments.settings({
     "smoke": dict(size="smoke", epochs={"clusters": 4, "digit_attributes": 1}, seeds=2, every=4, beta=5e-2,
                   snapshots=10, transfer_seeds={"clusters": 2, "digit_attributes": 2},
+                  transfer_tasks={"clusters": 6, "digit_attributes": 5},
                   selective=dict(warmup=4, regroup_every=2)),
     "small": dict(size="small", epochs={"clusters": 20, "digit_attributes": 2}, seeds=10, every=10, beta=1e-2,
                   snapshots=30, transfer_seeds={"clusters": 10, "digit_attributes": 3},
+                  transfer_tasks={"clusters": 6, "digit_attributes": 10},
                   selective=dict(warmup=50, regroup_every=10)),
     "full": dict(size="full", epochs={"clusters": 20, "digit_attributes": 2, "celeba": 5}, seeds=10, every=25,
                  beta=2e-3, snapshots=30, transfer_seeds={"clusters": 10, "digit_attributes": 5, "celeba": 3},
+                 transfer_tasks={"clusters": 6, "digit_attributes": 10, "celeba": 9},
                  selective=dict(warmup=500, regroup_every=10)),
 }, SIZE, OVERRIDES)
 _, SEEDS = experiments.split_seeds(SEED, SETTINGS["seeds"], tuning=0)  # SEED, SEED + 1, ...
@@ -482,11 +485,12 @@ def premise_matrix(measure, result):
 premise_rows, gains = [], {}
 for dataset, base in DATASETS.items():
     common = {**base, "epochs": SETTINGS["epochs"][dataset], "optimizer": "adam", "lr": LEARNING_RATES[dataset, "adam"]}
-    seeds = SEEDS[:SETTINGS["transfer_seeds"][dataset]]
-    gains[dataset] = experiments.pair_transfer(common, suites[dataset].tasks, seeds)
+    seeds, n = SEEDS[:SETTINGS["transfer_seeds"][dataset]], SETTINGS["transfer_tasks"][dataset]  # its first n tasks
+    gains[dataset] = experiments.pair_transfer(common, suites[dataset].tasks, seeds, among=suites[dataset].task_names[:n])
     realised = gains[dataset].pivot(index="seed", columns="pair", values="gain").to_numpy()
     for measure in MEASURES:
-        scores = np.array([affinity.pair_scores(premise_matrix(measure, probe_run(dataset, seed))) for seed in seeds])
+        scores = np.array([affinity.pair_scores(premise_matrix(measure, probe_run(dataset, seed))[:n, :n])
+                           for seed in seeds])
         rho, low, high = affinity.rank_correlation(scores, realised)
         premise_rows.append(dict(dataset=dataset, measure=measure, seeds=len(seeds), pairs=realised.shape[1],
                                  spearman=rho, ci_low=low, ci_high=high))
@@ -494,9 +498,10 @@ premise = pd.DataFrame(premise_rows).set_index(["dataset", "measure"])
 premise.round(2)
 
 # %%
-seeds = SEEDS[:SETTINGS["transfer_seeds"]["clusters"]]
+seeds, n = SEEDS[:SETTINGS["transfer_seeds"]["clusters"]], SETTINGS["transfer_tasks"]["clusters"]
 realised = gains["clusters"].groupby("pair").gain.mean()
-score = np.mean([affinity.pair_scores(premise_matrix(MEASURES[0], probe_run("clusters", seed))) for seed in seeds], axis=0)
+score = np.mean([affinity.pair_scores(premise_matrix(MEASURES[0], probe_run("clusters", seed))[:n, :n])
+                 for seed in seeds], axis=0)
 group_of = {t: g for g, group in enumerate(suites["clusters"].meta["groups"]) for t in group}
 within = gains["clusters"].drop_duplicates("pair").apply(lambda r: group_of[r["first"]] == group_of[r["second"]], axis=1)
 

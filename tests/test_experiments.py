@@ -220,6 +220,18 @@ def test_pair_transfer_compares_each_pair_trained_alone_with_its_single_task_run
     assert len(list(tmp_path.glob("*.json"))) == 2 * (n * (n - 1) // 2 + n)  # the check above trained nothing new
 
 
+def test_pair_transfer_among_some_tasks_trains_their_pairs_on_the_whole_network(tmp_path):
+    suite = experiments.suite_for(CONFIG)
+    among = suite.task_names[1:3]
+    table = experiments.pair_transfer(CONFIG, suite.tasks, seeds=[0], cache_dir=tmp_path, progress=False, among=among)
+    assert table[["first", "second"]].values.tolist() == [among]
+    weights = {t: 0.5 if t in among else 0.0 for t in suite.task_names}  # every head of the suite's network
+    experiments.run({**CONFIG, "seed": 0, "strategy_kwargs": {"weights": weights}}, tmp_path)
+    assert len(list(tmp_path.glob("*.json"))) == 1 + 2  # the pair and its two single-task runs: nothing new
+    with pytest.raises(ValueError, match=r"among names \['nope'\], which are not tasks of the suite"):
+        experiments.pair_transfer(CONFIG, suite.tasks, seeds=[0], cache_dir=tmp_path, among=["nope"])
+
+
 def test_steps_for_passes_divides_the_budget_by_the_passes_of_a_step(tmp_path):
     methods = {"averaged": CONFIG, "alternated": {**CONFIG, "strategy": "alternated"},
                "upgrad": {**CONFIG, "strategy": "aggregated", "strategy_kwargs": {"aggregator": "upgrad"}}}

@@ -34,3 +34,18 @@ def test_for_suite_overrides_the_defaults(suite):
 def test_unknown_head_is_named(suite):
     with pytest.raises(KeyError, match="t9"):
         list(models.for_suite(suite).task_parameters("t9"))
+
+
+def test_lenet_keeps_its_convolutions_channels_last_and_computes_the_same_function():
+    from mtlutils import data
+
+    suite = data.load("multimnist", "smoke")
+    net = models.for_suite(suite, seed=3)
+    convolutions = [m.weight for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convolutions and all(w.is_contiguous(memory_format=torch.channels_last) for w in convolutions)
+    default = models.for_suite(suite, seed=3).to(memory_format=torch.contiguous_format)
+    x = suite.test.x[:16]
+    with torch.no_grad():
+        ours, theirs = net(x), default(x)
+    for name in suite.task_names:  # the flattened features keep their order: the same network, another layout
+        torch.testing.assert_close(ours[name], theirs[name], rtol=1e-5, atol=1e-5)

@@ -25,7 +25,8 @@ FULL_ON_FIXTURES = {
                            "redrawn": [2], "moving_heads": [10]},
     "04_proximal_affinity": {"epochs": {"clusters": 1, "digit_attributes": 2, "celeba": 1}, "seeds": 2, "every": 4,
                              "selective": {"warmup": 2, "regroup_every": 1},
-                             "transfer_seeds": {"clusters": 2, "digit_attributes": 2, "celeba": 2}},
+                             "transfer_seeds": {"clusters": 2, "digit_attributes": 2, "celeba": 2},
+                             "transfer_tasks": {"clusters": 6, "digit_attributes": 4, "celeba": 4}},
     "05_selective_group_updates": {
         "epochs": 1, "lrs": [3e-3], "seeds": 2, "tuning_seeds": 1,
         "selective": {"beta": 1e-2, "warmup": 2, "regroup_every": 1},
@@ -101,6 +102,28 @@ def test_full_mode_without_its_data_stops_with_the_data_script(stem, tmp_path, m
         build.execute(source, "full", tmp_path / "executed", cache_dir=tmp_path / "cache")
     assert error.value.ename == "DataNotPrepared"
     assert not (tmp_path / "executed" / f"{stem}.ipynb").exists()  # no half-run notebook is left as if finished
+
+
+HEADER = "# ---\n# jupyter:\n#   kernelspec:\n#     display_name: Python 3\n#     language: python\n#     name: python3\n# ---\n\n"
+
+
+def test_chapters_execute_two_at_a_time_and_a_failure_starts_no_other(tmp_path):
+    """Two chapters run side by side; when one fails, the one running finishes, the next never starts, and the
+    error names the chapter that failed."""
+    body = {"a": "time.sleep(4)", "b": "time.sleep(1)\nraise ValueError('b broke')", "c": ""}
+    sources = []
+    for name, code in body.items():
+        source = tmp_path / f"{name}.py"
+        source.write_text(f'{HEADER}# %% tags=["parameters"]\nSIZE = "small"\n\n# %%\nimport time\n'
+                          f'open("{tmp_path}/{name}.times", "w").write(str(time.time()))\n{code}\n'
+                          f'open("{tmp_path}/{name}.times", "a").write(" " + str(time.time()))\n')
+        sources.append(source)
+    with pytest.raises(RuntimeError, match=r"(?s)b\.py: PapermillExecutionError.*ValueError: b broke"):
+        build.execute_all(sources, "smoke", tmp_path / "executed", tmp_path / "cache", at_once=2)
+    (a_start, a_end), (b_start,) = ([float(t) for t in (tmp_path / f"{n}.times").read_text().split()] for n in "ab")
+    assert a_start < b_start < a_end  # side by side
+    assert (tmp_path / "executed" / "a.ipynb").exists() and not (tmp_path / "executed" / "b.ipynb").exists()
+    assert not (tmp_path / "c.times").exists()
 
 
 @pytest.mark.xdist_group("smoke-book")
