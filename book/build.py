@@ -5,7 +5,8 @@
 
 Each chapter's source is notebooks/NN_topic.py (jupytext py:percent). It is read with jupytext and executed by
 papermill with SIZE injected into its parameters cell; the executed .ipynb files are staged with the book's
-configuration and pages, and Jupyter Book builds the HTML from them without executing anything again.
+configuration and pages, and Jupyter Book builds the HTML from them without executing anything again. Chapters
+execute two at a time in their order (``--at-once N``), so that one chapter's serial cells leave no core idle.
 """
 
 from __future__ import annotations
