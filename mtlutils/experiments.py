@@ -328,11 +328,11 @@ def pair_transfer(base: Mapping, tasks: Iterable[Task], seeds: Iterable[int], ca
     """
     tasks, seeds = list(tasks), list(seeds)
     all_names = [t.name for t in tasks]
-    names = all_names if among is None else list(among)
-    unknown = sorted(set(names) - set(all_names))
-    if unknown:
-        raise ValueError(f"pair_transfer: among names {unknown}, which are not tasks of the suite {all_names}.")
-    tasks = [t for t in tasks if t.name in names]
+    chosen = set(all_names if among is None else among)
+    if chosen - set(all_names):
+        raise ValueError(f"pair_transfer: among names {sorted(chosen - set(all_names))}, which are not tasks of the "
+                         f"suite {all_names}.")
+    tasks = [t for t in tasks if t.name in chosen]
     names = [t.name for t in tasks]
     pairs = list(itertools.combinations(names, 2))
     jobs = [(seed, pair) for seed in seeds for pair in pairs]
