@@ -54,6 +54,24 @@ def test_a_head_outside_the_group_and_its_optimizer_state_do_not_move(suite, per
         assert all(torch.equal(state[k], saved[k]) for k in saved)
 
 
+@pytest.mark.parametrize("idle_heads", ["still", "moving"])
+def test_groups_updated_without_the_trace_move_the_network_as_with_it(suite, idle_heads):
+    groups = [("t1", "t3"), ("t0",), ("t2",)]
+    nets, measured = [], []
+    for trace in (True, False):
+        net = models.for_suite(suite, seed=3)
+        strategy = RandomGroups(group_size=2, idle_heads=idle_heads)
+        strategy.setup(net, suite.tasks)
+        for batch, _ in zip(suite.train.batches(32), range(3)):
+            record, losses = strategy.update_groups(net, batch, groups, trace=trace)
+        nets.append(net)
+        measured.append((record, losses))
+    _assert_same_parameters(*nets, exact=True)
+    (traced, with_trace), (untraced, without_trace) = measured
+    assert traced.losses == untraced.losses and traced.forward_passes == untraced.forward_passes == len(groups)
+    assert len(with_trace) == len(groups) and without_trace == [untraced.losses]
+
+
 def test_moving_idle_heads_step_through_their_momentum_as_the_official_runs_did(suite):
     lr, momentum = 0.1, 0.9
     for idle_heads in ("still", "moving"):

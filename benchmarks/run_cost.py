@@ -1,0 +1,95 @@
+"""The training seconds of typical runs of the book under two implementation choices, side by side in one process:
+
+    python benchmarks/run_cost.py [--repeats 5]
+
+- **Adam**: torch's fused Adam (what ``strategies.adam`` builds) against its default per-parameter loop;
+- **heads**: grouped updates (RandomGroups, Alternated) that compute, after each group's step, the losses of the
+  next group only (what they do) against computing every task's loss there, as the strategies that trace the losses
+  of all tasks must (SelectiveGroups).
+
+Each configuration is one run of the book in small mode (``experiments.train``, one torch thread), on the CPU. The
+two variants of a comparison take turns for ``--repeats`` rounds with a new seed each round, so that a slow moment
+of the machine hits both, and the table gives the median training seconds (``Run.cost["seconds"]``) and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+
+from mtlutils import experiments, strategies
+
+CLUSTERS = dict(dataset="clusters", size="small", epochs=20, batch_size=32,
+                data=dict(n_tasks=6, n_clusters=3, angle=120, bottleneck=3))
+DIGITS = dict(dataset="digit_attributes", size="small", epochs=1, batch_size=64)
+MULTIMNIST = dict(dataset="multimnist", size="small", epochs=1, batch_size=64)
+
+ADAM_RUNS = {
+    "clusters, single task": {**CLUSTERS, "strategy": "single_task", "strategy_kwargs": {"task": "t0"}},
+    "clusters, SelectiveGroups": {**CLUSTERS, "strategy": "selective_groups",
+                                  "strategy_kwargs": {"beta": 0.01, "warmup": 50, "regroup_every": 10}},
+    "digit attributes, Averaged": {**DIGITS, "strategy": "averaged"},
+    "MultiMNIST, Alternated": {**MULTIMNIST, "strategy": "alternated"},
+    "MultiMNIST, UPGrad": {**MULTIMNIST, "strategy": "aggregated", "strategy_kwargs": {"aggregator": "upgrad"}},
+}
+HEAD_RUNS = {
+    "digit attributes, k=1": {**DIGITS, "strategy": "random_groups", "strategy_kwargs": {"group_size": 1}},
+    "digit attributes, k=2": {**DIGITS, "strategy": "random_groups", "strategy_kwargs": {"group_size": 2}},
+}
+
+
+def unfused_adam(lr: float = 1e-3, weight_decay: float = 0.0) -> strategies.OptimizerFactory:
+    if weight_decay > 0:
+        return lambda params: torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    return lambda params: torch.optim.Adam(params, lr=lr)
+
+
+class EveryHeadRandomGroups(strategies.RandomGroups):
+    """RandomGroups that computes every task's loss after each group's step (and discards all but the next group's)."""
+
+    def _update(self, net, batch):
+        return self.update_groups(net, batch, self._groups(), trace=True)[0]
+
+
+def seconds(config: dict, seed: int) -> float:
+    return experiments.train({**config, "lr": 3e-3, "seed": seed, "device": "cpu"}).cost["seconds"]
+
+
+def compare(title: str, runs: dict, variants: dict, repeats: int) -> None:
+    """``variants``: label -> function that switches the implementation on (called before each run)."""
+    times = {(name, label): [] for name in runs for label in variants}
+    for seed in range(repeats):
+        for name, config in runs.items():
+            for label, switch in variants.items():
+                switch()
+                times[name, label].append(seconds(config, seed))
+    first, second = variants
+    print(f"\n{title}: median training seconds of {repeats} runs each")
+    print(f"{'run':<28} {first:>16} {second:>16} {'ratio':>7}")
+    for name in runs:
+        a, b = statistics.median(times[name, first]), statistics.median(times[name, second])
+        print(f"{name:<28} {a:>16.2f} {b:>16.2f} {b / a:>7.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    fused = experiments.OPTIMIZERS["adam"]
+    compare("Adam", ADAM_RUNS, {
+        "default loop": lambda: experiments.OPTIMIZERS.update(adam=unfused_adam),
+        "fused": lambda: experiments.OPTIMIZERS.update(adam=fused),
+    }, args.repeats)
+    experiments.OPTIMIZERS["adam"] = fused
+    own = experiments.STRATEGIES["random_groups"]
+    compare("Heads computed after each group's step", HEAD_RUNS, {
+        "every task": lambda: experiments.STRATEGIES.update(random_groups=EveryHeadRandomGroups),
+        "next group": lambda: experiments.STRATEGIES.update(random_groups=own),
+    }, args.repeats)
+    experiments.STRATEGIES["random_groups"] = own
+
+
+if __name__ == "__main__":
+    main()
