@@ -57,38 +57,32 @@ def seconds(config: dict, seed: int) -> float:
     return experiments.train({**config, "lr": 3e-3, "seed": seed, "device": "cpu"}).cost["seconds"]
 
 
-def compare(title: str, runs: dict, variants: dict, repeats: int) -> None:
-    """``variants``: label -> function that switches the implementation on (called before each run)."""
-    times = {(name, label): [] for name in runs for label in variants}
+def compare(title: str, runs: dict, registry: dict, name: str, variants: dict, repeats: int) -> None:
+    """Train ``runs`` with ``registry[name]`` set to each of ``variants`` (label -> implementation) in turn."""
+    own = registry[name]
+    times = {(run, label): [] for run in runs for label in variants}
     for seed in range(repeats):
-        for name, config in runs.items():
-            for label, switch in variants.items():
-                switch()
-                times[name, label].append(seconds(config, seed))
+        for run, config in runs.items():
+            for label, implementation in variants.items():
+                registry[name] = implementation
+                times[run, label].append(seconds(config, seed))
+    registry[name] = own
     first, second = variants
     print(f"\n{title}: median training seconds of {repeats} runs each")
     print(f"{'run':<28} {first:>16} {second:>16} {'ratio':>7}")
-    for name in runs:
-        a, b = statistics.median(times[name, first]), statistics.median(times[name, second])
-        print(f"{name:<28} {a:>16.2f} {b:>16.2f} {b / a:>7.2f}")
+    for run in runs:
+        a, b = statistics.median(times[run, first]), statistics.median(times[run, second])
+        print(f"{run:<28} {a:>16.2f} {b:>16.2f} {b / a:>7.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    fused = experiments.OPTIMIZERS["adam"]
-    compare("Adam", ADAM_RUNS, {
-        "default loop": lambda: experiments.OPTIMIZERS.update(adam=unfused_adam),
-        "fused": lambda: experiments.OPTIMIZERS.update(adam=fused),
-    }, args.repeats)
-    experiments.OPTIMIZERS["adam"] = fused
-    own = experiments.STRATEGIES["random_groups"]
-    compare("Heads computed after each group's step", HEAD_RUNS, {
-        "every task": lambda: experiments.STRATEGIES.update(random_groups=EveryHeadRandomGroups),
-        "next group": lambda: experiments.STRATEGIES.update(random_groups=own),
-    }, args.repeats)
-    experiments.STRATEGIES["random_groups"] = own
+    compare("Adam", ADAM_RUNS, experiments.OPTIMIZERS, "adam",
+            {"default loop": unfused_adam, "fused": experiments.OPTIMIZERS["adam"]}, args.repeats)
+    compare("Heads computed after each group's step", HEAD_RUNS, experiments.STRATEGIES, "random_groups",
+            {"every task": EveryHeadRandomGroups, "next group": experiments.STRATEGIES["random_groups"]}, args.repeats)
 
 
 if __name__ == "__main__":
