@@ -25,7 +25,7 @@ import pandas as pd
 
 from .train import Run
 
-FORMAT = 3  # bump when a change of the code changes what a stored run contains
+FORMAT = 4  # bump when a change of the code changes what a stored run contains
 
 
 class DamagedCacheWarning(UserWarning):

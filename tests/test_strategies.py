@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mtlutils import data, models
-from mtlutils.strategies import Averaged, SingleTask, adam
+from mtlutils.strategies import Aggregated, Averaged, SingleTask, adam
 from mtlutils.tasks import TaskSuite
 
 
@@ -90,3 +90,34 @@ def test_a_network_without_the_heads_is_refused(suite):
     other = data.load("clusters", "smoke", n_tasks=2, n_clusters=1)
     with pytest.raises(ValueError, match="no head"):
         Averaged().setup(models.for_suite(other), suite.tasks)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+def test_fused_adam_steps_like_the_default_loop_when_a_gradient_has_another_layout(weight_decay):
+    default = torch.optim.AdamW if weight_decay else torch.optim.Adam
+    weight = torch.randn(6, 3, 5, 5)
+    gradients = [torch.randn(6, 3, 5, 5) for _ in range(3)]  # contiguous, as torchjd writes them
+    ours = torch.nn.Parameter(weight.contiguous(memory_format=torch.channels_last))
+    theirs = torch.nn.Parameter(weight.clone())
+    optimizers = [adam(3e-2, weight_decay)([ours]), default([theirs], lr=3e-2, weight_decay=weight_decay)]
+    for gradient in gradients:
+        for parameter, optimizer in zip((ours, theirs), optimizers):
+            parameter.grad = gradient.clone()
+            optimizer.step()
+    assert ours.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(ours.detach(), theirs.detach())
+
+
+def test_a_torchjd_step_on_lenet_with_fused_adam_equals_the_default_loop():
+    multimnist = data.load("multimnist", "smoke")
+    batch = next(multimnist.train.batches(16))
+    nets = []
+    for factory in (adam(1e-2), lambda params: torch.optim.Adam(params, lr=1e-2)):
+        net = models.for_suite(multimnist, seed=0)
+        strategy = Aggregated("upgrad", optimizer_factory=factory)
+        strategy.setup(net, multimnist.tasks)
+        for _ in range(3):
+            strategy.step(net, batch)
+        nets.append(net)
+    for (name, ours), theirs in zip(nets[0].named_parameters(), nets[1].parameters()):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5, msg=name)
