@@ -114,7 +114,7 @@ def _checkpointed(suite, path, strategy, epochs):
 
 @pytest.mark.parametrize("other, named", [
     (lambda: Alternated(optimizer_factory=adam(1e-3)), "strategy: Averaged"),
-    (lambda: Averaged(optimizer_factory=sgd(1e-3)), "optimizer: Adam"),
+    (lambda: Averaged(optimizer_factory=sgd(1e-3)), "optimizer: FusedAdam"),
     (lambda: Averaged(optimizer_factory=adam(3e-3)), "optimizer settings"),
     (lambda: Averaged(weights={"t0": 1.0, "t1": 0.0, "t2": 0.0, "t3": 0.0}, optimizer_factory=adam(1e-3)),
      "strategy settings"),
