@@ -39,17 +39,19 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "book"))
 
 from data_scripts import multimnist as multimnist_script, nyuv2 as nyuv2_script  # noqa: E402
-from mtlutils import experiments, workers  # noqa: E402
+from mtlutils import config, experiments, workers  # noqa: E402
 from tests.fixtures import prepare_data_root  # noqa: E402
 
 STARTUP = r'''
 import json, os, time
+import mtlutils
+import mtlutils.config as _config
 import mtlutils.experiments as _experiments
 _run_grid = _experiments.run_grid
 
 def _recorded(configs, *args, **kwargs):
     start = time.perf_counter()
-    configs = [_experiments.resolve(c) for c in configs]
+    configs = [_config.resolve(c) for c in configs]
     with open(os.environ["FULL_MODE_PLAN"], "a") as plan:
         for c in configs:
             suite = _experiments.suite_for(c)
@@ -74,7 +76,7 @@ def _cheaper(config):
         config = {**config, "model": {**config["model"], **NARROW[config["dataset"]]}}
     return config
 
-_experiments.run_grid = _recorded
+_experiments.run_grid = mtlutils.run_grid = _recorded
 '''
 
 MNIST_TRAIN = round(multimnist_script.TRAIN_FRACTION * 60_000)
@@ -103,12 +105,12 @@ def planned_runs(build, source: Path, data_root: Path, out: Path) -> tuple[list[
         if "grid_seconds" in record:
             other -= record["grid_seconds"]
         else:
-            runs[experiments.config_key(record["config"])] = record
+            runs[config.config_key(record["config"])] = record
     return list(runs.values()), other
 
 
-def cost_key(config: dict) -> str:
-    return experiments.config_key({k: v for k, v in config.items() if k not in NOT_COST})
+def cost_key(described: dict) -> str:
+    return config.config_key({k: v for k, v in described.items() if k not in NOT_COST})
 
 
 def step_cost(config: dict, steps: int = 4) -> dict:
@@ -159,7 +161,7 @@ def main() -> None:
         key = cost_key(record["config"])
         if key not in costs:
             costs[key] = step_cost(record["config"])
-    device = experiments.resolve({})["device"]
+    device = config.resolve({})["device"]
     lines = [f"Full mode on this machine ({device}, {workers.worker_count()} workers), from measured step times:", "",
              "| chapter | runs | steps | runs' time, summed | outside the runs | wall time |",
              "| --- | --- | --- | --- | --- | --- |"]

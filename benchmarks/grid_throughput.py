@@ -29,7 +29,7 @@ import time
 
 import torch
 
-from mtlutils import experiments, models, workers
+from mtlutils import config, experiments, models, workers
 from mtlutils.train import fit
 
 BASE = dict(dataset="multimnist", size="small", epochs=2, batch_size=64)
@@ -61,11 +61,11 @@ def through_the_engine(configs: list[dict], env: dict, keep_workers: bool = Fals
 def on_every_core(configs: list[dict]) -> list:
     experiments._suite.cache_clear()
     runs = []
-    for config in configs:
-        c = experiments.resolve(config)
+    for described in configs:
+        c = config.resolve(described)
         suite = experiments.suite_for(c)
         net = models.for_suite(suite, seed=c["seed"])
-        runs.append(fit(net, suite, experiments.build_strategy(c), epochs=c["epochs"], batch_size=c["batch_size"],
+        runs.append(fit(net, suite, config.build_strategy(c), epochs=c["epochs"], batch_size=c["batch_size"],
                         seed=c["seed"], progress=False))
     return runs
 
@@ -93,7 +93,7 @@ def main() -> None:
     ]
     if args.scheduler:
         modes.append((f"Dask at {args.scheduler}", lambda: through_the_engine(configs, {"MTLUTILS_SCHEDULER": args.scheduler})))
-    print(f"{len(configs)} runs of {BASE} on {os.cpu_count()} cores, device {experiments.resolve(BASE)['device']}")
+    print(f"{len(configs)} runs of {BASE} on {os.cpu_count()} cores, device {config.resolve(BASE)['device']}")
     print(f"{'mode':<44} {'seconds':>8} {'runs/min':>9} {'vs serial':>10} {'same as serial':>15}")
     seconds, results = {name: [] for name, _ in modes}, {}
     for _ in range(args.repeats):

@@ -19,7 +19,7 @@ import statistics
 
 import torch
 
-from mtlutils import experiments, strategies
+from mtlutils import config, experiments, strategies
 
 CLUSTERS = dict(dataset="clusters", size="small", epochs=20, batch_size=32,
                 data=dict(n_tasks=6, n_clusters=3, angle=120, bottleneck=3))
@@ -79,10 +79,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    compare("Adam", ADAM_RUNS, experiments.OPTIMIZERS, "adam",
-            {"default loop": unfused_adam, "fused": experiments.OPTIMIZERS["adam"]}, args.repeats)
-    compare("Heads computed after each group's step", HEAD_RUNS, experiments.STRATEGIES, "random_groups",
-            {"every task": EveryHeadRandomGroups, "next group": experiments.STRATEGIES["random_groups"]}, args.repeats)
+    compare("Adam", ADAM_RUNS, config.OPTIMIZERS, "adam",
+            {"default loop": unfused_adam, "fused": config.OPTIMIZERS["adam"]}, args.repeats)
+    compare("Heads computed after each group's step", HEAD_RUNS, config.STRATEGIES, "random_groups",
+            {"every task": EveryHeadRandomGroups, "next group": config.STRATEGIES["random_groups"]}, args.repeats)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,50 @@
-"""mtlutils: the helper package of the multi-task optimization book.
+"""mtlutils: the helper package of the multi-task optimization book. ``import mtlutils as mtl`` gives what the
+chapters use: the modules below as ``mtl.NAME``, and the everyday functions as ``mtl.load``, ``mtl.fit``,
+``mtl.grid``, ``mtl.run``, ``mtl.run_grid``, ``mtl.tune_then_repeat``, ``mtl.compare_with``, ``mtl.settings``,
+``mtl.split_seeds`` and ``mtl.glue``.
 
-Modules, from the bottom up: ``tasks`` (Task, TaskSuite), ``data`` (``load``) over the ``datasets`` subpackage,
-``toy`` (a 2-D landscape), ``models``, ``metrics``, ``affinity``, ``strategies``, ``train`` (``fit``),
-``experiments`` (cached grids) and ``plots``.
+Modules, from the bottom up (a module imports only those above it in this list):
+
+- data and networks: ``tasks`` (Task, TaskSuite, Split), ``metrics`` (per-task metrics, Delta_m), ``datasets``
+  (one module a dataset, and the prepared-file reader), ``data`` (``load``), ``models`` (MultiTaskNet and the
+  standard network of each suite), ``toy`` (a 2-D two-objective landscape);
+- training: ``affinity`` (proximal and lookahead affinity, gradient cosines, grouping), ``strategies`` (how one
+  batch updates the network: a package of plain, grouped, selective and torchjd-wrapped updates, with the
+  optimizers), ``runtime`` (the device and the number of threads a run computes with), ``record`` (``Run``),
+  ``checkpoint`` (resuming a run), ``train`` (``fit``);
+- experiments: ``config`` (a run's configuration: defaults, checks, cache keys, registries, chapter settings and
+  seeds), ``cache`` (verified run files), ``workers`` (where runs train: here, local processes or Dask),
+  ``experiments`` (cached grids, tuning, comparisons), ``stats`` (intervals, paired differences, resolution and
+  their words);
+- the book: ``plots`` (one figure style and the recurring figures), ``prose`` (computed sentences), ``exercises``
+  (the checks of the chapters' exercises).
 """
+
+from . import (
+    affinity,
+    cache,
+    checkpoint,
+    config,
+    data,
+    exercises,
+    experiments,
+    metrics,
+    models,
+    plots,
+    prose,
+    record,
+    runtime,
+    stats,
+    strategies,
+    tasks,
+    toy,
+    train,
+    workers,
+)
+from .config import settings, split_seeds
+from .data import load
+from .experiments import compare_with, grid, run, run_grid, tune_then_repeat
+from .prose import glue
+from .train import fit
 
 __version__ = "0.1.0"

@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import time
 import uuid
 import warnings
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .train import Run
+from .record import Run
 
 FORMAT = 4  # bump when a change of the code changes what a stored run contains
 
@@ -86,11 +87,38 @@ def decode(value):
 _TAGS = {"__frame__", "__array__", "__tuple__"}
 
 
+STALE_SECONDS = 3600  # a temporary file this old belongs to a write that was killed: a write takes milliseconds
+
+
+def default_cache_dir() -> Path:
+    """``$MTLUTILS_CACHE`` or ``~/.cache/mtlutils/runs``."""
+    return Path(os.environ.get("MTLUTILS_CACHE", Path.home() / ".cache" / "mtlutils" / "runs"))
+
+
 class RunCache:
     """The runs stored in ``folder``, one ``KEY.json`` file each."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
+
+    def check_writable(self) -> None:
+        """Before runs train: refuse a folder where their results could not be stored, naming it, and remove the
+        temporary files that killed writes left behind."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            probe = self.folder / f".write-check.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise PermissionError(f"The run cache {self.folder} cannot be written ({error.strerror or error}); "
+                                  "give a writable folder with MTLUTILS_CACHE (or cache_dir=...).") from None
+        now = time.time()
+        for stale in self.folder.glob(".*.tmp"):
+            try:
+                if now - stale.stat().st_mtime > STALE_SECONDS:
+                    stale.unlink()
+            except FileNotFoundError:  # another process finished or removed it meanwhile
+                pass
 
     def path(self, key: str) -> Path:
         return self.folder / f"{key}.json"
@@ -101,7 +129,7 @@ class RunCache:
         path = self.path(key)
         try:
             data = path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no such run, or no such folder yet
             return None
         header_line, _, body = data.partition(b"\n")
         try:

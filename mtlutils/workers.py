@@ -17,6 +17,7 @@ import atexit
 import functools
 import multiprocessing
 import os
+import re
 import signal
 import traceback
 import warnings
@@ -25,6 +26,8 @@ from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, w
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
+
+from . import runtime
 
 
 @dataclass
@@ -48,13 +51,22 @@ def worker_count() -> int:
     return int(text)
 
 
+_ADDRESS = re.compile(r"((tcp|tls|ucx|ws|wss)://)?(\[[0-9a-fA-F:]+\]|[^\s:/\[\]]+):\d{1,5}")
+
+
 def scheduler_address() -> str | None:
-    """``MTLUTILS_SCHEDULER``, the address of a Dask scheduler, or None."""
-    return os.environ.get("MTLUTILS_SCHEDULER", "").strip() or None
+    """``MTLUTILS_SCHEDULER``, the address of a Dask scheduler (``[tcp://]HOST:PORT``), or None."""
+    address = os.environ.get("MTLUTILS_SCHEDULER", "").strip() or None
+    if address is not None and not _ADDRESS.fullmatch(address):
+        raise ValueError(f"MTLUTILS_SCHEDULER={address!r} is not the address of a Dask scheduler: give it as "
+                         "tcp://HOST:PORT (for example tcp://127.0.0.1:8786), or unset it to train on this "
+                         "machine's cores.")
+    return address
 
 
 def where() -> str:
-    """Where jobs run now, in words (for progress bars and reports)."""
+    """Where jobs run now, in words (for progress bars and reports); a malformed ``MTLUTILS_SCHEDULER`` or
+    ``MTLUTILS_WORKERS`` is refused here, naming it."""
     address = scheduler_address()
     if address:
         return f"on the Dask cluster at {address}"
@@ -72,10 +84,9 @@ def _guarded(function: Callable, item):
 
 
 def _start_worker() -> None:
-    """Worker start: one thread for the numerical libraries (each run sets torch's own count), and Ctrl-C (which a
-    terminal or Jupyter sends to the whole process group) left to the parent, which stops the workers itself."""
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[name] = "1"
+    """Worker start: the numerical libraries on one thread (``runtime``), and Ctrl-C (which a terminal or Jupyter
+    sends to the whole process group) left to the parent, which stops the workers itself."""
+    runtime.single_threaded_process()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

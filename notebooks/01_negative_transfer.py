@@ -40,19 +40,17 @@ import pandas as pd
 from IPython.display import Markdown
 from matplotlib import pyplot as plt
 
-from mtlutils import affinity, experiments, plots
-from mtlutils.datasets import clusters
-from mtlutils.prose import glue
+import mtlutils as mtl
 
-plots.use_style()
+mtl.plots.use_style()
 
 # %%
-SETTINGS = experiments.settings({
+SETTINGS = mtl.settings({
     "smoke": dict(angles=[0, 90, 180], seeds=2, epochs=3),
     "small": dict(angles=[0, 45, 90, 135, 180], seeds=10, epochs=40),
     "full": dict(angles=[0, 30, 60, 90, 120, 150, 180], seeds=20, epochs=40),
 }, SIZE, OVERRIDES)
-_, SEEDS = experiments.split_seeds(SEED, SETTINGS["seeds"], tuning=0)  # SEED, SEED + 1, ...
+_, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"], tuning=0)  # SEED, SEED + 1, ...
 BASE = dict(dataset="clusters", size=SIZE, lr=3e-3, batch_size=32, epochs=SETTINGS["epochs"])
 
 # %% [markdown]
@@ -75,15 +73,15 @@ BASE = dict(dataset="clusters", size=SIZE, lr=3e-3, batch_size=32, epochs=SETTIN
 # %%
 angles = np.linspace(0, 180, 181)
 fig, ax = plt.subplots(figsize=(6, 3.2))
-ax.plot(angles, [clusters.target_correlation(a) for a in angles], label="target correlation of the two clusters")
-ax.plot(angles, [clusters.shared_fraction_bound(a) for a in angles], label="best fraction of signal one feature carries")
+ax.plot(angles, [mtl.datasets.clusters.target_correlation(a) for a in angles], label="target correlation of the two clusters")
+ax.plot(angles, [mtl.datasets.clusters.shared_fraction_bound(a) for a in angles], label="best fraction of signal one feature carries")
 ax.axhline(0, color="grey", lw=0.8)
 ax.set(xlabel="angle between the clusters (degrees)", ylabel="value", xticks=range(0, 181, 45))
 ax.legend(frameon=False, loc="lower left")
-plots.savefig(fig, "01_bound")
-worst_angle = angles[np.argmin([clusters.shared_fraction_bound(a) for a in angles])]
-glue("bound_worst_angle", float(worst_angle), display=False)
-glue("bound_at_180", 100 * clusters.shared_fraction_bound(180), display=False)
+mtl.plots.savefig(fig, "01_bound")
+worst_angle = angles[np.argmin([mtl.datasets.clusters.shared_fraction_bound(a) for a in angles])]
+mtl.glue("bound_worst_angle", float(worst_angle), display=False)
+mtl.glue("bound_at_180", 100 * mtl.datasets.clusters.shared_fraction_bound(180), display=False)
 
 # %% [markdown]
 # The capacity argument predicts that conflict is worst at {glue:text}`bound_worst_angle:.0f` degrees, not at
@@ -117,33 +115,33 @@ configs = []
 for angle in SETTINGS["angles"]:
     for seed in SEEDS:
         averaged = {**BASE, "data": {"angle": angle}, "seed": seed, "strategy": "averaged", "gradient_cosine_every": 4}
-        task_names = experiments.suite_for(averaged).task_names
-        configs += [averaged, *experiments.single_task_configs({**averaged, "gradient_cosine_every": None}, task_names)]
-runs = experiments.run_grid(configs)
-table = experiments.results(configs, runs)
-suite = experiments.suite_for(configs[0])
-relative = experiments.relative_to_baseline(table, suite.tasks, match=["data.angle", "seed"])
+        task_names = mtl.experiments.suite_for(averaged).task_names
+        configs += [averaged, *mtl.experiments.single_task_configs({**averaged, "gradient_cosine_every": None}, task_names)]
+runs = mtl.run_grid(configs)
+table = mtl.experiments.results(configs, runs)
+suite = mtl.experiments.suite_for(configs[0])
+relative = mtl.stats.relative_to_baseline(table, suite.tasks, match=["data.angle", "seed"])
 relative = relative.rename(columns={"data.angle": "angle"})
 print(f"{len(runs)} runs: {len(SETTINGS['angles'])} angles x {len(SEEDS)} seeds x (1 averaged + {len(task_names)} single-task)")
 
 # %%
-per_task = experiments.summarize(relative, by=["angle", "task"], value="relative")
+per_task = mtl.stats.summarize(relative, by=["angle", "task"], value="relative")
 delta = relative.groupby(["angle", "seed"], as_index=False).relative.mean()
-overall = experiments.summarize(delta, by=["angle"], value="relative")
+overall = mtl.stats.summarize(delta, by=["angle"], value="relative")
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
-plots.lines_with_ci(per_task, x="angle", hue="task", ax=axes[0])
-plots.lines_with_ci(overall, x="angle", ax=axes[1])
+mtl.plots.lines_with_ci(per_task, x="angle", hue="task", ax=axes[0])
+mtl.plots.lines_with_ci(overall, x="angle", ax=axes[1])
 for ax, title in zip(axes, ["each task", r"mean over tasks ($\Delta_m$)"]):
     ax.axhline(0, color="black", lw=0.8)
     ax.set(xlabel="angle between the clusters (degrees)", title=title, xticks=SETTINGS["angles"])
 axes[0].set_ylabel("test MSE change vs single-task (%)\n(positive = sharing helped)")
 fig.suptitle(f"Averaged vs single-task training: mean and 95% CI over {len(SEEDS)} seeds", y=1.02)
-plots.savefig(fig, "01_relative_performance")
+mtl.plots.savefig(fig, "01_relative_performance")
 overall.round(2)
 
 # %%
-describe = experiments.describe_interval
+describe = mtl.stats.describe_interval
 by_angle = overall.set_index("angle")
 first, last = SETTINGS["angles"][0], SETTINGS["angles"][-1]
 worst = int(by_angle["mean"].idxmin())
@@ -151,10 +149,10 @@ VERDICTS = {1: "sharing **helps**: the whole interval lies above zero",
             -1: "sharing **hurts**: the whole interval lies below zero",
             0: "the seeds **do not separate** sharing from training alone: the interval contains zero"}
 for name, angle in [("aligned", first), ("worst", worst), ("opposed", last)]:
-    glue(f"delta_{name}", Markdown(describe(by_angle.loc[angle])), display=False)
-    glue(f"verdict_{name}", Markdown(VERDICTS[experiments.sign_of(by_angle.loc[angle])]), display=False)
-glue("worst_angle", worst, display=False)
-glue("n_seeds", len(SEEDS), display=False)
+    mtl.glue(f"delta_{name}", Markdown(describe(by_angle.loc[angle])), display=False)
+    mtl.glue(f"verdict_{name}", Markdown(VERDICTS[mtl.stats.sign_of(by_angle.loc[angle])]), display=False)
+mtl.glue("worst_angle", worst, display=False)
+mtl.glue("n_seeds", len(SEEDS), display=False)
 
 # %% [markdown]
 # Which cluster pays at the worst angle, and is 180 degrees really kinder than the worst angle, seed by seed?
@@ -163,18 +161,18 @@ glue("n_seeds", len(SEEDS), display=False)
 cluster_of = dict(zip(task_names, suite.meta["cluster_of"]))
 at_worst = relative[relative.angle == worst].assign(cluster=lambda d: d.task.map(cluster_of))
 by_cluster = at_worst.groupby(["seed", "cluster"]).relative.mean().unstack()
-glue("loser_loss", float(-by_cluster.min(axis=1).mean()), display=False)
-glue("winner_loss", float(-by_cluster.max(axis=1).mean()), display=False)
-glue("first_cluster_lost", int((by_cluster[0] < by_cluster[1]).sum()), display=False)
+mtl.glue("loser_loss", float(-by_cluster.min(axis=1).mean()), display=False)
+mtl.glue("winner_loss", float(-by_cluster.max(axis=1).mean()), display=False)
+mtl.glue("first_cluster_lost", int((by_cluster[0] < by_cluster[1]).sum()), display=False)
 by_seed = delta.pivot(index="seed", columns="angle", values="relative")
-opposed_minus_worst = experiments.paired_differences(by_seed[[worst, last]], reference=worst) if last != worst else None
-glue("resolution", Markdown(experiments.resolution(pd.concat([overall, opposed_minus_worst]), unit="%")), display=False)
-glue("opposed_minus_worst", Markdown(describe(opposed_minus_worst.loc[last]) if last != worst
+opposed_minus_worst = mtl.stats.paired_differences(by_seed[[worst, last]], reference=worst) if last != worst else None
+mtl.glue("resolution", Markdown(mtl.stats.resolution(pd.concat([overall, opposed_minus_worst]), unit="%")), display=False)
+mtl.glue("opposed_minus_worst", Markdown(describe(opposed_minus_worst.loc[last]) if last != worst
                                      else "zero (it is the worst angle)"), display=False)
 
 # %%
 opposed_better = opposed_minus_worst is not None and opposed_minus_worst.loc[last, "ci_low"] > 0
-glue("summary_opposed", Markdown(
+mtl.glue("summary_opposed", Markdown(
     f"Opposed clusters ({last} degrees) lost clearly less than the worst angle ({worst} degrees), seed by seed: how much tasks "
     "compete depends on the features they need, not on the sign of their targets, since a head can flip a shared "
     "feature."
@@ -212,16 +210,16 @@ cosine_rows = []
 for config, result in zip(configs, runs):
     if config["strategy"] != "averaged":
         continue
-    rates = affinity.conflict_within_and_across(
-        result.cosines, experiments.suite_for(config).meta["cluster_of"], since_step=result.cost["steps"] // 2
+    rates = mtl.affinity.conflict_within_and_across(
+        result.cosines, mtl.experiments.suite_for(config).meta["cluster_of"], since_step=result.cost["steps"] // 2
     )
     for pairs, rate in rates.items():
         cosine_rows.append(dict(angle=config["data"]["angle"], seed=config["seed"], pairs=pairs, rate=100 * rate))
-conflicts = experiments.summarize(pd.DataFrame(cosine_rows), by=["angle", "pairs"], value="rate")
+conflicts = mtl.stats.summarize(pd.DataFrame(cosine_rows), by=["angle", "pairs"], value="rate")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.4, 1]})
-plots.lines_with_ci(conflicts, x="angle", hue="pairs", ax=axes[0], label_fmt="{} clusters")
+mtl.plots.lines_with_ci(conflicts, x="angle", hue="pairs", ax=axes[0], label_fmt="{} clusters")
 axes[0].set(
     xlabel="angle between the clusters (degrees)", ylabel="steps with negative cosine (%)",
     title=f"conflict rate, second half of training ({len(SEEDS)} seeds, 95% CI)", xticks=SETTINGS["angles"],
@@ -229,19 +227,19 @@ axes[0].set(
 middle = SETTINGS["angles"][len(SETTINGS["angles"]) // 2]
 example = next(r for c, r in zip(configs, runs) if c["strategy"] == "averaged" and c["data"]["angle"] == middle)
 late = [m for s, m in example.cosines if s >= example.cost["steps"] // 2]
-plots.heatmap(np.mean(late, axis=0), example.task_names, ax=axes[1], cbar_label="mean cosine")
+mtl.plots.heatmap(np.mean(late, axis=0), example.task_names, ax=axes[1], cbar_label="mean cosine")
 axes[1].set_title(f"mean cosine, {middle} degrees, seed {SEEDS[0]}")
-plots.savefig(fig, "01_gradient_conflict")
+mtl.plots.savefig(fig, "01_gradient_conflict")
 conflicts.round(1)
 
 # %%
 rate = conflicts.set_index(["angle", "pairs"])["mean"]
 for angle, name in [(worst, "worst"), (first, "aligned")]:
     for pairs in ("across", "within"):
-        glue(f"conflict_{pairs}_{name}", float(rate.loc[(angle, pairs)]), display=False)
+        mtl.glue(f"conflict_{pairs}_{name}", float(rate.loc[(angle, pairs)]), display=False)
 at_worst_rates = pd.DataFrame(cosine_rows).query("angle == @worst").pivot(index="seed", columns="pairs", values="rate")
-across_minus_within = experiments.paired_differences(at_worst_rates, reference="within").loc["across"]
-glue("conflict_reading", Markdown(
+across_minus_within = mtl.stats.paired_differences(at_worst_rates, reference="within").loc["across"]
+mtl.glue("conflict_reading", Markdown(
     "Across clusters the tasks kept pulling the one shared feature their own way: seed by seed, the rate across "
     f"minus the rate within is {describe(across_minus_within, unit=' points')}."
     if across_minus_within.ci_low > 0 else
@@ -266,9 +264,9 @@ glue("conflict_reading", Markdown(
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), sharey=True)
 for ax, angle in zip(axes, [first, worst]):
     result = next(r for c, r in zip(configs, runs) if c["strategy"] == "averaged" and c["data"]["angle"] == angle and c["seed"] == SEEDS[0])
-    plots.loss_curves(result.history, ax=ax)
+    mtl.plots.loss_curves(result.history, ax=ax)
     ax.set_title(f"averaged training, clusters at {angle} degrees (seed {SEEDS[0]})")
-plots.savefig(fig, "01_loss_curves")
+mtl.plots.savefig(fig, "01_loss_curves")
 
 # %% [markdown]
 # ## Summary
@@ -338,12 +336,12 @@ check("ex-nt-delta", nt_delta)
 wide = []
 for seed in SEEDS:
     averaged = {**BASE, "data": {"angle": worst}, "seed": seed, "strategy": "averaged", "model": {"bottleneck": 2}}
-    wide += [averaged, *experiments.single_task_configs(averaged, task_names)]
-wide_relative = experiments.relative_to_baseline(
-    experiments.results(wide, experiments.run_grid(wide)), suite.tasks, match=["data.angle", "seed"]
+    wide += [averaged, *mtl.experiments.single_task_configs(averaged, task_names)]
+wide_relative = mtl.stats.relative_to_baseline(
+    mtl.experiments.results(wide, mtl.run_grid(wide)), suite.tasks, match=["data.angle", "seed"]
 )
 wide_delta = wide_relative.groupby("seed").relative.mean()
-mean, low, high = experiments.confidence_interval(wide_delta)
+mean, low, high = mtl.stats.confidence_interval(wide_delta)
 print(f"bottleneck 2 at {worst} degrees: {describe(dict(mean=mean, ci_low=low, ci_high=high))}")
 print(f"bottleneck 1 at {worst} degrees: {describe(by_angle.loc[worst])}")
 # Two features are enough for two clusters: each cluster can have its own feature, and the bound above says one
@@ -368,8 +366,8 @@ print(f"bottleneck 1 at {worst} degrees: {describe(by_angle.loc[worst])}")
 
 # %%
 three = np.linspace(0, 120, 121)
-one_feature = [clusters.shared_fraction_bound(a, n_clusters=3, bottleneck=1) for a in three]
-nt_three = (clusters.shared_fraction_bound(90, 3, 1), clusters.shared_fraction_bound(90, 3, 2))
+one_feature = [mtl.datasets.clusters.shared_fraction_bound(a, n_clusters=3, bottleneck=1) for a in three]
+nt_three = (mtl.datasets.clusters.shared_fraction_bound(90, 3, 1), mtl.datasets.clusters.shared_fraction_bound(90, 3, 2))
 print(f"at 90 degrees: one feature {nt_three[0]:.2f}, two features {nt_three[1]:.2f}")
 print(f"one feature is worst off at {three[int(np.argmin(one_feature))]:.0f} degrees")
 check("ex-nt-three", nt_three)

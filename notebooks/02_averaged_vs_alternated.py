@@ -36,22 +36,20 @@ import pandas as pd
 from IPython.display import Markdown
 from matplotlib import pyplot as plt
 
-from mtlutils import experiments, plots, toy
-from mtlutils.prose import glue
-from mtlutils.strategies import Alternated, Averaged, adam
+import mtlutils as mtl
 
-plots.use_style()
+mtl.plots.use_style()
 
 # %%
-SETTINGS = experiments.settings({
+SETTINGS = mtl.settings({
     "smoke": dict(toy_lr=1e-2, toy_steps=60, size="smoke", epochs=1, lrs=[1e-3, 3e-3], seeds=2, tuning_seeds=1),
     "small": dict(toy_lr=1e-2, toy_steps=2000, size="small", epochs=2, lrs=[3e-3, 1e-2, 3e-2], seeds=10,
                   tuning_seeds=2),
     "full": dict(toy_lr=1e-3, toy_steps=20000, size="full", epochs=10, lrs=[3e-4, 1e-3, 3e-3, 1e-2], seeds=10,
                  tuning_seeds=2),
 }, SIZE, OVERRIDES)
-TUNING_SEEDS, SEEDS = experiments.split_seeds(SEED, SETTINGS["seeds"], tuning=SETTINGS["tuning_seeds"])
-suite = experiments.suite_for(dict(dataset="multimnist", size=SETTINGS["size"]))  # full mode stops here without data
+TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"], tuning=SETTINGS["tuning_seeds"])
+suite = mtl.experiments.suite_for(dict(dataset="multimnist", size=SETTINGS["size"]))  # full mode stops here without data
 
 # %% [markdown]
 # ## Two update rules
@@ -85,19 +83,19 @@ METHODS = {
     "PCGrad": dict(strategy="aggregated", strategy_kwargs={"aggregator": "pcgrad"}, lr=SETTINGS["toy_lr"]),
 }
 paths = {(name, imbalance): path for imbalance in (False, True)
-         for name, path in experiments.toy_paths(METHODS, SETTINGS["toy_steps"], imbalance).items()}
+         for name, path in mtl.experiments.toy_paths(METHODS, SETTINGS["toy_steps"], imbalance).items()}
 fig, axes = plt.subplots(2, 3, figsize=(13, 8.6), sharex=True, sharey=True)
 for (name, imbalance), ax in zip(paths, axes.flat):
     title = f"{name}, {'L1 scaled by 0.1' if imbalance else 'balanced'}"
-    plots.toy_paths(ax, toy.landscape(imbalance=imbalance), paths[name, imbalance], (toy.PARETO_X1, toy.PARETO_X2), title)
+    mtl.plots.toy_paths(ax, mtl.toy.landscape(imbalance=imbalance), paths[name, imbalance], (mtl.toy.PARETO_X1, mtl.toy.PARETO_X2), title)
 axes[0, 0].legend(loc="upper right", frameon=True)
 fig.suptitle(f"Adam, learning rate {SETTINGS['toy_lr']:g}, {SETTINGS['toy_steps']} steps; circles: starts, crosses: ends", y=1.0)
-plots.savefig(fig, "02_toy_paths")
+mtl.plots.savefig(fig, "02_toy_paths")
 
 # %%
 last_tenth = SETTINGS["toy_steps"] // 10
 ends = pd.DataFrame([
-    dict(method=name, imbalance=imbalance, start=i, distance=toy.pareto_distance(p[-1, i]),
+    dict(method=name, imbalance=imbalance, start=i, distance=mtl.toy.pareto_distance(p[-1, i]),
          moved_last_tenth=float(np.linalg.norm(p[-1, i] - p[-1 - last_tenth, i])))
     for (name, imbalance), p in paths.items() for i in range(p.shape[1])
 ])
@@ -109,11 +107,11 @@ summary = ends.groupby(["method", "imbalance"]).agg(reached=("reached", "sum"), 
                                                      median_distance=("distance", "median"))
 for (name, imbalance), row in summary.iterrows():
     suffix = "_imbalanced" if imbalance else ""
-    glue(f"reached_{name}{suffix}", int(row.reached), display=False)
-    glue(f"stalled_{name}{suffix}", int(row.stalled), display=False)
-    glue(f"distance_{name}{suffix}", float(row.median_distance), display=False)
+    mtl.glue(f"reached_{name}{suffix}", int(row.reached), display=False)
+    mtl.glue(f"stalled_{name}{suffix}", int(row.stalled), display=False)
+    mtl.glue(f"distance_{name}{suffix}", float(row.median_distance), display=False)
 unfinished = int((~ends.reached & ~ends.stalled).sum())
-glue("toy_moving", Markdown(
+mtl.glue("toy_moving", Markdown(
     f"{unfinished} of the {len(ends)} paths have neither reached the Pareto set nor stopped (they moved at least "
     f"0.05 over the last tenth of the {SETTINGS['toy_steps']} steps): they are still on their way, so the counts "
     "measure speed as much as destination."
@@ -154,58 +152,58 @@ METHODS = {"Averaged": {**base, "strategy": "averaged"},
            "Alternated, shared Adam, heads moving": {**base, "strategy": "alternated",
                                                      "strategy_kwargs": {"idle_heads": "moving"}}}
 SINGLE = {f"single-task {task}": config for task, config in zip(
-    suite.task_names, experiments.single_task_configs(base, suite.task_names))}
-tuned = experiments.tune_then_repeat({**METHODS, **SINGLE}, {"lr": SETTINGS["lrs"]}, SEEDS, TUNING_SEEDS)
+    suite.task_names, mtl.experiments.single_task_configs(base, suite.task_names))}
+tuned = mtl.tune_then_repeat({**METHODS, **SINGLE}, {"lr": SETTINGS["lrs"]}, SEEDS, TUNING_SEEDS)
 chosen = tuned.table("test").replace({"method": {name: "single-task" for name in SINGLE}})
 tuned.chosen.set_index("method")
 
 # %%
-accuracy = experiments.summarize(chosen, by=["method", "task"])
-relative = experiments.relative_to_baseline(chosen, suite.tasks, match=["seed"], method="method", baseline="single-task")
+accuracy = mtl.stats.summarize(chosen, by=["method", "task"])
+relative = mtl.stats.relative_to_baseline(chosen, suite.tasks, match=["seed"], method="method", baseline="single-task")
 delta = relative.groupby(["method", "seed"], as_index=False).relative.mean()
-delta_summary = experiments.summarize(delta, by=["method"], value="relative")
+delta_summary = mtl.stats.summarize(delta, by=["method"], value="relative")
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [1.4, 1]})
 order = [*METHODS, "single-task"]
-plots.bars_with_ci(axes[0], accuracy.rename(columns={"task": "digit"}), x="method", hue="digit", order=order, scale=100)
+mtl.plots.bars_with_ci(axes[0], accuracy.rename(columns={"task": "digit"}), x="method", hue="digit", order=order, scale=100)
 axes[0].set(xticklabels=[o.replace(", ", ",\n") for o in order], ylabel="test accuracy (%)", ylim=(50, 100),
             title=f"test accuracy, tuned lr ({len(SEEDS)} seeds, 95% CI)")
-plots.interval_bars(axes[1], {r"$\Delta_m$": delta_summary.set_index("method")}, "mean", list(METHODS))
+mtl.plots.interval_bars(axes[1], {r"$\Delta_m$": delta_summary.set_index("method")}, "mean", list(METHODS))
 axes[1].set(xlabel=r"$\Delta_m$ vs single-task (%)", title="relative to single-task training")
-plots.savefig(fig, "02_multimnist")
+mtl.plots.savefig(fig, "02_multimnist")
 delta_summary.round(2)
 
 
 # %%
 by_method = delta_summary.set_index("method")
 ranked = by_method.sort_values("mean", ascending=False)
-glue("mm_ranking", Markdown("; ".join(
-    f"{name} {experiments.describe_interval(row)}" for name, row in ranked.iterrows()
+mtl.glue("mm_ranking", Markdown("; ".join(
+    f"{name} {mtl.stats.describe_interval(row)}" for name, row in ranked.iterrows()
 )), display=False)
 wide = delta.pivot(index="seed", columns="method", values="relative")
 pairs = [(a, b) for i, a in enumerate(ranked.index) for b in ranked.index[i + 1:]]
-differences = pd.DataFrame({f"{a} minus {b}": experiments.paired_differences(wide[[b, a]], reference=b).loc[a]
+differences = pd.DataFrame({f"{a} minus {b}": mtl.stats.paired_differences(wide[[b, a]], reference=b).loc[a]
                             for a, b in pairs}).T
 top = differences.index[0]
-glue("mm_verdict", Markdown(
-    f"{top}, seed by seed, is {experiments.describe_interval(differences.loc[top], unit=' points')}: "
+mtl.glue("mm_verdict", Markdown(
+    f"{top}, seed by seed, is {mtl.stats.describe_interval(differences.loc[top], unit=' points')}: "
     + ("the seeds separate the best two" if differences.loc[top, "ci_low"] > 0
        else "the seeds do **not** separate the best two")), display=False)
-glue("mm_resolution", Markdown(experiments.resolution(differences, unit=" points")), display=False)
+mtl.glue("mm_resolution", Markdown(mtl.stats.resolution(differences, unit=" points")), display=False)
 
 # %%
-glue("lr_caveat", Markdown(experiments.grid_edge_note(tuned.chosen, {"lr": SETTINGS["lrs"]})), display=False)
-glue("n_seeds", len(SEEDS), display=False)
+mtl.glue("lr_caveat", Markdown(mtl.experiments.grid_edge_note(tuned.chosen, {"lr": SETTINGS["lrs"]})), display=False)
+mtl.glue("n_seeds", len(SEEDS), display=False)
 apart = [pair for pair, row in differences.iterrows() if row.ci_low > 0]
 separated = ("no paired difference of Δm between two methods excludes zero: the differences do not survive the "
              "seeds. " if not apart else "these paired differences of Δm exclude zero: " + "; ".join(apart) + ". ")
-glue("mm_summary", Markdown(separated + experiments.resolution(differences, unit=" points")), display=False)
+mtl.glue("mm_summary", Markdown(separated + mtl.stats.resolution(differences, unit=" points")), display=False)
 
 # %%
-heads = experiments.paired_differences(wide[["Alternated, shared Adam", "Alternated, shared Adam, heads moving"]],
+heads = mtl.stats.paired_differences(wide[["Alternated, shared Adam", "Alternated, shared Adam, heads moving"]],
                                        reference="Alternated, shared Adam").iloc[-1]
-glue("mm_heads", Markdown(
-    f"heads moving minus heads still, seed by seed, is {experiments.describe_interval(heads, unit=' points')} of "
+mtl.glue("mm_heads", Markdown(
+    f"heads moving minus heads still, seed by seed, is {mtl.stats.describe_interval(heads, unit=' points')} of "
     "$\\Delta_m$" + (": the seeds do not separate the two; whatever the official runs' moving heads change lies "
        "within that interval" if heads.ci_low <= 0 <= heads.ci_high else ": the official runs' moving heads change "
        "the result")), display=False)
@@ -225,7 +223,7 @@ cost = pd.DataFrame([dict(method="single-task" if name in SINGLE else name,
                           seconds_per_epoch=r.cost["seconds"] / r.cost["epochs"]) for name, _, r in tuned.runs])
 cost = cost.groupby("method").mean().reindex(order)
 cost["seconds vs Averaged"] = cost.seconds_per_epoch / cost.loc["Averaged", "seconds_per_epoch"]
-glue("alt_cost_ratio", float(cost.loc["Alternated, shared Adam", "seconds vs Averaged"]), display=False)
+mtl.glue("alt_cost_ratio", float(cost.loc["Alternated, shared Adam", "seconds vs Averaged"]), display=False)
 cost.round(2)
 
 # %% [markdown]
@@ -259,9 +257,9 @@ cost.round(2)
 
 # %%
 for order_name in ("fixed", "shuffle"):
-    path = toy.trajectory(Alternated(order=order_name, optimizer_factory=adam(SETTINGS["toy_lr"])), (0.0, 0.0),
+    path = mtl.toy.trajectory(mtl.strategies.Alternated(order=order_name, optimizer_factory=mtl.strategies.adam(SETTINGS["toy_lr"])), (0.0, 0.0),
                           SETTINGS["toy_steps"])
-    print(f"{order_name:8s} ends at {path[-1].round(3)}, distance to the Pareto set {toy.pareto_distance(path[-1]):.3f}")
+    print(f"{order_name:8s} ends at {path[-1].round(3)}, distance to the Pareto set {mtl.toy.pareto_distance(path[-1]):.3f}")
 # Compare the two end points printed above: with two tasks, "shuffle" only swaps which task moves first.
 
 # %% [markdown]
@@ -284,7 +282,7 @@ from mtlutils import models
 from mtlutils.exercises import check
 
 net = models.for_suite(suite)
-strategy = Alternated()
+strategy = mtl.strategies.Alternated()
 strategy.setup(net, suite.tasks)
 for batch, _ in zip(suite.train.batches(64), range(3)):
     strategy.step(net, batch)
@@ -318,9 +316,9 @@ check("ex-alt-moments", alt_moments)
 # gradient, so scaling the loss by 1/T barely changes its steps. Check with SGD on the toy:
 from mtlutils.strategies import sgd
 
-start = toy.STARTS[3]  # a smooth point; at x2 = 0 the landscape switches between its two parts
-one_alt = toy.trajectory(Alternated(optimizer_factory=sgd(1e-3)), start, 1)
-one_avg = toy.trajectory(Averaged(optimizer_factory=sgd(2e-3)), start, 1)
+start = mtl.toy.STARTS[3]  # a smooth point; at x2 = 0 the landscape switches between its two parts
+one_alt = mtl.toy.trajectory(mtl.strategies.Alternated(optimizer_factory=sgd(1e-3)), start, 1)
+one_avg = mtl.toy.trajectory(mtl.strategies.Averaged(optimizer_factory=sgd(2e-3)), start, 1)
 print("Alternated moved", one_alt[1] - one_alt[0], "; Averaged with twice the lr moved", one_avg[1] - one_avg[0])
 alt_mean = 2
 check("ex-alt-mean", alt_mean)

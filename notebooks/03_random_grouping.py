@@ -37,13 +37,12 @@ import seaborn as sns
 from IPython.display import Markdown
 from matplotlib import pyplot as plt
 
-from mtlutils import experiments, plots
-from mtlutils.prose import glue
+import mtlutils as mtl
 
-plots.use_style()
+mtl.plots.use_style()
 
 # %%
-SETTINGS = experiments.settings({
+SETTINGS = mtl.settings({
     "smoke": dict(dataset="digit_attributes", size="smoke", batch_size=64, epochs=2, lrs=[3e-3], seeds=2,
                   tuning_seeds=1,
                   group_sizes=[1, 2, 5], redrawn=[2, 5], moving_heads=[1]),
@@ -53,12 +52,12 @@ SETTINGS = experiments.settings({
                  tuning_seeds=2,
                  group_sizes=[1, 2, 5, 10, 20], redrawn=[2, 5], moving_heads=[1, 2, 5]),
 }, SIZE, OVERRIDES)
-TUNING_SEEDS, SEEDS = experiments.split_seeds(SEED, SETTINGS["seeds"], tuning=SETTINGS["tuning_seeds"])
+TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"], tuning=SETTINGS["tuning_seeds"])
 
 # %%
 BASE = dict(dataset=SETTINGS["dataset"], size=SETTINGS["size"], epochs=SETTINGS["epochs"],
             batch_size=SETTINGS["batch_size"])
-suite = experiments.suite_for(BASE)  # in full mode, stops here until the data script has been run
+suite = mtl.experiments.suite_for(BASE)  # in full mode, stops here until the data script has been run
 T = len(suite.tasks)
 # every size that is also redrawn, and k = T (averaged training), are drawn once too
 GROUP_SIZES = sorted({k for k in [*SETTINGS["group_sizes"], *SETTINGS["redrawn"]] if k < T} | {T})
@@ -85,8 +84,8 @@ GROUP_SIZES = sorted({k for k in [*SETTINGS["group_sizes"], *SETTINGS["redrawn"]
 # {glue:text}`rg_T` tasks.
 
 # %%
-glue("rg_dataset", suite.name, display=False)
-glue("rg_T", T, display=False)
+mtl.glue("rg_dataset", suite.name, display=False)
+mtl.glue("rg_T", T, display=False)
 pd.DataFrame({"task": suite.task_names,
               "positive rate (train)": [float(suite.train.y[n].float().mean()) for n in suite.task_names]}
              ).set_index("task").T.round(2)
@@ -115,7 +114,7 @@ methods.update({name(k, heads="moving"): {**BASE, "strategy": "random_groups",
                 for k in SETTINGS["moving_heads"] if k < T})
 
 # %%
-tuned = experiments.tune_then_repeat(methods, {"lr": SETTINGS["lrs"]}, SEEDS, TUNING_SEEDS)
+tuned = mtl.tune_then_repeat(methods, {"lr": SETTINGS["lrs"]}, SEEDS, TUNING_SEEDS)
 test = tuned.table("test")
 chosen = tuned.chosen.set_index("method")
 chosen
@@ -127,7 +126,7 @@ cost = pd.DataFrame([dict(method=n, passes=r.cost["forward_passes"] / r.cost["st
                           seconds_per_epoch=r.cost["seconds"] / r.cost["epochs"]) for n, _, r in tuned.runs])
 cost = cost.groupby("method").mean()
 never = [name(k) for k in GROUP_SIZES]
-summary = experiments.summarize(per_seed, by=["method"]).set_index("method").join(cost).join(chosen)
+summary = mtl.stats.summarize(per_seed, by=["method"]).set_index("method").join(cost).join(chosen)
 summary["k"] = [int(m.split("=")[1].split(",")[0]) for m in summary.index]
 summary = summary.sort_values(["k", "passes"])
 
@@ -136,13 +135,13 @@ fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
 redrawn = summary.loc[[name(k, "epoch") for k in SETTINGS["redrawn"]]]
 for ax, x, xlabel in [(axes[0], "passes", "forward + backward passes per batch (each)"),
                       (axes[1], "seconds_per_epoch", "training seconds per epoch (this machine)")]:
-    plots.points_with_ci(ax, summary.loc[never], x, label="drawn once", annotate=True)
-    plots.points_with_ci(ax, redrawn, x, label="redrawn every epoch", marker="s", joined=False)
+    mtl.plots.points_with_ci(ax, summary.loc[never], x, label="drawn once", annotate=True)
+    mtl.plots.points_with_ci(ax, redrawn, x, label="redrawn every epoch", marker="s", joined=False)
     ax.set(xscale="log", xlabel=xlabel)
 axes[0].set(ylabel="mean test accuracy over the tasks (%)",
             title=f"group size k against compute ({len(SEEDS)} seeds, 95% CI)")
 axes[1].legend(frameon=True, loc="lower right")
-plots.savefig(fig, "03_tradeoff")
+mtl.plots.savefig(fig, "03_tradeoff")
 summary[["k", "lr", "mean", "ci_low", "ci_high", "passes", "seconds_per_epoch"]].round(3)
 
 # %% [markdown]
@@ -154,38 +153,38 @@ summary[["k", "lr", "mean", "ci_low", "ci_high", "passes", "seconds_per_epoch"]]
 def paired(a, b):
     """Accuracy of method a minus that of method b, seed by seed (same initialisation and batches)."""
     wide = per_seed.pivot(index="seed", columns="method", values="value")
-    return experiments.paired_differences(wide[[b, a]], reference=b).loc[a]
+    return mtl.stats.paired_differences(wide[[b, a]], reference=b).loc[a]
 
 
 def verdict(a, b, unit=" points"):
     difference = paired(a, b)
-    text = f"{a} minus {b}: {experiments.describe_interval(difference, unit=unit)}"
-    return text + ("" if experiments.sign_of(difference) else " (the interval contains 0)")
+    text = f"{a} minus {b}: {mtl.stats.describe_interval(difference, unit=unit)}"
+    return text + ("" if mtl.stats.sign_of(difference) else " (the interval contains 0)")
 
 
 # %%
 k_all, k_one = name(T), name(1)
 best = summary.loc[never, "mean"].idxmax()
-glue("rg_best", best, display=False)
-glue("rg_best_acc", float(summary.loc[best, "mean"]), display=False)
-glue("rg_best_passes", float(summary.loc[best, "passes"]), display=False)
-glue("rg_vs_all", Markdown(verdict(best, k_all) if best != k_all else "it is averaged training itself"), display=False)
-glue("rg_one_vs_all", Markdown(verdict(k_one, k_all)), display=False)
-glue("rg_cost_one", float(summary.loc[k_one, "seconds_per_epoch"] / summary.loc[k_all, "seconds_per_epoch"]),
+mtl.glue("rg_best", best, display=False)
+mtl.glue("rg_best_acc", float(summary.loc[best, "mean"]), display=False)
+mtl.glue("rg_best_passes", float(summary.loc[best, "passes"]), display=False)
+mtl.glue("rg_vs_all", Markdown(verdict(best, k_all) if best != k_all else "it is averaged training itself"), display=False)
+mtl.glue("rg_one_vs_all", Markdown(verdict(k_one, k_all)), display=False)
+mtl.glue("rg_cost_one", float(summary.loc[k_one, "seconds_per_epoch"] / summary.loc[k_all, "seconds_per_epoch"]),
      display=False)
-glue("n_seeds", len(SEEDS), display=False)
-glue("rg_lr_caveat", Markdown(experiments.grid_edge_note(tuned.chosen, {"lr": SETTINGS["lrs"]})), display=False)
+mtl.glue("n_seeds", len(SEEDS), display=False)
+mtl.glue("rg_lr_caveat", Markdown(mtl.experiments.grid_edge_note(tuned.chosen, {"lr": SETTINGS["lrs"]})), display=False)
 
 # %%
 versus_all = pd.DataFrame({m: paired(m, k_all) for m in methods if m != k_all}).T
-glue("rg_resolution", Markdown(experiments.resolution(versus_all, unit=" points")), display=False)
+mtl.glue("rg_resolution", Markdown(mtl.stats.resolution(versus_all, unit=" points")), display=False)
 moving = {k: paired(name(k, heads="moving"), name(k)) for k in SETTINGS["moving_heads"] if k < T}
-glue("rg_heads", Markdown("; ".join(f"k={k}: {experiments.describe_interval(d, unit=' points')}"
+mtl.glue("rg_heads", Markdown("; ".join(f"k={k}: {mtl.stats.describe_interval(d, unit=' points')}"
                                     for k, d in moving.items())
                           + (". The seeds do not separate moving heads from still ones at any group size. "
                              if all(d.ci_low <= 0 <= d.ci_high for d in moving.values()) else ". ")
-                          + experiments.resolution(pd.DataFrame(moving).T, unit=" points")), display=False)
-{m: experiments.describe_interval(paired(m, k_all), unit=" points") for m in never if m != k_all}
+                          + mtl.stats.resolution(pd.DataFrame(moving).T, unit=" points")), display=False)
+{m: mtl.stats.describe_interval(paired(m, k_all), unit=" points") for m in never if m != k_all}
 
 # %% [markdown]
 # The most accurate group size here is {glue:text}`rg_best`, at {glue:text}`rg_best_acc:.1f`% mean test accuracy
@@ -214,12 +213,12 @@ by_task = by_task.loc[order, sorted(never, key=lambda m: summary.loc[m, "k"])]
 fig, ax = plt.subplots(figsize=(7, 1.5 + 0.37 * T))
 sns.heatmap(by_task, annot=True, fmt=".1f", cmap="mako", ax=ax, cbar_kws={"label": "test accuracy (%)"})
 ax.set(xlabel="group size", ylabel="")
-plots.savefig(fig, "03_per_task")
+mtl.plots.savefig(fig, "03_per_task")
 gain = by_task[k_one] - by_task[k_all]
-glue("rg_task_most", gain.idxmax(), display=False)
-glue("rg_task_most_gain", float(gain.max()), display=False)
-glue("rg_task_least", gain.idxmin(), display=False)
-glue("rg_task_least_gain", float(gain.min()), display=False)
+mtl.glue("rg_task_most", gain.idxmax(), display=False)
+mtl.glue("rg_task_most_gain", float(gain.max()), display=False)
+mtl.glue("rg_task_least", gain.idxmin(), display=False)
+mtl.glue("rg_task_least_gain", float(gain.min()), display=False)
 
 # %% [markdown]
 # From $k = T$ to $k = 1$ the task that gains most is {glue:text}`rg_task_most` ({glue:text}`rg_task_most_gain:+.1f`
@@ -236,15 +235,15 @@ glue("rg_task_least_gain", float(gain.min()), display=False)
 redraw_rows = []
 for k in SETTINGS["redrawn"]:
     difference = paired(name(k, "epoch"), name(k))
-    redraw_rows.append(dict(k=k, **difference, text=experiments.describe_interval(difference, unit=" points")))
+    redraw_rows.append(dict(k=k, **difference, text=mtl.stats.describe_interval(difference, unit=" points")))
 redraw = pd.DataFrame(redraw_rows).set_index("k")
 separated = redraw[(redraw.ci_low > 0) | (redraw.ci_high < 0)]
-glue("rg_redraw", Markdown("; ".join(f"for k={k}, {row.text}" for k, row in redraw.iterrows())), display=False)
-glue("rg_redraw_verdict", Markdown(
+mtl.glue("rg_redraw", Markdown("; ".join(f"for k={k}, {row.text}" for k, row in redraw.iterrows())), display=False)
+mtl.glue("rg_redraw_verdict", Markdown(
     "no interval excludes 0: with these seeds the evidence does **not** separate drawing once from redrawing"
     if separated.empty else
     f"the interval excludes 0 for k={', '.join(str(k) for k in separated.index)}"), display=False)
-glue("rg_redraws", SETTINGS["epochs"] - 1, display=False)
+mtl.glue("rg_redraws", SETTINGS["epochs"] - 1, display=False)
 redraw[["mean", "ci_low", "ci_high"]].round(2)
 
 # %% [markdown]

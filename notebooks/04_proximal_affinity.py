@@ -42,14 +42,12 @@ import torch
 from IPython.display import Markdown
 from matplotlib import pyplot as plt
 
-from mtlutils import affinity, experiments, metrics, models, plots
-from mtlutils.prose import glue
-from mtlutils.strategies import Alternated, adam
+import mtlutils as mtl
 
-plots.use_style()
+mtl.plots.use_style()
 
 # %%
-SETTINGS = experiments.settings({
+SETTINGS = mtl.settings({
     "smoke": dict(size="smoke", epochs={"clusters": 4, "digit_attributes": 1}, seeds=2, every=4, beta=5e-2,
                   snapshots=10, transfer_seeds={"clusters": 2, "digit_attributes": 2},
                   transfer_tasks={"clusters": 6, "digit_attributes": 5},
@@ -63,7 +61,7 @@ SETTINGS = experiments.settings({
                  transfer_tasks={"clusters": 6, "digit_attributes": 10, "celeba": 9},
                  selective=dict(warmup=500, regroup_every=10)),
 }, SIZE, OVERRIDES)
-_, SEEDS = experiments.split_seeds(SEED, SETTINGS["seeds"], tuning=0)  # SEED, SEED + 1, ...
+_, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"], tuning=0)  # SEED, SEED + 1, ...
 
 # %%
 DATASETS = {
@@ -75,7 +73,7 @@ if SETTINGS["size"] == "full":  # CelebA's nine attributes that TAG groups: no g
     DATASETS["celeba"] = dict(dataset="celeba", size="full", batch_size=256, data={"attributes": "tag9"})
 LEARNING_RATES = {("clusters", "sgd"): 0.05, ("clusters", "adam"): 3e-3, ("digit_attributes", "sgd"): 0.1,
                   ("digit_attributes", "adam"): 3e-3, ("celeba", "sgd"): 0.1, ("celeba", "adam"): 1e-3}
-suites = {name: experiments.suite_for(config) for name, config in DATASETS.items()}  # full mode stops here without data
+suites = {name: mtl.experiments.suite_for(config) for name, config in DATASETS.items()}  # full mode stops here without data
 {name: suite.meta.get("groups", "none known") for name, suite in suites.items()}
 
 # %% [markdown]
@@ -146,7 +144,7 @@ for dataset, base in DATASETS.items():
                             "strategy": "affinity_probe", "gradient_cosine_every": SETTINGS["every"],
                             "strategy_kwargs": dict(beta=SETTINGS["beta"], lookahead_every=SETTINGS["every"],
                                                     lookahead_lr=lr)})
-runs = experiments.run_grid(configs)
+runs = mtl.run_grid(configs)
 OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam"}
 
 # %% [markdown]
@@ -169,8 +167,8 @@ def measured(result):
     return {
         MEASURES[0]: [(step, m[0]) for step, m in result.affinity],
         MEASURES[1]: [(step, m[1]) for step, m in result.affinity],
-        MEASURES[2]: affinity.moving_average(result.measurements["lookahead"], weight),
-        MEASURES[3]: affinity.moving_average(result.cosines, weight),
+        MEASURES[2]: mtl.affinity.moving_average(result.measurements["lookahead"], weight),
+        MEASURES[3]: mtl.affinity.moving_average(result.cosines, weight),
     }
 
 
@@ -185,15 +183,15 @@ def agreement_rows(config, result):
     key = dict(dataset=config["dataset"], optimizer=OPTIMIZER_NAMES[config["optimizer"]], seed=config["seed"])
     rows, series_of = [], measured(result)
     for measure, series in [*series_of.items(), (AS_CODED_OURS, series_of[MEASURES[1]])]:
-        grouping = partial(affinity.groups_from_affinity, task_names=names, as_coded=measure == MEASURES[1])
-        aris = affinity.agreement_over_training(series, truth, grouping, points=SETTINGS["snapshots"])
+        grouping = partial(mtl.affinity.groups_from_affinity, task_names=names, as_coded=measure == MEASURES[1])
+        aris = mtl.affinity.agreement_over_training(series, truth, grouping, points=SETTINGS["snapshots"])
         rows += [dict(**key, measure=measure, progress=(step + 1) / result.cost["steps"], ari=ari,
                       final=step == series[-1][0]) for step, ari in aris]
     z = series_of[MEASURES[2]][-1][1]
     for measure, search in ((TAG_SELECTION, "tag"), (TAG_PARTITION, "partition")):
-        selection = affinity.select_groups_tag(z, names, max_groups=len(truth), search=search)
+        selection = mtl.affinity.select_groups_tag(z, names, max_groups=len(truth), search=search)
         rows.append(dict(**key, measure=measure, progress=1.0, final=True, overlap=sum(map(len, selection)) > len(names),
-                         ari=affinity.group_agreement(affinity.served_by(z, names, selection), truth)))
+                         ari=mtl.affinity.group_agreement(mtl.affinity.served_by(z, names, selection), truth)))
     return rows
 
 
@@ -219,25 +217,25 @@ def panels_of(dataset):
     series = measured(result)
     proximal = series[MEASURES[0]]
     panels = [(f"proximal (intended)\nstep {proximal[i][0] + 1} of {result.cost['steps']}",
-               affinity.normalized_affinity(proximal[i][1]))
+               mtl.affinity.normalized_affinity(proximal[i][1]))
               for i in (len(proximal) // 10, len(proximal) // 2, len(proximal) - 1)]
     return panels + [(f"{m}\nend (moving average)", series[m][-1][1] if m == MEASURES[3]
-                      else affinity.normalized_affinity(series[m][-1][1])) for m in MEASURES[2:]]
+                      else mtl.affinity.normalized_affinity(series[m][-1][1])) for m in MEASURES[2:]]
 
 
 # %%
 within_rows = []
 for dataset in KNOWN:
     suite, panels = suites[dataset], panels_of(dataset)
-    fig = plots.heatmap_row(panels, suite.task_names, suite.meta["groups"])
+    fig = mtl.plots.heatmap_row(panels, suite.task_names, suite.meta["groups"])
     fig.suptitle(f"{dataset}, SGD, seed {SEED}: off-diagonal entries (colour scale per panel)", y=1.02)
-    plots.savefig(fig, f"04_heatmaps_{dataset}")
+    mtl.plots.savefig(fig, f"04_heatmaps_{dataset}")
     group_of = [next(g for g, group in enumerate(suite.meta["groups"]) if t in group) for t in suite.task_names]
-    within_rows += [dict(dataset=dataset, panel=title.replace("\n", ", "), **affinity.within_and_across(matrix, group_of))
+    within_rows += [dict(dataset=dataset, panel=title.replace("\n", ", "), **mtl.affinity.within_and_across(matrix, group_of))
                     for title, matrix in panels[:3]]
 within = pd.DataFrame(within_rows)
 cell = within[within.dataset == "clusters"]
-glue("pa_within", Markdown("; ".join(f"{row.within:+.2f} at {row.panel.split(', ')[1]}" for row in cell.itertuples())),
+mtl.glue("pa_within", Markdown("; ".join(f"{row.within:+.2f} at {row.panel.split(', ')[1]}" for row in cell.itertuples())),
      display=False)
 within.round(3)
 
@@ -248,23 +246,23 @@ within.round(3)
 # 95% intervals over seeds).
 
 # %%
-over_time = experiments.summarize(agreement[agreement.measure.isin(MEASURES)],
+over_time = mtl.stats.summarize(agreement[agreement.measure.isin(MEASURES)],
                                   by=["dataset", "optimizer", "measure", "progress"], value="ari")
 fig, axes = plt.subplots(len(KNOWN), 2, figsize=(13, 4 * len(KNOWN)), sharex=True, sharey=True, squeeze=False)
 for ax, ((dataset, optimizer), cell) in zip(axes.flat, over_time.groupby(["dataset", "optimizer"], sort=False)):
-    plots.lines_with_ci(cell, x="progress", hue="measure", ax=ax, marker=None, band_alpha=0.12)
+    mtl.plots.lines_with_ci(cell, x="progress", hue="measure", ax=ax, marker=None, band_alpha=0.12)
     ax.set(title=f"{dataset}, {optimizer}", xlabel="fraction of training", ylabel="ARI with the known groups",
            ylim=(-0.5, 1.05))
     ax.get_legend().remove()
 fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", ncol=4, frameon=False, bbox_to_anchor=(0.5, 1.04))
-plots.savefig(fig, "04_ari_over_time")
+mtl.plots.savefig(fig, "04_ari_over_time")
 
 # %%
 per_run = agreement.groupby(["dataset", "optimizer", "measure", "seed"], as_index=False).agg(
     mean_over_training=("ari", "mean"))
 per_run = per_run.merge(agreement[agreement.final][["dataset", "optimizer", "measure", "seed", "ari"]]
                         .rename(columns={"ari": "at_the_end"}))
-table = pd.concat({column: experiments.summarize(per_run, by=["dataset", "optimizer", "measure"], value=column)
+table = pd.concat({column: mtl.stats.summarize(per_run, by=["dataset", "optimizer", "measure"], value=column)
                    .set_index(["dataset", "optimizer", "measure"])[["mean", "ci_low", "ci_high"]]
                    for column in ("mean_over_training", "at_the_end")}, axis=1)
 table.round(2)
@@ -283,7 +281,7 @@ by_seed = per_run.pivot_table(index=["dataset", "optimizer", "seed"], columns="m
 def paired(dataset, optimizer, a, b):
     """Mean ARI over training of measure a minus that of measure b, run by run (the same runs measured both)."""
     wide = by_seed.loc[(dataset, optimizer)]
-    return experiments.paired_differences(wide[[b, a]], reference=b).loc[a]
+    return mtl.stats.paired_differences(wide[[b, a]], reference=b).loc[a]
 
 
 # %%
@@ -297,9 +295,9 @@ for (dataset, optimizer), cell in summary_of.groupby(level=[0, 1], sort=False):
     tie = (f"; seed by seed, the seeds do not separate it from {listed(close)}" if close
            else "; seed by seed, it is above every other measure")
     lines.append(f"- {dataset}, {optimizer}: {best} has the highest mean ARI over training, "
-                 f"{experiments.describe_interval(cell.loc[best], unit='', decimals=2)}{tie}.")
-glue("pa_best", Markdown("\n".join(lines)), display=False)
-glue("pa_resolution", Markdown(experiments.resolution(pd.DataFrame(differences), unit=" (ARI)", decimals=2)),
+                 f"{mtl.stats.describe_interval(cell.loc[best], unit='', decimals=2)}{tie}.")
+mtl.glue("pa_best", Markdown("\n".join(lines)), display=False)
+mtl.glue("pa_resolution", Markdown(mtl.stats.resolution(pd.DataFrame(differences), unit=" (ARI)", decimals=2)),
      display=False)
 
 # %%
@@ -308,7 +306,7 @@ end_lines = []
 for (dataset, optimizer), cell in at_end.groupby(level=[0, 1], sort=False):
     cell = cell.droplevel([0, 1])["mean"]
     end_lines.append(f"{dataset} with {optimizer}: " + ", ".join(f"{m} {v:.2f}" for m, v in cell.items()))
-glue("pa_end_table", Markdown("; ".join(end_lines)), display=False)
+mtl.glue("pa_end_table", Markdown("; ".join(end_lines)), display=False)
 
 # %%
 attribution = []
@@ -317,29 +315,29 @@ for (dataset, optimizer), cell in summary_of.groupby(level=[0, 1], sort=False):
     intended, coded = cell.loc[MEASURES[0]], cell.loc[MEASURES[1]]
     gap = paired(dataset, optimizer, MEASURES[0], MEASURES[1])
     attribution.append(f"{dataset} with {optimizer}: intended {intended['mean']:.2f}, as coded {coded['mean']:.2f}, "
-                       f"intended minus as coded {experiments.describe_interval(gap, unit='', decimals=2)}")
-glue("pa_attribution", Markdown("; ".join(attribution)), display=False)
+                       f"intended minus as coded {mtl.stats.describe_interval(gap, unit='', decimals=2)}")
+mtl.glue("pa_attribution", Markdown("; ".join(attribution)), display=False)
 
 # %%
 sgd, adam_ = (summary_of.loc[("clusters", name, MEASURES[0])] for name in ("SGD", "Adam"))
 optimizers = by_seed.loc["clusters"][MEASURES[0]].unstack("optimizer")  # the same seeds trained with each
-sgd_minus_adam = experiments.paired_differences(optimizers[["Adam", "SGD"]], reference="Adam").loc["SGD"]
-glue("pa_optimizers", Markdown(
+sgd_minus_adam = mtl.stats.paired_differences(optimizers[["Adam", "SGD"]], reference="Adam").loc["SGD"]
+mtl.glue("pa_optimizers", Markdown(
     f"the intended proximal affinity reaches a mean ARI over training of {sgd['mean']:.2f} with SGD and "
     f"{adam_['mean']:.2f} with Adam; seed by seed, SGD minus Adam is "
-    f"{experiments.describe_interval(sgd_minus_adam, unit='', decimals=2)}"
+    f"{mtl.stats.describe_interval(sgd_minus_adam, unit='', decimals=2)}"
     + (", so the seeds do not settle it" if sgd_minus_adam.ci_low <= 0 <= sgd_minus_adam.ci_high else "")),
     display=False)
 
 # %%
 curve = over_time[(over_time.dataset == "clusters") & (over_time.optimizer == "SGD")
                   & (over_time.measure == MEASURES[0])].set_index("progress")["mean"]
-glue("pa_peak", float(curve.max()), display=False)
-glue("pa_peak_at", float(100 * curve.idxmax()), display=False)
-glue("pa_end", float(curve.iloc[-1]), display=False)
+mtl.glue("pa_peak", float(curve.max()), display=False)
+mtl.glue("pa_peak_at", float(100 * curve.idxmax()), display=False)
+mtl.glue("pa_end", float(curve.iloc[-1]), display=False)
 digits = summary_of.loc["digit_attributes"]
-glue("pa_digits_best", float(digits["mean"].max()), display=False)
-glue("n_seeds", len(SEEDS), display=False)
+mtl.glue("pa_digits_best", float(digits["mean"].max()), display=False)
+mtl.glue("n_seeds", len(SEEDS), display=False)
 
 # %% [markdown]
 # Over {glue:text}`n_seeds` seeds, averaging each run's ARI over training:
@@ -378,13 +376,13 @@ official_vs_ours = paired_row(MEASURES[1], AS_CODED_OURS)
 tag_vs_partition = paired_row(TAG_SELECTION, TAG_PARTITION)
 
 # %%
-glue("pa_official_norm", Markdown("; ".join(f"{d} with {o}: {experiments.describe_interval(gap, unit='', decimals=2)}"
+mtl.glue("pa_official_norm", Markdown("; ".join(f"{d} with {o}: {mtl.stats.describe_interval(gap, unit='', decimals=2)}"
                                             for (d, o), gap in official_vs_ours.items())), display=False)
-glue("pa_tag_selection", Markdown("; ".join(f"{d} with {o}: {experiments.describe_interval(gap, unit='', decimals=2)}"
+mtl.glue("pa_tag_selection", Markdown("; ".join(f"{d} with {o}: {mtl.stats.describe_interval(gap, unit='', decimals=2)}"
                                             for (d, o), gap in tag_vs_partition.items())), display=False)
 overlapping = agreement[agreement.measure == TAG_SELECTION].overlap
-glue("pa_tag_overlap", Markdown(f"{int(overlapping.sum())} of {len(overlapping)}"), display=False)
-glue("pa_official_resolution", Markdown(experiments.resolution(
+mtl.glue("pa_tag_overlap", Markdown(f"{int(overlapping.sum())} of {len(overlapping)}"), display=False)
+mtl.glue("pa_official_resolution", Markdown(mtl.stats.resolution(
     pd.DataFrame([*official_vs_ours.values(), *tag_vs_partition.values()]), unit=" (ARI)", decimals=2)), display=False)
 
 # %% [markdown]
@@ -405,7 +403,7 @@ glue("pa_official_resolution", Markdown(experiments.resolution(
 # %%
 ATTRIBUTIONS = {"intended": "intended", "as_coded": "official (as coded)"}
 steered = [(dataset, attribution, seed) for dataset in DATASETS for attribution in ATTRIBUTIONS for seed in SEEDS]
-steered_runs = experiments.run_grid([
+steered_runs = mtl.run_grid([
     {**DATASETS[dataset], "epochs": SETTINGS["epochs"][dataset], "optimizer": "adam", "seed": seed,
      "lr": LEARNING_RATES[dataset, "adam"], "strategy": "selective_groups",
      "strategy_kwargs": dict(beta=SETTINGS["beta"], attribution=attribution, **SETTINGS["selective"])}
@@ -420,8 +418,8 @@ for (dataset, attribution, seed), result in by_key.items():
     official_rows.append(dict(
         dataset=dataset, method=ATTRIBUTIONS[attribution], seed=seed, groups=len(final),
         lone=100 * np.mean([len(set(groups)) == 1 for groups in after_warmup]),
-        ari=affinity.group_agreement(final, suite.meta["groups"]) if "groups" in suite.meta else np.nan,
-        delta=metrics.delta_m(result.metrics["test"], by_key[dataset, "intended", seed].metrics["test"], suite.tasks)))
+        ari=mtl.affinity.group_agreement(final, suite.meta["groups"]) if "groups" in suite.meta else np.nan,
+        delta=mtl.metrics.delta_m(result.metrics["test"], by_key[dataset, "intended", seed].metrics["test"], suite.tasks)))
 official = pd.DataFrame(official_rows)
 official.groupby(["dataset", "method"])[["groups", "lone", "ari", "delta"]].mean().round(2)
 
@@ -429,26 +427,26 @@ official.groupby(["dataset", "method"])[["groups", "lone", "ari", "delta"]].mean
 def official_line(dataset, cell):  # the official method against the intended one of the same seeds
     coded = cell[cell.method == ATTRIBUTIONS["as_coded"]]
     lone = cell.groupby("method").lone.mean()
-    delta = pd.Series(experiments.confidence_interval(coded.delta), index=["mean", "ci_low", "ci_high"])
+    delta = pd.Series(mtl.stats.confidence_interval(coded.delta), index=["mean", "ci_low", "ci_high"])
     ari = cell.pivot(index="seed", columns="method", values="ari")
     ari_text = ""
     if ari.notna().all().all():
-        gap = experiments.paired_differences(ari, reference=ATTRIBUTIONS["intended"]).loc[ATTRIBUTIONS["as_coded"]]
-        ari_text = f"; ARI of the final groups, official minus intended, {experiments.describe_interval(gap, unit='', decimals=2)}"
+        gap = mtl.stats.paired_differences(ari, reference=ATTRIBUTIONS["intended"]).loc[ATTRIBUTIONS["as_coded"]]
+        ari_text = f"; ARI of the final groups, official minus intended, {mtl.stats.describe_interval(gap, unit='', decimals=2)}"
     return (
         f"- {dataset}: after the warm-up, {lone[ATTRIBUTIONS['as_coded']]:.0f}% of the official run's batches (and "
         f"{lone[ATTRIBUTIONS['intended']]:.0f}% of the intended one's) had all tasks in one group{ari_text}; the "
         f"official method's test $\\Delta_m$ against the intended one of the same seed is "
-        f"{experiments.describe_interval(delta)}"
+        f"{mtl.stats.describe_interval(delta)}"
         + (", which the seeds do not tell from zero." if delta.ci_low <= 0 <= delta.ci_high else "."))
 
 
 # %%
 official_lines = [official_line(dataset, cell) for dataset, cell in official.groupby("dataset", sort=False)]
-glue("pa_official", Markdown("\n".join(official_lines)), display=False)
-glue("pa_official_short", Markdown("; ".join(line[2:].rstrip(".") for line in official_lines) + "."), display=False)
-glue("pa_sel_warmup", SETTINGS["selective"]["warmup"], display=False)
-glue("pa_sel_regroup", SETTINGS["selective"]["regroup_every"], display=False)
+mtl.glue("pa_official", Markdown("\n".join(official_lines)), display=False)
+mtl.glue("pa_official_short", Markdown("; ".join(line[2:].rstrip(".") for line in official_lines) + "."), display=False)
+mtl.glue("pa_sel_warmup", SETTINGS["selective"]["warmup"], display=False)
+mtl.glue("pa_sel_regroup", SETTINGS["selective"]["regroup_every"], display=False)
 
 # %% [markdown]
 # Over {glue:text}`n_seeds` seeds:
@@ -477,7 +475,7 @@ def probe_run(dataset, seed):
 def premise_matrix(measure, result):
     """A measure's affinity averaged over the run (the proximal affinity normalised as for grouping)."""
     mean = np.mean([matrix for _, matrix in measured(result)[measure]], axis=0)
-    return affinity.normalized_affinity(mean, as_coded=measure == MEASURES[1]) if measure.startswith("proximal") \
+    return mtl.affinity.normalized_affinity(mean, as_coded=measure == MEASURES[1]) if measure.startswith("proximal") \
         else mean
 
 
@@ -486,12 +484,12 @@ premise_rows, gains = [], {}
 for dataset, base in DATASETS.items():
     common = {**base, "epochs": SETTINGS["epochs"][dataset], "optimizer": "adam", "lr": LEARNING_RATES[dataset, "adam"]}
     seeds, n = SEEDS[:SETTINGS["transfer_seeds"][dataset]], SETTINGS["transfer_tasks"][dataset]  # its first n tasks
-    gains[dataset] = experiments.pair_transfer(common, suites[dataset].tasks, seeds, among=suites[dataset].task_names[:n])
+    gains[dataset] = mtl.experiments.pair_transfer(common, suites[dataset].tasks, seeds, among=suites[dataset].task_names[:n])
     realised = gains[dataset].pivot(index="seed", columns="pair", values="gain").to_numpy()
     for measure in MEASURES:
-        scores = np.array([affinity.pair_scores(premise_matrix(measure, probe_run(dataset, seed))[:n, :n])
+        scores = np.array([mtl.affinity.pair_scores(premise_matrix(measure, probe_run(dataset, seed))[:n, :n])
                            for seed in seeds])
-        rho, low, high = affinity.rank_correlation(scores, realised)
+        rho, low, high = mtl.affinity.rank_correlation(scores, realised)
         premise_rows.append(dict(dataset=dataset, measure=measure, seeds=len(seeds), pairs=realised.shape[1],
                                  spearman=rho, ci_low=low, ci_high=high))
 premise = pd.DataFrame(premise_rows).set_index(["dataset", "measure"])
@@ -500,14 +498,14 @@ premise.round(2)
 # %%
 seeds, n = SEEDS[:SETTINGS["transfer_seeds"]["clusters"]], SETTINGS["transfer_tasks"]["clusters"]
 realised = gains["clusters"].groupby("pair").gain.mean()
-score = np.mean([affinity.pair_scores(premise_matrix(MEASURES[0], probe_run("clusters", seed))[:n, :n])
+score = np.mean([mtl.affinity.pair_scores(premise_matrix(MEASURES[0], probe_run("clusters", seed))[:n, :n])
                  for seed in seeds], axis=0)
 group_of = {t: g for g, group in enumerate(suites["clusters"].meta["groups"]) for t in group}
 within = gains["clusters"].drop_duplicates("pair").apply(lambda r: group_of[r["first"]] == group_of[r["second"]], axis=1)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1, 1.3]})
-plots.interval_bars(axes[0], {dataset: premise.loc[dataset] for dataset in DATASETS}, "spearman", MEASURES)
+mtl.plots.interval_bars(axes[0], {dataset: premise.loc[dataset] for dataset in DATASETS}, "spearman", MEASURES)
 axes[0].set(xlim=(-1, 1), xlabel="Spearman correlation with the realised gain (95% CI)",
             title="does the measure predict transfer?")
 for together, marker, label in [(True, "o", "pair within a known group"), (False, "x", "pair across groups")]:
@@ -516,7 +514,7 @@ axes[1].axhline(0, color="black", lw=0.8)
 axes[1].set(xlabel=f"{MEASURES[0]}, pair score (mean over {len(seeds)} seeds)", ylabel=r"realised gain, $\Delta_m$ (%)",
             title="clusters: each point a pair of tasks")
 axes[1].legend(frameon=False)
-plots.savefig(fig, "04_premise")
+mtl.plots.savefig(fig, "04_premise")
 
 
 # %%
@@ -536,14 +534,14 @@ for dataset in DATASETS:
         + "; ".join(f"{m} {correlation_text(row)}" for m, row in cell.iterrows())
         + ". " + best + (f"the interval lies above zero for {listed(supported)}." if supported
                          else "no interval lies above zero."))
-glue("pa_premise", Markdown("\n".join(premise_lines)), display=False)
+mtl.glue("pa_premise", Markdown("\n".join(premise_lines)), display=False)
 
 # %%
-glue("pa_premise_short", Markdown("; ".join(
+mtl.glue("pa_premise_short", Markdown("; ".join(
     f"{dataset}: " + ", ".join(f"{m} {correlation_text(row)}" for m, row in premise.loc[dataset].iterrows())
     for dataset in DATASETS) + "."), display=False)
 width = float(((premise.ci_high - premise.ci_low) / 2).median())
-glue("pa_premise_width", width, display=False)
+mtl.glue("pa_premise_width", width, display=False)
 
 # %% [markdown]
 # The rank correlation of each measure with the realised gain of the pairs:
@@ -561,11 +559,11 @@ glue("pa_premise_width", width, display=False)
 
 # %%
 suite = suites["digit_attributes"]
-net = models.for_suite(suite, seed=SEED)
+net = mtl.models.for_suite(suite, seed=SEED)
 batch = next(suite.train.batches(64))
-alternated = Alternated(optimizer_factory=adam(3e-3))
+alternated = mtl.strategies.Alternated(optimizer_factory=mtl.strategies.adam(3e-3))
 alternated.setup(net, suite.tasks)
-tracker = affinity.ProximalAffinity(suite.task_names, SETTINGS["beta"])
+tracker = mtl.affinity.ProximalAffinity(suite.task_names, SETTINGS["beta"])
 trace = [{n: 1.0 + i for n in suite.task_names} for i in range(len(suite.tasks) + 1)]
 groups = [(n,) for n in suite.task_names]
 
@@ -586,18 +584,18 @@ costs = pd.DataFrame([
     ("proximal affinity: extra forward pass + update", "1 forward",
      median_ms(lambda: (one_forward(), tracker.update(groups, trace)))),
     ("grouping by affinity propagation", "none", median_ms(
-        lambda: affinity.groups_from_affinity(np.random.default_rng(0).normal(size=(10, 10)), suite.task_names))),
+        lambda: mtl.affinity.groups_from_affinity(np.random.default_rng(0).normal(size=(10, 10)), suite.task_names))),
     ("TAG lookahead", "T + 1 forward + T backward",
-     median_ms(lambda: affinity.lookahead_affinity(net, batch, suite.tasks, 3e-3))),
-    ("gradient cosine", "1 forward + T backward", median_ms(lambda: affinity.gradient_cosine(net, batch, suite.tasks))),
+     median_ms(lambda: mtl.affinity.lookahead_affinity(net, batch, suite.tasks, 3e-3))),
+    ("gradient cosine", "1 forward + T backward", median_ms(lambda: mtl.affinity.gradient_cosine(net, batch, suite.tasks))),
 ], columns=["measurement", "passes", "milliseconds"]).set_index("measurement")
 step_ms = costs.loc["alternated training step (reference)", "milliseconds"]
 costs["vs the training step"] = costs.milliseconds / step_ms
 
 # %%
-glue("cost_tag", float(costs.loc["TAG lookahead", "vs the training step"]), display=False)
-glue("cost_cos", float(costs.loc["gradient cosine", "vs the training step"]), display=False)
-glue("cost_prox", float(costs.loc["proximal affinity: extra forward pass + update", "vs the training step"]),
+mtl.glue("cost_tag", float(costs.loc["TAG lookahead", "vs the training step"]), display=False)
+mtl.glue("cost_cos", float(costs.loc["gradient cosine", "vs the training step"]), display=False)
+mtl.glue("cost_prox", float(costs.loc["proximal affinity: extra forward pass + update", "vs the training step"]),
      display=False)
 costs.round(3)
 
@@ -646,7 +644,7 @@ costs.round(3)
 from mtlutils.exercises import check
 
 pa_hand = np.array([[0.05, -0.05, 0.0625], [-0.05, 0.0, 0.0625], [0.0, 0.0, 0.0]])
-tracker = affinity.ProximalAffinity(["a", "b", "c"], beta=0.5)
+tracker = mtl.affinity.ProximalAffinity(["a", "b", "c"], beta=0.5)
 tracker.update_group(["a", "b"], {"a": 1.0, "b": 2.0, "c": 4.0}, {"a": 0.8, "b": 2.2, "c": 3.0})
 print(tracker.matrix)
 print("matches the hand computation:", np.allclose(tracker.matrix, pa_hand))
@@ -672,9 +670,9 @@ per_task = [{**c, "strategy_kwargs": {**c["strategy_kwargs"], "optimizer_per_gro
             for c in configs if c["dataset"] == "clusters" and c["optimizer"] == "adam"]
 suite = suites["clusters"]
 scores = []
-grouping = partial(affinity.groups_from_affinity, task_names=suite.task_names)
-for result in experiments.run_grid(per_task):
-    aris = affinity.agreement_over_training(measured(result)[MEASURES[0]], suite.meta["groups"], grouping,
+grouping = partial(mtl.affinity.groups_from_affinity, task_names=suite.task_names)
+for result in mtl.run_grid(per_task):
+    aris = mtl.affinity.agreement_over_training(measured(result)[MEASURES[0]], suite.meta["groups"], grouping,
                                             points=SETTINGS["snapshots"])
     scores.append(np.mean([ari for _, ari in aris]))
 shared = per_run[(per_run.dataset == "clusters") & (per_run.optimizer == "Adam") & (per_run.measure == MEASURES[0])]

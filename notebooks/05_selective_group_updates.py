@@ -38,16 +38,15 @@ import seaborn as sns
 from IPython.display import Markdown
 from matplotlib import pyplot as plt
 
-from mtlutils import affinity, experiments, plots
-from mtlutils.prose import glue
+import mtlutils as mtl
 
-plots.use_style()
+mtl.plots.use_style()
 
 # %%
 DIGITS = {"digit attributes": dict(dataset="digit_attributes", batch_size=64)}
 PAPERS = {"CelebA, TAG's 9 attributes": dict(dataset="celeba", data={"attributes": "tag9"}, batch_size=256),
           "NYUv2": dict(dataset="nyuv2", batch_size=8)}
-SETTINGS = experiments.settings({
+SETTINGS = mtl.settings({
     "smoke": dict(suites=DIGITS, size="smoke", epochs=2, lrs=[3e-3], seeds=2, tuning_seeds=1,
                   selective=dict(beta=5e-2, warmup=4, regroup_every=2),
                   sweep_epochs=4, sweep=dict(beta=[1e-2, 2e-1], warmup=[0, 8], regroup_every=[1, 4])),
@@ -58,13 +57,13 @@ SETTINGS = experiments.settings({
                  selective=dict(beta=1e-3, warmup=500, regroup_every=10),
                  sweep_epochs=20, sweep=dict(beta=[1e-4, 1e-2], warmup=[0, 1500], regroup_every=[1, 50])),
 }, SIZE, OVERRIDES)
-TUNING_SEEDS, SEEDS = experiments.split_seeds(SEED, SETTINGS["seeds"], tuning=SETTINGS["tuning_seeds"])
+TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"], tuning=SETTINGS["tuning_seeds"])
 
 # %%
 SUITES = {name: {**base, "size": SETTINGS["size"], "epochs": SETTINGS["epochs"]}
           for name, base in SETTINGS["suites"].items()}
 MAIN = next(iter(SUITES))  # the suite of the figures; the others get the same comparison in a table
-suites = {name: experiments.suite_for(base) for name, base in SUITES.items()}  # full mode stops here without data
+suites = {name: mtl.experiments.suite_for(base) for name, base in SUITES.items()}  # full mode stops here without data
 BASE, suite = SUITES[MAIN], suites[MAIN]
 
 # %% [markdown]
@@ -92,7 +91,7 @@ BASE, suite = SUITES[MAIN], suites[MAIN]
 SWEEP_BASE = dict(dataset="clusters", size=SETTINGS["size"], batch_size=32, epochs=SETTINGS["sweep_epochs"],
                   data=dict(n_tasks=6, n_clusters=3, angle=120, bottleneck=3), optimizer="sgd", lr=0.05,
                   strategy="selective_groups")
-clusters = experiments.suite_for(SWEEP_BASE)
+clusters = mtl.experiments.suite_for(SWEEP_BASE)
 
 
 def selective(**change):
@@ -100,26 +99,26 @@ def selective(**change):
 
 
 def agreement_over_steps(result, task_suite):
-    return [affinity.group_agreement(groups, task_suite.meta["groups"]) for groups in result.groups]
+    return [mtl.affinity.group_agreement(groups, task_suite.meta["groups"]) for groups in result.groups]
 
 
 # %%
-default_runs = experiments.run_grid([{**selective(), "seed": seed} for seed in SEEDS])
+default_runs = mtl.run_grid([{**selective(), "seed": seed} for seed in SEEDS])
 warmup = SETTINGS["selective"]["warmup"]
 fig, axes = plt.subplots(1, 2, figsize=(14, 3.6), gridspec_kw={"width_ratios": [1.5, 1]})
-plots.group_timeline(axes[0], default_runs[0].groups, clusters.meta["groups"],
+mtl.plots.group_timeline(axes[0], default_runs[0].groups, clusters.meta["groups"],
                      f"clusters, seed {SEEDS[0]}: the group of each task")
 for seed, result in zip(SEEDS, default_runs):
     axes[1].plot(agreement_over_steps(result, clusters), label=f"seed {seed}", lw=1.2)
 axes[1].axvline(warmup, color="black", lw=0.8, ls="--")
 axes[1].set(xlabel="step", ylabel="ARI with the known groups", title="agreement of the groups used", ylim=(-0.4, 1.05))
 axes[1].legend(frameon=False, loc="lower right")
-plots.savefig(fig, "05_timeline_clusters")
+mtl.plots.savefig(fig, "05_timeline_clusters")
 
 # %%
 after = [np.mean(agreement_over_steps(r, clusters)[warmup:]) for r in default_runs]
-glue("sg_clusters_ari", Markdown(", ".join(f"{a:.2f}" for a in after)), display=False)
-glue("sg_warmup", warmup, display=False)
+mtl.glue("sg_clusters_ari", Markdown(", ".join(f"{a:.2f}" for a in after)), display=False)
+mtl.glue("sg_warmup", warmup, display=False)
 
 # %% [markdown]
 # After the {glue:text}`sg_warmup` warm-up steps (dashed line), the mean ARI of the groups used, seed by seed, is
@@ -150,7 +149,7 @@ def methods_on(base):
     }
 
 
-comparisons = {name: experiments.compare_with(methods_on(base), "Averaged", {"lr": SETTINGS["lrs"]}, SEEDS,
+comparisons = {name: mtl.compare_with(methods_on(base), "Averaged", {"lr": SETTINGS["lrs"]}, SEEDS,
                                               TUNING_SEEDS, suites[name].tasks) for name, base in SUITES.items()}
 
 # %%
@@ -161,14 +160,14 @@ order = list(overview.index)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4))
-plots.interval_bars(axes[0], {r"$\Delta_m$": overview}, "mean", order)
+mtl.plots.interval_bars(axes[0], {r"$\Delta_m$": overview}, "mean", order)
 axes[0].set(xlabel=r"$\Delta_m$ vs averaged training (%)",
             title=f"test accuracy relative to a tuned averaged loss ({len(SEEDS)} seeds, 95% CI)")
-plots.points_with_ci(axes[1], overview, "seconds vs Averaged", joined=False, annotate=True)
+mtl.plots.points_with_ci(axes[1], overview, "seconds vs Averaged", joined=False, annotate=True)
 axes[1].axhline(0, color="black", lw=0.8)
 axes[1].set(xscale="log", xlabel="training seconds per epoch, relative to averaged training",
             ylabel=r"$\Delta_m$ (%)", title="what it buys against what it costs")
-plots.savefig(fig, "05_comparison")
+mtl.plots.savefig(fig, "05_comparison")
 overview[["lr", "mean", "ci_low", "ci_high", "passes", "seconds vs Averaged"]].round(
     {"mean": 2, "ci_low": 2, "ci_high": 2, "passes": 1, "seconds vs Averaged": 2})
 
@@ -181,26 +180,26 @@ per_task = per_task[[t for group in suite.meta.get("groups", [suite.task_names])
 fig, ax = plt.subplots(figsize=(12, 3.6))
 sns.heatmap(per_task, annot=True, fmt=".1f", cmap="mako", ax=ax, cbar_kws={"label": "test accuracy (%)"})
 ax.set(xlabel="", ylabel="")
-plots.savefig(fig, "05_per_task")
+mtl.plots.savefig(fig, "05_per_task")
 
 # %%
 above = overview[overview.ci_low > 0]
 below = overview[overview.ci_high < 0]
 unclear = overview[(overview.ci_low <= 0) & (overview.ci_high >= 0)]
-glue("sg_ranking", Markdown("; ".join(f"{m} {experiments.describe_interval(row)}"
+mtl.glue("sg_ranking", Markdown("; ".join(f"{m} {mtl.stats.describe_interval(row)}"
                                       for m, row in overview.sort_values("mean", ascending=False).iterrows())),
      display=False)
-glue("sg_above", Markdown(", ".join(above.index) if len(above) else "none"), display=False)
-glue("sg_below", Markdown(", ".join(below.index) if len(below) else "none"), display=False)
-glue("sg_unclear", Markdown(", ".join(unclear.index) if len(unclear) else "none"), display=False)
+mtl.glue("sg_above", Markdown(", ".join(above.index) if len(above) else "none"), display=False)
+mtl.glue("sg_below", Markdown(", ".join(below.index) if len(below) else "none"), display=False)
+mtl.glue("sg_unclear", Markdown(", ".join(unclear.index) if len(unclear) else "none"), display=False)
 
 # %%
 sel = overview.loc["SelectiveGroups"]
-glue("sg_cost", float(sel["seconds vs Averaged"]), display=False)
-glue("sg_passes", float(sel["passes"]), display=False)
-glue("n_seeds", len(SEEDS), display=False)
-glue("sg_lr_caveat", Markdown(experiments.grid_edge_note(tuned.chosen, {"lr": SETTINGS["lrs"]})), display=False)
-glue("sg_resolution", Markdown(experiments.resolution(overview, unit=" points of Δm")), display=False)
+mtl.glue("sg_cost", float(sel["seconds vs Averaged"]), display=False)
+mtl.glue("sg_passes", float(sel["passes"]), display=False)
+mtl.glue("n_seeds", len(SEEDS), display=False)
+mtl.glue("sg_lr_caveat", Markdown(mtl.experiments.grid_edge_note(tuned.chosen, {"lr": SETTINGS["lrs"]})), display=False)
+mtl.glue("sg_resolution", Markdown(mtl.stats.resolution(overview, unit=" points of Δm")), display=False)
 
 # %%
 if len(above):
@@ -209,7 +208,7 @@ if len(above):
               f"{above.loc[pick, 'seconds vs Averaged']:.1f} times the seconds of averaged training per epoch; "
               "use it when that compute is available, and averaged training otherwise.")
     wide = delta.pivot(index="seed", columns="method", values="relative")
-    gaps = experiments.paired_differences(wide, reference=pick)
+    gaps = mtl.stats.paired_differences(wide, reference=pick)
     rivals = [m for m, gap in gaps.iterrows() if gap.ci_high >= 0]
     if rivals:
         advice += (f" Seed by seed, the seeds do not rank it above {', '.join(rivals)}; and with {len(overview)} "
@@ -217,7 +216,7 @@ if len(above):
 else:
     advice = ("**averaged training**: no method's Δm interval lies above 0 here, so none beat a tuned "
               "averaged loss beyond the spread of the seeds, and averaged training is the cheapest.")
-glue("sg_advice", Markdown(advice), display=False)
+mtl.glue("sg_advice", Markdown(advice), display=False)
 
 # %% [markdown]
 # $\Delta_m$ against averaged training, from the highest: {glue:md}`sg_ranking`. Over {glue:text}`n_seeds` seeds,
@@ -257,28 +256,28 @@ every_suite.round(2)
 selective_runs = [(c, r) for n, c, r in tuned.runs if n == "SelectiveGroups"]
 matched_configs = [{**BASE, "lr": c["lr"], "seed": c["seed"], "strategy": "count_matched_groups",
                     "strategy_kwargs": {"counts": [len(groups) for groups in r.groups]}} for c, r in selective_runs]
-matched_runs = experiments.run_grid(matched_configs)
+matched_runs = mtl.run_grid(matched_configs)
 
 # %%
 equal_cost = relative[relative.method.isin(["SelectiveGroups", "RandomGroups (k=2)"])]
-equal_cost = pd.concat([equal_cost, experiments.relative_to_baseline(
-    pd.concat([experiments.results(matched_configs, matched_runs, label=lambda c: "random, same group counts"),
+equal_cost = pd.concat([equal_cost, mtl.stats.relative_to_baseline(
+    pd.concat([mtl.experiments.results(matched_configs, matched_runs, label=lambda c: "random, same group counts"),
                test[test.method == "Averaged"]]), suite.tasks, match=["seed"], baseline="Averaged", method="method")])
 by_seed = equal_cost.groupby(["seed", "method"]).relative.mean().unstack()
-versus_matched = experiments.paired_differences(by_seed, reference="random, same group counts")
+versus_matched = mtl.stats.paired_differences(by_seed, reference="random, same group counts")
 passes = {name: np.mean([(r.cost["forward_passes"] + r.cost["backward_passes"]) / r.cost["steps"] for r in runs])
           for name, runs in [("SelectiveGroups", [r for _, r in selective_runs]),
                              ("random, same group counts", matched_runs)]}
 
 # %%
 gap = versus_matched.loc["SelectiveGroups"]
-glue("sg_matched", Markdown(experiments.describe_interval(gap, unit=" points of Δm")), display=False)
-glue("sg_matched_verdict", Markdown(
+mtl.glue("sg_matched", Markdown(mtl.stats.describe_interval(gap, unit=" points of Δm")), display=False)
+mtl.glue("sg_matched_verdict", Markdown(
     "the affinity's groups beat random groups of the same number" if gap.ci_low > 0 else
     "random groups of the same number beat the affinity's groups" if gap.ci_high < 0 else
     "the seeds do not separate the affinity's groups from random groups of the same number"), display=False)
-glue("sg_matched_passes", Markdown(", ".join(f"{n} {v:.2f}" for n, v in passes.items())), display=False)
-glue("sg_matched_resolution", Markdown(experiments.resolution(versus_matched, unit=" points of Δm")), display=False)
+mtl.glue("sg_matched_passes", Markdown(", ".join(f"{n} {v:.2f}" for n, v in passes.items())), display=False)
+mtl.glue("sg_matched_resolution", Markdown(mtl.stats.resolution(versus_matched, unit=" points of Δm")), display=False)
 versus_matched.round(2)
 
 # %% [markdown]
@@ -300,7 +299,7 @@ for setting, values in SETTINGS["sweep"].items():
         for seed in SEEDS:
             sweep_configs.append({**selective(**{setting: value}), "seed": seed})
             sweep_labels.append((setting, value))
-sweep_runs = experiments.run_grid(sweep_configs)
+sweep_runs = mtl.run_grid(sweep_configs)
 
 # %%
 rows = []
@@ -308,7 +307,7 @@ for (setting, value), config, result in zip(sweep_labels, sweep_configs, sweep_r
     start = config["strategy_kwargs"]["warmup"]
     grouped = result.groups[start:] or result.groups[-1:]
     rows.append(dict(setting=setting, value=value, seed=config["seed"],
-                     ari=np.mean([affinity.group_agreement(g, clusters.meta["groups"]) for g in grouped]),
+                     ari=np.mean([mtl.affinity.group_agreement(g, clusters.meta["groups"]) for g in grouped]),
                      groups=np.mean([len(g) for g in grouped]),
                      test_loss=result.mean_metric("mse"),
                      passes=(result.cost["forward_passes"] + result.cost["backward_passes"]) / result.cost["steps"]))
@@ -319,12 +318,12 @@ fig, axes = plt.subplots(2, 3, figsize=(14, 6.5), sharey="row")
 for column, setting in enumerate(SETTINGS["sweep"]):
     cell = sweep[sweep.setting == setting]
     for row, (metric, label) in enumerate([("ari", "ARI after warm-up"), ("test_loss", "mean test MSE")]):
-        summary = experiments.summarize(cell, by=["value"], value=metric)
-        plots.lines_with_ci(summary, x="value", ax=axes[row, column])
+        summary = mtl.stats.summarize(cell, by=["value"], value=metric)
+        mtl.plots.lines_with_ci(summary, x="value", ax=axes[row, column])
         axes[row, column].set(xscale="log" if setting != "warmup" else "linear", ylabel=label,
                               xlabel=setting if row else "")
     axes[0, column].set_title(f"{setting} (default {SETTINGS['selective'][setting]:g})")
-plots.savefig(fig, "05_settings")
+mtl.plots.savefig(fig, "05_settings")
 
 # %%
 sweep_table = sweep.groupby(["setting", "value"])[["ari", "groups", "test_loss", "passes"]].mean()
@@ -335,14 +334,14 @@ effects = []
 for setting in SETTINGS["sweep"]:
     cell = sweep[sweep.setting == setting].pivot(index="seed", columns="value", values="test_loss")
     default = SETTINGS["selective"][setting]
-    changes = experiments.paired_differences(cell, reference=default)
+    changes = mtl.stats.paired_differences(cell, reference=default)
     apart = [v for v, row in changes.iterrows() if row.ci_low > 0 or row.ci_high < 0]
     ari = sweep[sweep.setting == setting].groupby("value").ari.mean()
     effects.append(f"{setting}: mean ARI {', '.join(f'{ari[v]:.2f} at {v:g}' for v in ari.index)}; against the "
                    "default, seed by seed, the test loss "
                    + (f"changes beyond the seeds' spread at {', '.join(f'{v:g}' for v in apart)}" if apart
                       else "does not change beyond the seeds' spread"))
-glue("sg_effects", Markdown("\n".join(f"- {e}." for e in effects)), display=False)
+mtl.glue("sg_effects", Markdown("\n".join(f"- {e}." for e in effects)), display=False)
 
 # %% [markdown]
 # {glue:md}`sg_effects`
@@ -410,7 +409,7 @@ check("ex-sg-stretch", sg_stretch, groups=default_runs[0].groups[warmup:])
 # ````
 
 # %%
-coded_runs = experiments.run_grid([{**selective(attribution="as_coded"), "seed": seed} for seed in SEEDS])
+coded_runs = mtl.run_grid([{**selective(attribution="as_coded"), "seed": seed} for seed in SEEDS])
 for name, results in [("intended", default_runs), ("as coded", coded_runs)]:
     aris = [np.mean(agreement_over_steps(r, clusters)[warmup:]) for r in results]
     losses = [r.mean_metric("mse") for r in results]
@@ -431,7 +430,7 @@ for name, results in [("intended", default_runs), ("as coded", coded_runs)]:
 # ````
 
 # %%
-unmeasured = experiments.run_grid([{**selective(measure_last=False), "seed": seed} for seed in SEEDS])
+unmeasured = mtl.run_grid([{**selective(measure_last=False), "seed": seed} for seed in SEEDS])
 for name, results in [("measure_last=True", default_runs), ("measure_last=False", unmeasured)]:
     forward = np.mean([r.cost["forward_passes"] / r.cost["steps"] for r in results])
     aris = [np.mean(agreement_over_steps(r, clusters)[warmup:]) for r in results]

@@ -38,13 +38,12 @@ import seaborn as sns
 from IPython.display import Markdown
 from matplotlib import pyplot as plt
 
-from mtlutils import experiments, plots, strategies
-from mtlutils.prose import glue
+import mtlutils as mtl
 
-plots.use_style()
+mtl.plots.use_style()
 
 # %%
-SETTINGS = experiments.settings({
+SETTINGS = mtl.settings({
     "smoke": dict(size="smoke", epochs=1, lrs=[3e-3], weight_decays=[0.0, 1e-2], seeds=2, tuning_seeds=1,
                   weights=[0.2, 0.5, 0.8], selective=dict(beta=5e-2, warmup=4, regroup_every=2)),
     "small": dict(size="small", epochs=1, lrs=[3e-3, 1e-2, 3e-2], weight_decays=[0.0], seeds=10, tuning_seeds=2,
@@ -56,9 +55,9 @@ SETTINGS = experiments.settings({
 }, SIZE, OVERRIDES)
 
 # %%
-TUNING_SEEDS, SEEDS = experiments.split_seeds(SEED, SETTINGS["seeds"], tuning=SETTINGS["tuning_seeds"])
+TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"], tuning=SETTINGS["tuning_seeds"])
 BASE = dict(dataset="multimnist", size=SETTINGS["size"], epochs=SETTINGS["epochs"], batch_size=64)
-suite = experiments.suite_for(BASE)  # in full mode, stops here until the data script has been run
+suite = mtl.experiments.suite_for(BASE)  # in full mode, stops here until the data script has been run
 GRID = {"lr": SETTINGS["lrs"], "weight_decay": SETTINGS["weight_decays"]}
 
 # %% [markdown]
@@ -98,7 +97,7 @@ BOOK_METHODS = {
                                           "strategy_kwargs": {"group_size": 1, "redraw": "step"}},
     "SelectiveGroups": {**BASE, "strategy": "selective_groups", "strategy_kwargs": SETTINGS["selective"]},
 }
-FAMILIES = experiments.torchjd_methods(BASE)  # family -> {label: configuration}, every torchjd method for 2 tasks
+FAMILIES = mtl.config.torchjd_methods(BASE)  # family -> {label: configuration}, every torchjd method for 2 tasks
 METHODS = {**BOOK_METHODS, **{label: c for family in FAMILIES.values() for label, c in family.items()}}
 FAMILY = {**{m: "this book" for m in BOOK_METHODS}, **{m: f for f, family in FAMILIES.items() for m in family}}
 
@@ -106,12 +105,12 @@ FAMILY = {**{m: "this book" for m in BOOK_METHODS}, **{m: f for f, family in FAM
 # the pass budget of the next section: each method is also evaluated after the steps that spend it (see there)
 steps_per_epoch = -(-len(suite.train) // BASE["batch_size"])
 budget = SETTINGS["epochs"] * steps_per_epoch * 2  # the averaged loss: one forward and one backward pass a step
-budget_steps = experiments.steps_for_passes(METHODS, budget, TUNING_SEEDS[0])
+budget_steps = mtl.experiments.steps_for_passes(METHODS, budget, TUNING_SEEDS[0])
 METHODS = {name: {**c, "eval_at": [budget_steps[name]]} for name, c in METHODS.items()}
-tuned = experiments.tune_then_repeat({**scalarizations, **METHODS}, GRID, SEEDS, TUNING_SEEDS)
-glue("grid_caveat", Markdown(experiments.grid_edge_note(tuned.chosen, GRID)), display=False)
-glue("n_seeds", len(SEEDS), display=False)
-glue("n_torchjd", sum(len(family) for family in FAMILIES.values()), display=False)
+tuned = mtl.tune_then_repeat({**scalarizations, **METHODS}, GRID, SEEDS, TUNING_SEEDS)
+mtl.glue("grid_caveat", Markdown(mtl.experiments.grid_edge_note(tuned.chosen, GRID)), display=False)
+mtl.glue("n_seeds", len(SEEDS), display=False)
+mtl.glue("n_torchjd", sum(len(family) for family in FAMILIES.values()), display=False)
 
 # %%
 test = tuned.table("test")
@@ -119,7 +118,7 @@ accuracy = test.pivot_table(index=["method", "seed"], columns="task", values="va
 accuracy[["left", "right"]] *= 100
 accuracy["mean"] = accuracy[["left", "right"]].mean(axis=1)
 points = accuracy.groupby("method")[["left", "right"]].agg(["mean", "sem"])
-pd.DataFrame({**strategies.NOT_APPLICABLE, **experiments.COVERED_BY_AVERAGED}.items(),
+pd.DataFrame({**mtl.strategies.NOT_APPLICABLE, **mtl.strategies.COVERED_BY_AVERAGED}.items(),
              columns=["torchjd method not on the front", "why"]).set_index(
     "torchjd method not on the front")
 
@@ -144,21 +143,21 @@ panels = [[m for m in METHODS if FAMILY[m] == "gradient aggregator"],
           [m for m in METHODS if FAMILY[m] != "gradient aggregator"]]
 fig, axes = plt.subplots(1, 2, figsize=(16, 7), sharex=True, sharey=True)
 for ax, names in zip(axes, panels):
-    plots.front_panel(ax, points, list(scalarizations), front, names)
+    mtl.plots.front_panel(ax, points, list(scalarizations), front, names)
 axes[0].set(ylabel="right digit: test accuracy (%)", title="gradient aggregators (torchjd)")
 axes[1].set_title("loss scalarizers, independent-batch weightings (torchjd) and this book's methods")
 fig.suptitle(f"MultiMNIST {SETTINGS['size']}, {SETTINGS['epochs']} epochs, tuned alike "
              f"({len(SEEDS)} seeds, ±1 s.e.)", y=1.0)
-plots.savefig(fig, "06_front")
+mtl.plots.savefig(fig, "06_front")
 
 # %%
 means = points.xs("mean", axis=1, level=1)
 beyond = [m for m in METHODS if not any((means.loc[w] > means.loc[m]).all() for w in scalarizations)]
-glue("front_placement", Markdown(
+mtl.glue("front_placement", Markdown(
     f"{len(METHODS) - len(beyond)} of the {len(METHODS)} methods lie below the front, beaten on both digits by "
     "some scalarization; on or beyond it: " + (", ".join(beyond) if beyond else "none")), display=False)
 per_seed = accuracy.set_index(["method", "seed"])["mean"].unstack("method")
-equal_epochs = experiments.paired_differences(per_seed[[AVERAGED, *METHODS]], reference=AVERAGED)
+equal_epochs = mtl.stats.paired_differences(per_seed[[AVERAGED, *METHODS]], reference=AVERAGED)
 equal_epochs.sort_values("mean", ascending=False).round(2)
 
 # %% [markdown]
@@ -196,24 +195,24 @@ for name, config, result in tuned.runs:
                                  mean=100 * result.mean_metric_at(steps, "accuracy")))
     else:  # a method whose passes per step the short calibration did not predict (the groups vary): train again
         retrain.append((name, {**config, "epochs": None, "steps": steps, "eval_at": None}))
-for (name, config), result in zip(retrain, experiments.run_grid([c for _, c in retrain])):
+for (name, config), result in zip(retrain, mtl.run_grid([c for _, c in retrain])):
     matched_rows.append(dict(method=name, seed=config["seed"], steps=config["steps"],
                              mean=100 * result.mean_metric("accuracy")))
 
 # %%
 matched = pd.DataFrame(matched_rows)
-equal_compute = experiments.paired_differences(matched.pivot(index="seed", columns="method", values="mean"),
+equal_compute = mtl.stats.paired_differences(matched.pivot(index="seed", columns="method", values="mean"),
                                                reference=AVERAGED)
-glue("resolution", Markdown(experiments.resolution(pd.concat([equal_epochs, equal_compute]))), display=False)
+mtl.glue("resolution", Markdown(mtl.stats.resolution(pd.concat([equal_epochs, equal_compute]))), display=False)
 
 # %%
 order = list(equal_epochs.loc[list(METHODS)].sort_values("mean", ascending=False).index)
 fig, ax = plt.subplots(figsize=(10, 0.32 * len(order) + 1.5))
-plots.interval_bars(ax, {"equal epochs": equal_epochs, "equal passes": equal_compute}, "mean", order)
+mtl.plots.interval_bars(ax, {"equal epochs": equal_epochs, "equal passes": equal_compute}, "mean", order)
 ax.set(xlabel="mean test accuracy minus the averaged loss's (points)",
        title=f"against the averaged loss, seed by seed ({len(SEEDS)} seeds, 95% CI)")
 ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-plots.savefig(fig, "06_compute_matched")
+mtl.plots.savefig(fig, "06_compute_matched")
 
 # %%
 overview = pd.DataFrame({"family": pd.Series(FAMILY), "passes per step": cost["passes"],
@@ -238,8 +237,8 @@ def listing(names):
 
 for key, table in [("epochs", equal_epochs), ("compute", equal_compute)]:
     above, below = verdicts(table.loc[list(METHODS)])
-    glue(f"above_{key}", Markdown(listing(above)), display=False)
-    glue(f"below_{key}", Markdown(listing(below)), display=False)
+    mtl.glue(f"above_{key}", Markdown(listing(above)), display=False)
+    mtl.glue(f"below_{key}", Markdown(listing(below)), display=False)
 
 # %% [markdown]
 # At equal epochs, the methods whose interval lies above the averaged loss are: {glue:md}`above_epochs`; below it:
@@ -266,7 +265,7 @@ default_point = {"lr": 1e-3, "weight_decay": 0.0}
 sparse_configs = [{**{**scalarizations, **METHODS}[name], **default_point, "seed": seed}
                   for name in contenders for seed in SEEDS]
 sparse_names = [name for name in contenders for _ in SEEDS]
-sparse_runs = experiments.run_grid(sparse_configs)
+sparse_runs = mtl.run_grid(sparse_configs)
 sparse = pd.Series({name: 100 * np.mean([r.mean_metric("accuracy")
                                          for n, r in zip(sparse_names, sparse_runs) if n == name])
                     for name in contenders})
@@ -285,30 +284,30 @@ tuned_means = per_seed[contenders].mean()
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(17, 4.8), gridspec_kw={"width_ratios": [1.5, 1, 1]})
-for name, colour in zip(contenders, sns.color_palette(plots.PALETTE, n_colors=len(contenders))):
+for name, colour in zip(contenders, sns.color_palette(mtl.plots.PALETTE, n_colors=len(contenders))):
     axes[0].plot(evaluation, ranks.loc[name], color=colour, lw=2, label=name)
 axes[0].set(xlabel="evaluation weight v of the left digit", ylabel="rank (1 = best)",
             title="ranking by v · left + (1 - v) · right", yticks=range(1, len(contenders) + 1))
 axes[0].invert_yaxis()
 fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, -0.16))
-plots.rank_changes(axes[1], tuned_means, sparse, ("on validation", "lr 1e-3, no decay"))
-plots.rank_changes(axes[2], selection["chosen on validation"], selection["best test"], ("on validation", "best on test"))
+mtl.plots.rank_changes(axes[1], tuned_means, sparse, ("on validation", "lr 1e-3, no decay"))
+mtl.plots.rank_changes(axes[2], selection["chosen on validation"], selection["best test"], ("on validation", "best on test"))
 axes[1].set_title("a sparse grid: the default point only")
 axes[2].set_title(f"selecting on test (tuning seeds {', '.join(map(str, TUNING_SEEDS))})")
-plots.savefig(fig, "06_ranking_flips")
+mtl.plots.savefig(fig, "06_ranking_flips")
 
 # %%
 flips = int((ranks.nunique(axis=1) > 1).sum())
-glue("flip_weights", Markdown(f"{flips} of the {len(contenders)} contenders change rank as v moves from 0 to 1"
+mtl.glue("flip_weights", Markdown(f"{flips} of the {len(contenders)} contenders change rank as v moves from 0 to 1"
                               if flips else "no contender changes rank as v moves from 0 to 1"), display=False)
 sparse_order, tuned_order = list(sparse.sort_values(ascending=False).index), list(
     tuned_means.sort_values(ascending=False).index)
-glue("flip_sparse", Markdown(f"the best contender becomes {sparse_order[0]} instead of {tuned_order[0]}"
+mtl.glue("flip_sparse", Markdown(f"the best contender becomes {sparse_order[0]} instead of {tuned_order[0]}"
                              if sparse_order[0] != tuned_order[0] else
                              f"the best contender stays {tuned_order[0]}, and "
                              f"{sum(a != b for a, b in zip(sparse_order, tuned_order))} of the "
                              f"{len(contenders)} ranks change"), display=False)
-glue("optimism_range", Markdown(f"from {selection.optimism.min():.2f} to {selection.optimism.max():.2f} points"),
+mtl.glue("optimism_range", Markdown(f"from {selection.optimism.min():.2f} to {selection.optimism.max():.2f} points"),
      display=False)
 pd.DataFrame({"tuned (mean of seeds)": tuned_means, "default lr (mean of seeds)": sparse}).join(selection).round(2)
 
@@ -336,14 +335,14 @@ worse = sorted(set(epochs_below) | set(compute_below))
 if worse:
     lines.append(f"{listing(worse)} fall below the averaged loss in at least one of the two accountings.")
 lines.append(f"Every other difference lies within the spread of {len(SEEDS)} seeds.")
-lines.append(experiments.resolution(pd.concat([equal_epochs, equal_compute])))
+lines.append(mtl.stats.resolution(pd.concat([equal_epochs, equal_compute])))
 moved = [label for label, changed in [
     ("the evaluation weights", flips > 0), ("the density of the grid", sparse_order != tuned_order),
     ("selecting on test", list(selection["best test"].sort_values(ascending=False).index)
      != list(selection["chosen on validation"].sort_values(ascending=False).index))] if changed]
 if moved:
     lines.append(f"The ranking of the contenders moves with {' and '.join(moved)} (last figure).")
-glue("conclusion", Markdown(" ".join(lines)), display=False)
+mtl.glue("conclusion", Markdown(" ".join(lines)), display=False)
 
 # %% [markdown]
 # ## What survives
@@ -377,12 +376,12 @@ glue("conclusion", Markdown(" ".join(lines)), display=False)
 # %%
 pcgrad_steps = int(matched[matched.method == "PCGrad"].steps.iloc[0])
 at_budget = {"PCGrad": {**METHODS["PCGrad"], "epochs": None, "steps": pcgrad_steps}}
-retuned = experiments.tune_then_repeat(at_budget, GRID, SEEDS, TUNING_SEEDS, progress=False)
+retuned = mtl.tune_then_repeat(at_budget, GRID, SEEDS, TUNING_SEEDS, progress=False)
 retuned_mean = retuned.table("test").groupby("seed").value.mean() * 100
 averaged_mean = per_seed[AVERAGED]
 kept = matched[matched.method == "PCGrad"].set_index("seed")["mean"]
 for label, values in [("hyperparameters kept", kept), ("re-tuned at the budget", retuned_mean)]:
-    mean, low, high = experiments.confidence_interval(values - averaged_mean)
+    mean, low, high = mtl.stats.confidence_interval(values - averaged_mean)
     print(f"PCGrad at {pcgrad_steps} steps, {label}: {mean:+.2f} points vs the averaged loss (95% CI {low:+.2f} to "
           f"{high:+.2f})")
 print("re-tuned choice:", retuned.chosen.iloc[0].to_dict())

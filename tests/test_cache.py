@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from mtlutils import cache, experiments
+from mtlutils import cache, config, experiments
 from tests.same_runs import assert_same_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +30,7 @@ def trained(tmp_path):
     """A run trained once and stored: (cache folder, its key, the run)."""
     folder = tmp_path / "runs"
     run = experiments.run(CONFIG, folder)
-    return folder, experiments.config_key(CONFIG), run
+    return folder, config.config_key(CONFIG), run
 
 
 def test_a_stored_run_reads_back_bit_for_bit(trained):
@@ -39,7 +39,7 @@ def test_a_stored_run_reads_back_bit_for_bit(trained):
     assert [p.name for p in folder.iterdir()] == [f"{key}.json"]  # no temporary file left
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        again = cache.RunCache(folder).load(key, experiments.resolve(CONFIG))
+        again = cache.RunCache(folder).load(key, config.resolve(CONFIG))
     assert_same_run(again, run, times=True)
 
 
@@ -81,15 +81,15 @@ def test_what_cannot_be_stored_exactly_is_refused():
             cache.encode(value)
 
 
-def retrained_with_warning(folder, config, match):
-    """The run of ``config`` through the grid, which must warn about the named file and train it again."""
-    path = folder / f"{experiments.config_key(config)}.json"
+def retrained_with_warning(folder, described, match):
+    """The run of ``described`` through the grid, which must warn about the named file and train it again."""
+    path = folder / f"{config.config_key(described)}.json"
     with pytest.warns(cache.DamagedCacheWarning, match=match) as record:
-        run = experiments.run(config, folder)
+        run = experiments.run(described, folder)
     assert str(path) in str(record[0].message)
     with warnings.catch_warnings():  # and the file written in its place is whole
         warnings.simplefilter("error")
-        assert_same_run(experiments.run(config, folder), run)
+        assert_same_run(experiments.run(described, folder), run)
     return run
 
 
@@ -114,7 +114,7 @@ def test_a_file_with_one_byte_changed_is_retrained_with_a_warning(trained):
 
 def test_a_run_filed_under_another_key_is_not_returned_as_this_one(trained):
     folder, key, run = trained
-    other_path = folder / f"{experiments.config_key(OTHER)}.json"
+    other_path = folder / f"{config.config_key(OTHER)}.json"
     other_path.write_bytes((folder / f"{key}.json").read_bytes())
     other = retrained_with_warning(folder, OTHER, "another key")
     assert other.metrics != run.metrics
@@ -134,7 +134,7 @@ def test_loading_a_cache_file_cannot_run_code(tmp_path):
 
     folder = tmp_path / "runs"
     folder.mkdir()
-    (folder / f"{experiments.config_key(CONFIG)}.json").write_bytes(pickle.dumps(Payload()))
+    (folder / f"{config.config_key(CONFIG)}.json").write_bytes(pickle.dumps(Payload()))
     with pytest.warns(cache.DamagedCacheWarning, match="cannot be read"):
         experiments.run(CONFIG, folder)
     assert not marker.exists()
@@ -155,8 +155,8 @@ def test_two_processes_asking_for_one_run_at_once_leave_one_whole_file(tmp_path)
     outputs = [p.communicate(timeout=120) for p in processes]
     assert all(p.returncode == 0 for p in processes), outputs
     assert outputs[0][0] == outputs[1][0]  # both got the same run
-    assert [p.name for p in folder.iterdir()] == [f"{experiments.config_key(CONFIG)}.json"]
+    assert [p.name for p in folder.iterdir()] == [f"{config.config_key(CONFIG)}.json"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        stored = cache.RunCache(folder).load(experiments.config_key(CONFIG), experiments.resolve(CONFIG))
+        stored = cache.RunCache(folder).load(config.config_key(CONFIG), config.resolve(CONFIG))
     assert str(stored.metrics["test"]) == outputs[0][0].strip()

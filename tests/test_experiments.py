@@ -3,46 +3,46 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import stats
+from scipy import stats as scipy_stats
 
-from mtlutils import experiments, metrics
-from mtlutils.train import resolve_device
+from mtlutils import config, experiments, metrics, stats
+from mtlutils.runtime import resolve_device
 
 CONFIG = dict(dataset="clusters", size="smoke", epochs=1, batch_size=64, data={"angle": 90})
 
 
 def test_the_cache_returns_a_finished_run_without_training(tmp_path, monkeypatch):
     first = experiments.run(CONFIG, tmp_path)
-    monkeypatch.setattr(experiments, "train", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(experiments, "_train_resolved", lambda *a, **k: pytest.fail("trained again"))
     again = experiments.run(CONFIG, tmp_path)
     assert again.history.equals(first.history) and again.metrics == first.metrics
-    assert [p.name for p in tmp_path.iterdir()] == [f"{experiments.config_key(CONFIG)}.json"]
+    assert [p.name for p in tmp_path.iterdir()] == [f"{config.config_key(CONFIG)}.json"]
 
 
 def test_the_cache_key_covers_the_whole_configuration():
-    key = experiments.config_key(CONFIG)
-    assert key == experiments.config_key(dict(reversed(list(CONFIG.items()))))
-    assert key == experiments.config_key({**CONFIG, "seed": 0})  # a default spelled out
-    assert key != experiments.config_key({**CONFIG, "seed": 1})
-    assert key != experiments.config_key({**CONFIG, "data": {"angle": 45}})
+    key = config.config_key(CONFIG)
+    assert key == config.config_key(dict(reversed(list(CONFIG.items()))))
+    assert key == config.config_key({**CONFIG, "seed": 0})  # a default spelled out
+    assert key != config.config_key({**CONFIG, "seed": 1})
+    assert key != config.config_key({**CONFIG, "data": {"angle": 45}})
 
 
 def test_the_cache_key_holds_the_device_the_run_trains_on(monkeypatch):
     monkeypatch.delenv("MTLUTILS_DEVICE", raising=False)
     here = str(resolve_device("auto"))
-    assert experiments.resolve(CONFIG)["device"] == here
-    assert experiments.config_key(CONFIG) == experiments.config_key({**CONFIG, "device": here})
-    assert experiments.config_key({**CONFIG, "device": "cpu"}) != experiments.config_key({**CONFIG, "device": "cuda"})
+    assert config.resolve(CONFIG)["device"] == here
+    assert config.config_key(CONFIG) == config.config_key({**CONFIG, "device": here})
+    assert config.config_key({**CONFIG, "device": "cpu"}) != config.config_key({**CONFIG, "device": "cuda"})
     monkeypatch.setenv("MTLUTILS_DEVICE", "cuda")  # e.g. a CPU laptop that sends its runs to GPU workers
-    assert experiments.config_key(CONFIG) == experiments.config_key({**CONFIG, "device": "cuda"})
-    assert experiments.resolve({**CONFIG, "device": "cpu"})["device"] == "cpu"  # a named device stays
+    assert config.config_key(CONFIG) == config.config_key({**CONFIG, "device": "cuda"})
+    assert config.resolve({**CONFIG, "device": "cpu"})["device"] == "cpu"  # a named device stays
 
 
 def test_unknown_names_are_refused():
     with pytest.raises(KeyError, match="learning_rate"):
-        experiments.config_key({"learning_rate": 1})
-    with pytest.raises(ValueError, match="choose from"):
-        experiments.build_strategy({"strategy": "magic"})
+        config.config_key({"learning_rate": 1})
+    with pytest.raises(ValueError, match="strategy must be a strategy name: single_task, averaged"):
+        config.complete({"strategy": "magic"})
 
 
 def test_grid_is_the_product_of_its_axes():
@@ -53,15 +53,15 @@ def test_grid_is_the_product_of_its_axes():
 
 def test_confidence_interval_is_the_student_t_interval():
     values = [1.0, 2.0, 4.0]
-    mean, low, high = experiments.confidence_interval(values)
-    half = stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / np.sqrt(3)
+    mean, low, high = stats.confidence_interval(values)
+    half = scipy_stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / np.sqrt(3)
     assert mean == pytest.approx(7 / 3) and low == pytest.approx(mean - half) and high == pytest.approx(mean + half)
-    assert experiments.confidence_interval([5.0])[1:] == (-np.inf, np.inf)
+    assert stats.confidence_interval([5.0])[1:] == (-np.inf, np.inf)
 
 
 def test_summarize_gives_one_row_per_cell():
     table = pd.DataFrame({"method": ["a"] * 3 + ["b"] * 2, "value": [1.0, 2.0, 3.0, 5.0, 5.0]})
-    summary = experiments.summarize(table, by=["method"]).set_index("method")
+    summary = stats.summarize(table, by=["method"]).set_index("method")
     assert summary.loc["a", "n"] == 3 and summary.loc["a", "mean"] == 2.0
     assert summary.loc["b", "ci_low"] == summary.loc["b", "ci_high"] == 5.0
 
@@ -72,7 +72,7 @@ def test_relative_to_baseline_matches_seeds_and_signs(tmp_path):
     configs += [c for base in configs for c in experiments.single_task_configs(base, suite.task_names)]
     runs = experiments.run_grid(configs, tmp_path, progress=False)
     table = experiments.results(configs, runs)
-    relative = experiments.relative_to_baseline(table, suite.tasks, match=["seed"])
+    relative = stats.relative_to_baseline(table, suite.tasks, match=["seed"])
     assert len(relative) == 2 * len(suite.task_names)
     row = relative.iloc[0]
     mse = table.set_index(["strategy", "seed", "task"])["value"]
@@ -80,7 +80,7 @@ def test_relative_to_baseline_matches_seeds_and_signs(tmp_path):
         "single_task", row.seed, row.task]
     assert row.relative == pytest.approx(expected)
     with pytest.raises(ValueError, match="no 'single_task' runs"):
-        experiments.relative_to_baseline(table[table.strategy == "averaged"], suite.tasks, match=["seed"])
+        stats.relative_to_baseline(table[table.strategy == "averaged"], suite.tasks, match=["seed"])
 
 
 def test_best_hyperparameters_picks_the_best_mean_per_method():
@@ -104,16 +104,16 @@ def test_results_can_label_methods(tmp_path):
 
 def test_interval_text():
     a = {"mean": 1.24, "ci_low": -0.31, "ci_high": 2.7}
-    assert experiments.describe_interval(a) == "+1.2% (95% CI -0.3 to +2.7)"
-    assert experiments.describe_interval(a, unit="", decimals=2) == "+1.24 (95% CI -0.31 to +2.70)"
+    assert stats.describe_interval(a) == "+1.2% (95% CI -0.3 to +2.7)"
+    assert stats.describe_interval(a, unit="", decimals=2) == "+1.24 (95% CI -0.31 to +2.70)"
 
 
 @given(st.floats(-10, 10), st.floats(0, 10))
 def test_sign_of_an_interval_says_which_side_of_zero_it_lies_on(low, width):
     row = {"ci_low": low, "ci_high": low + width}
-    side = experiments.sign_of(row)
+    side = stats.sign_of(row)
     assert side == (1 if low > 0 else -1 if low + width < 0 else 0)
-    assert experiments.sign_of({"ci_low": -low - width, "ci_high": -low}) == -side  # the mirror interval
+    assert stats.sign_of({"ci_low": -low - width, "ci_high": -low}) == -side  # the mirror interval
 
 
 def test_tune_then_repeat_tunes_on_its_own_seeds_and_reports_on_others(tmp_path):
@@ -145,42 +145,45 @@ def test_tune_then_repeat_refuses_shared_seeds_an_empty_grid_and_twin_methods(tm
 
 
 def test_split_seeds_gives_disjoint_tuning_and_reporting_seeds():
-    assert experiments.split_seeds(5, 3) == ([5], [6, 7, 8])
-    assert experiments.split_seeds(0, 10, tuning=2) == ([0, 1], list(range(2, 12)))
-    assert experiments.split_seeds(3, 2, tuning=0) == ([], [3, 4])
+    assert config.split_seeds(5, 3) == ([5], [6, 7, 8])
+    assert config.split_seeds(0, 10, tuning=2) == ([0, 1], list(range(2, 12)))
+    assert config.split_seeds(3, 2, tuning=0) == ([], [3, 4])
     with pytest.raises(ValueError, match="at least 2 reporting seeds"):
-        experiments.split_seeds(0, 1)
+        config.split_seeds(0, 1)
     with pytest.raises(TypeError, match="SEED must be a whole number >= 0 .*not '2'"):
-        experiments.split_seeds("2", 3)
+        config.split_seeds("2", 3)
 
 
 def test_resolution_states_the_half_widths_of_paired_intervals():
     rng = np.random.default_rng(0)
     wide = pd.DataFrame({"base": rng.normal(size=10), "a": rng.normal(size=10), "b": rng.normal(size=10)})
-    table = experiments.paired_differences(wide, reference="base")
+    table = stats.paired_differences(wide, reference="base")
     assert np.allclose(table.half_width, (table.ci_high - table.ci_low) / 2) and (table.half_width > 0).all()
-    text = experiments.resolution(table)
+    text = stats.resolution(table)
     low, high = sorted(table.half_width)
     assert text.startswith("Resolution: with 10 paired seeds") and f"{low:.1f} to {high:.1f} points" in text
-    assert "are 1.0 points" in experiments.resolution(pd.DataFrame({"ci_low": [-1.0, 0.0], "ci_high": [1.0, 2.04], "n": [3, 3]}))
+    assert "are 1.0 points" in stats.resolution(pd.DataFrame({"ci_low": [-1.0, 0.0], "ci_high": [1.0, 2.04], "n": [3, 3]}))
     with pytest.raises(ValueError, match="two paired seeds"):
-        experiments.resolution(experiments.paired_differences(wide.iloc[:1], reference="base"))
+        stats.resolution(stats.paired_differences(wide.iloc[:1], reference="base"))
 
 
 def test_settings_pick_the_size_and_apply_overrides():
     table = {"smoke": {"seeds": 2, "epochs": 1}, "small": {"seeds": 3, "epochs": 5}}
-    assert experiments.settings(table, "small") == {"seeds": 3, "epochs": 5}
-    assert experiments.settings(table, "small", {"seeds": 2}) == {"seeds": 2, "epochs": 5}
+    assert config.settings(table, "small") == {"seeds": 3, "epochs": 5}
+    assert config.settings(table, "small", {"seeds": 2}) == {"seeds": 2, "epochs": 5}
     with pytest.raises(ValueError, match="'smoke', 'small'"):
-        experiments.settings(table, "large")
+        config.settings(table, "large")
     with pytest.raises(KeyError, match="lr"):
-        experiments.settings(table, "smoke", {"lr": 1.0})
+        config.settings(table, "smoke", {"lr": 1.0})
 
 
 def test_a_run_can_be_given_steps_instead_of_epochs(tmp_path):
     result = experiments.run({**CONFIG, "epochs": None, "steps": 3}, tmp_path)
     assert result.cost["steps"] == 3 and len(result.history) == 3
-    with pytest.raises(ValueError, match="exactly one of epochs or steps"):
+    only_steps = {"dataset": "clusters", "size": "smoke", "steps": 5}  # steps without epochs means steps
+    assert experiments.run(only_steps, tmp_path).cost["steps"] == 5
+    assert config.config_key(only_steps) == config.config_key({**only_steps, "epochs": None})
+    with pytest.raises(ValueError, match="give the number of epochs or of steps to train, one of the two"):
         experiments.train({**CONFIG, "steps": 3})
 
 
@@ -195,11 +198,11 @@ def test_grid_edge_note_names_choices_at_the_ends_of_long_axes():
 
 def test_paired_differences_are_seed_by_seed():
     wide = pd.DataFrame({"base": [1.0, 5.0, 9.0], "a": [2.0, 6.0, 10.0], "b": [0.0, 5.0, np.nan]}, index=[0, 1, 2])
-    table = experiments.paired_differences(wide, reference="base")
+    table = stats.paired_differences(wide, reference="base")
     assert list(table.index) == ["a", "b"]
     assert table.loc["a", "mean"] == table.loc["a", "ci_low"] == table.loc["a", "ci_high"] == 1.0  # always +1
     assert table.loc["b", "n"] == 2 and table.loc["b", "mean"] == -0.5  # the missing seed is left out
-    unpaired = experiments.confidence_interval(wide["a"])
+    unpaired = stats.confidence_interval(wide["a"])
     assert unpaired[2] - unpaired[1] > 0  # the seeds' spread that pairing removes
 
 
@@ -242,7 +245,7 @@ def test_steps_for_passes_divides_the_budget_by_the_passes_of_a_step(tmp_path):
 
 def test_confidence_interval_refuses_values_that_are_not_finite():
     with pytest.raises(ValueError, match="1 of the 3 values are NaN or infinite"):
-        experiments.confidence_interval([1.0, float("nan"), 2.0])
+        stats.confidence_interval([1.0, float("nan"), 2.0])
 
 
 @pytest.mark.parametrize("setting, value, allowed", [
@@ -260,20 +263,20 @@ def test_a_bad_run_setting_is_refused_before_any_work_naming_it(setting, value, 
 
 def test_a_run_needs_epochs_or_steps():
     with pytest.raises(ValueError, match="give the number of epochs or of steps"):
-        experiments.complete({"epochs": None})
+        config.complete({"epochs": None})
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.dictionaries(st.sampled_from(sorted(experiments.DEFAULTS)),
+@given(st.dictionaries(st.sampled_from(sorted(config.DEFAULTS)),
                        st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=True),
                                  st.text(max_size=3), st.lists(st.integers(-1, 3), max_size=2))))
-def test_the_settings_check_gives_a_valid_configuration_or_a_clear_error(config):
+def test_the_settings_check_gives_a_valid_configuration_or_a_clear_error(described):
     try:
-        complete = experiments.complete(config)
-    except (ValueError, KeyError) as error:
+        complete = config.complete(described)
+    except (ValueError, KeyError, TypeError) as error:
         assert "Run setting" in str(error) or "Unknown configuration" in str(error)
     else:
-        assert all(check(complete[key]) for key, (check, _) in experiments.RULES.items())
+        assert all(check(complete[key]) for key, (check, _) in config.RULES.items())
 
 
 TABLE = {"small": {"seeds": 10, "lrs": [1e-3], "beta": 1e-2, "selective": {"warmup": 50}, "name": "x"}}
@@ -289,9 +292,9 @@ TABLE = {"small": {"seeds": 10, "lrs": [1e-3], "beta": 1e-2, "selective": {"warm
 ])
 def test_chapter_overrides_of_the_wrong_kind_or_range_are_refused(overrides, error, message):
     with pytest.raises(error, match=message):
-        experiments.settings(TABLE, "small", overrides)
+        config.settings(TABLE, "small", overrides)
 
 
 def test_chapter_overrides_of_the_right_kind_replace_the_settings():
-    chosen = experiments.settings(TABLE, "small", {"seeds": 3, "beta": 1, "selective": {"warmup": 0}})
+    chosen = config.settings(TABLE, "small", {"seeds": 3, "beta": 1, "selective": {"warmup": 0}})
     assert chosen["seeds"] == 3 and chosen["beta"] == 1 and chosen["selective"] == {"warmup": 0}

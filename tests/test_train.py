@@ -6,7 +6,8 @@ import torch
 from mtlutils import data, models, strategies, train
 from mtlutils.tasks import Split
 from mtlutils.strategies import Alternated, Averaged, NonFiniteLossError, adam, sgd
-from mtlutils.train import fit, resolve_device
+from mtlutils.runtime import resolve_device
+from mtlutils.train import fit
 
 TIMING = ["seconds"]
 

@@ -1,0 +1,70 @@
+"""``Run``: the record of one training run, as ``fit`` returns it and the run cache stores it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class Run:
+    """The record of one training run.
+
+    ``history``: one row per step (step, epoch, loss of each task before the step, cost of the step).
+    ``evals``: one row per evaluation (step, split, task, metric, value). ``metrics``: the final
+    ``{"val"|"test": {task: {metric: value}}}``. ``cost``: totals of passes, optimizer steps and seconds.
+    ``cosines``: ``(step, T x T gradient cosine matrix)`` pairs when requested. ``groups``: the groups updated
+    at each step. ``affinity``: affinity snapshots recorded by strategies that track one. ``measurements``: other
+    ``(step, value)`` pairs a strategy reports in ``StepRecord.extra``, by name. ``device``: where it trained.
+    """
+
+    history: pd.DataFrame
+    evals: pd.DataFrame
+    metrics: dict
+    cost: dict
+    task_names: list[str]
+    cosines: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    groups: list[list[tuple[str, ...]]] = field(default_factory=list)
+    affinity: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    measurements: dict[str, list[tuple[int, object]]] = field(default_factory=dict)
+    device: str = "cpu"
+
+    @property
+    def forward_per_step(self) -> float:
+        """Forward passes per training step."""
+        return self.cost["forward_passes"] / self.cost["steps"]
+
+    @property
+    def backward_per_step(self) -> float:
+        """Backward passes per training step."""
+        return self.cost["backward_passes"] / self.cost["steps"]
+
+    @property
+    def passes_per_step(self) -> float:
+        """Forward and backward passes per training step: what a step costs, in passes."""
+        return (self.cost["forward_passes"] + self.cost["backward_passes"]) / self.cost["steps"]
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        """Training seconds per epoch (evaluation left out)."""
+        return self.cost["seconds"] / self.cost["epochs"]
+
+    @property
+    def ms_per_step(self) -> float:
+        """Training milliseconds per step (evaluation left out)."""
+        return 1000 * self.cost["seconds"] / self.cost["steps"]
+
+    def mean_metric(self, metric: str, split: str = "test") -> float:
+        """The final value of ``metric`` on ``split``, averaged over the tasks."""
+        return float(np.mean([scores[metric] for scores in self.metrics[split].values()]))
+
+    def mean_metric_at(self, step: int, metric: str, split: str = "test") -> float:
+        """The value of ``metric`` on ``split`` after ``step`` steps, averaged over the tasks (``fit``'s
+        ``eval_at``)."""
+        rows = self.evals[(self.evals.step == step) & (self.evals.split == split) & (self.evals.metric == metric)]
+        if rows.empty:
+            raise KeyError(f"mean_metric_at: no evaluation of {metric!r} on {split!r} after {step} steps; the run was "
+                           f"evaluated after {sorted(set(self.evals.step))} steps (ask for it with eval_at).")
+        return float(rows.value.mean())
