@@ -18,24 +18,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from . import cache, runtime
-from .strategies import (
-    COVERED_BY_AVERAGED,
-    TORCHJD_FAMILIES,
-    AffinityProbe,
-    Aggregated,
-    Alternated,
-    Averaged,
-    CountMatchedGroups,
-    RandomGroups,
-    Scalarized,
-    SelectiveGroups,
-    SingleTask,
-    SplitBatchWeighted,
-    Strategy,
-    adam,
-    sgd,
-)
+from . import cache, runtime, strategies
 
 DEFAULTS = dict(
     dataset="clusters",
@@ -58,19 +41,19 @@ DEFAULTS = dict(
     device="auto",
 )
 
-STRATEGIES = {
-    "single_task": SingleTask,
-    "averaged": Averaged,
-    "alternated": Alternated,
-    "random_groups": RandomGroups,
-    "count_matched_groups": CountMatchedGroups,
-    "selective_groups": SelectiveGroups,
-    "aggregated": Aggregated,
-    "scalarized": Scalarized,
-    "split_batch_weighted": SplitBatchWeighted,
-    "affinity_probe": AffinityProbe,
+STRATEGIES = {  # a configuration's strategy name -> its class
+    "single_task": strategies.SingleTask,
+    "averaged": strategies.Averaged,
+    "alternated": strategies.Alternated,
+    "random_groups": strategies.RandomGroups,
+    "count_matched_groups": strategies.CountMatchedGroups,
+    "selective_groups": strategies.SelectiveGroups,
+    "aggregated": strategies.Aggregated,
+    "scalarized": strategies.Scalarized,
+    "split_batch_weighted": strategies.SplitBatchWeighted,
+    "affinity_probe": strategies.AffinityProbe,
 }
-OPTIMIZERS = {"adam": adam, "sgd": sgd}
+OPTIMIZERS = {"adam": strategies.adam, "sgd": strategies.sgd}
 
 
 def plain(value):
@@ -154,7 +137,7 @@ def describe_config(config: Mapping) -> str:
     return json.dumps(changed, sort_keys=True, default=str)
 
 
-def build_strategy(c: Mapping) -> Strategy:
+def build_strategy(c: Mapping) -> strategies.Strategy:
     """The strategy object of a completed configuration, with its optimizer factory; a strategy option it refuses
     is reported with the configuration's words."""
     factory = OPTIMIZERS[c["optimizer"]](lr=c["lr"], weight_decay=c["weight_decay"])
@@ -171,8 +154,8 @@ def torchjd_methods(base: Mapping) -> dict[str, dict[str, dict]]:
     Every name of ``strategies.AGGREGATORS``, ``SPLIT_WEIGHTINGS`` and ``SCALARIZERS`` must have a label, so a
     method added there cannot be left out of a comparison that claims to hold all of them."""
     families = {}
-    for family, (strategy, keyword, registry, labels) in TORCHJD_FAMILIES.items():
-        unlabelled = set(registry) - set(labels) - set(COVERED_BY_AVERAGED)
+    for family, (strategy, keyword, registry, labels) in strategies.TORCHJD_FAMILIES.items():
+        unlabelled = set(registry) - set(labels) - set(strategies.COVERED_BY_AVERAGED)
         if unlabelled:
             raise KeyError(f"torchjd_methods: no label for the {family} method(s) {sorted(unlabelled)}; add them "
                            "beside their registry in mtlutils.strategies.")

@@ -60,6 +60,35 @@ def _mse_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(prediction.reshape(target.shape), target)
 
 
+def _check(size, n_tasks, n_clusters, dim, bottleneck, spread, noise) -> None:
+    if size not in SIZES:
+        raise ValueError(f"clusters: size must be one of {sorted(SIZES)}, not {size!r}.")
+    for name, value in (("n_tasks", n_tasks), ("n_clusters", n_clusters), ("dim", dim), ("bottleneck", bottleneck)):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"clusters: {name} must be a whole number >= 1, not {value!r}.")
+    for name, value in (("spread", spread), ("noise", noise)):
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value < math.inf:
+            raise ValueError(f"clusters: {name} must be a finite number >= 0, not {value!r}.")
+    if not 1 <= n_clusters <= n_tasks:
+        raise ValueError(f"clusters: need 1 <= n_clusters <= n_tasks, got {n_clusters} clusters for {n_tasks} tasks.")
+
+
+def _task_directions(n_tasks: int, n_clusters: int, angle: float, dim: int, spread: float,
+                     rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """The tasks of each cluster, the cluster of each task, and each task's unit direction: its cluster's centre
+    jittered by ``spread``."""
+    centres = cluster_directions(n_clusters, angle, dim, rng)
+    members = np.array_split(np.arange(n_tasks), n_clusters)
+    cluster_of = np.empty(n_tasks, dtype=int)
+    for c, tasks_of_c in enumerate(members):
+        cluster_of[tasks_of_c] = c
+    jitter = rng.standard_normal((n_tasks, dim))
+    jitter /= np.linalg.norm(jitter, axis=1, keepdims=True)
+    directions = centres[cluster_of] + spread * jitter
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    return members, cluster_of, directions
+
+
 def make_clusters(
     size: str = "small",
     seed: int = 0,
@@ -72,26 +101,9 @@ def make_clusters(
     bottleneck: int = 1,
 ) -> TaskSuite:
     """Build the suite; the same arguments always give the same data."""
-    if size not in SIZES:
-        raise ValueError(f"clusters: size must be one of {sorted(SIZES)}, not {size!r}.")
-    for name, value in (("n_tasks", n_tasks), ("n_clusters", n_clusters), ("dim", dim), ("bottleneck", bottleneck)):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"clusters: {name} must be a whole number >= 1, not {value!r}.")
-    for name, value in (("spread", spread), ("noise", noise)):
-        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value < math.inf:
-            raise ValueError(f"clusters: {name} must be a finite number >= 0, not {value!r}.")
-    if not 1 <= n_clusters <= n_tasks:
-        raise ValueError(f"clusters: need 1 <= n_clusters <= n_tasks, got {n_clusters} clusters for {n_tasks} tasks.")
+    _check(size, n_tasks, n_clusters, dim, bottleneck, spread, noise)
     rng = np.random.default_rng(seed)
-    centres = cluster_directions(n_clusters, angle, dim, rng)
-    members = np.array_split(np.arange(n_tasks), n_clusters)
-    cluster_of = np.empty(n_tasks, dtype=int)
-    for c, tasks_of_c in enumerate(members):
-        cluster_of[tasks_of_c] = c
-    jitter = rng.standard_normal((n_tasks, dim))
-    jitter /= np.linalg.norm(jitter, axis=1, keepdims=True)
-    directions = centres[cluster_of] + spread * jitter
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    members, cluster_of, directions = _task_directions(n_tasks, n_clusters, angle, dim, spread, rng)
 
     names = [f"t{t}" for t in range(n_tasks)]
 
