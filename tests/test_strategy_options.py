@@ -73,7 +73,7 @@ REQUIRED = {RandomGroups: {"group_size": 2}, CountMatchedGroups: {"counts": [2]}
 
 
 @pytest.mark.parametrize("make, option, value", WRONG_KINDS,
-                         ids=[f"{m.__name__}-{o}-{v!r}" for m, o, v in WRONG_KINDS])
+                         ids=[f"{m.__name__}-{o}-{getattr(v, '__name__', repr(v))}" for m, o, v in WRONG_KINDS])
 def test_an_option_of_another_kind_is_refused_when_the_strategy_is_made(make, option, value):
     with pytest.raises(TypeError) as refused:
         make(**{**REQUIRED.get(make, {}), option: value})
