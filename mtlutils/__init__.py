@@ -16,6 +16,8 @@ Modules, from the bottom up (a module imports only those above it in this list):
   seeds), ``cache`` (verified run files), ``workers`` (where runs train: here, local processes or Dask),
   ``experiments`` (cached grids, tuning, comparisons), ``stats`` (intervals, paired differences, resolution and
   their words);
+- results: ``pareto`` (dominance, and the Pareto front of trade-offs between tasks);
+- measures of affinity: ``measures`` (a run's affinity measures against known groups and realised transfer);
 - the book: ``plots`` (one figure style and the recurring figures), ``prose`` (computed sentences), ``exercises``
   (the checks of the chapters' exercises).
 """
@@ -28,8 +30,10 @@ from . import (
     data,
     exercises,
     experiments,
+    measures,
     metrics,
     models,
+    pareto,
     plots,
     prose,
     record,

@@ -22,16 +22,22 @@ from .datasets import clusters
 from .affinity import ProximalAffinity
 from .tasks import Task
 
+# The numbers the exercises state, in one place: the chapters glue them into the exercises' text and their
+# solutions compute with them, as the checks below do.
+DELTA_TASKS = (Task("A", loss=None, metrics={"acc": None, "err": None}, higher_is_better={"acc": True, "err": False}),
+               Task("B", loss=None, metrics={"mse": None}, higher_is_better=False))  # ex-nt-delta's two tasks
+DELTA_MODEL = {"A": {"acc": 0.90, "err": 0.10}, "B": {"mse": 2.0}}  # ex-nt-delta: the multi-task network's metrics
+DELTA_SINGLE = {"A": {"acc": 0.92, "err": 0.08}, "B": {"mse": 2.5}}  # ex-nt-delta: its single-task baselines
+THREE_ANGLE = 90  # ex-nt-three: the angle (degrees) between every two of the three clusters' directions
+MOMENT_BATCHES = 3  # ex-alt-moments: the batches of Alternated before its optimizer's state is read
+
 
 def _close(answer, expected, tolerance: float) -> bool:
     return bool(np.allclose(np.asarray(answer, dtype=float), np.asarray(expected, dtype=float), atol=tolerance))
 
 
 def _delta(answer, tolerance: float = 0.05) -> tuple[bool, str]:
-    task_a = Task("A", loss=None, metrics={"acc": None, "err": None}, higher_is_better={"acc": True, "err": False})
-    task_b = Task("B", loss=None, metrics={"mse": None}, higher_is_better=False)
-    model, single = {"A": {"acc": 0.90, "err": 0.10}, "B": {"mse": 2.0}}, {"A": {"acc": 0.92, "err": 0.08}, "B": {"mse": 2.5}}
-    expected = [metrics.delta_m(model, single, [task_a, task_b], mode=m) for m in ("per_task", "pooled")]
+    expected = [metrics.delta_m(DELTA_MODEL, DELTA_SINGLE, list(DELTA_TASKS), mode=m) for m in ("per_task", "pooled")]
     if _close(answer, expected, tolerance):
         return True, "Per task weighs each task equally; pooled weighs each metric equally."
     if _close(answer, expected[::-1], tolerance):
@@ -41,13 +47,14 @@ def _delta(answer, tolerance: float = 0.05) -> tuple[bool, str]:
 
 
 def _three_clusters(answer, tolerance: float = 0.01) -> tuple[bool, str]:
-    one, two = (clusters.shared_fraction_bound(90, n_clusters=3, bottleneck=b) for b in (1, 2))
+    one, two = (clusters.shared_fraction_bound(THREE_ANGLE, n_clusters=3, bottleneck=b) for b in (1, 2))
     if _close(answer, (one, two), tolerance):
         return True, "Two features carry more of three clusters' signal than one."
-    return False, "Give (one feature, two features) at 90 degrees, as fractions between 0 and 1, from shared_fraction_bound."
+    return False, (f"Give (one feature, two features) at {THREE_ANGLE} degrees, as fractions between 0 and 1, from "
+                   "shared_fraction_bound.")
 
 
-def _moments(answer, batches: int = 3, tasks: int = 2) -> tuple[bool, str]:
+def _moments(answer, batches: int = MOMENT_BATCHES, tasks: int = 2) -> tuple[bool, str]:
     expected = (tasks * batches, batches)
     if tuple(int(a) for a in answer) == expected:
         return True, "The shared moments see every task's step; a head's see only its own task's."
@@ -132,7 +139,7 @@ def _worse_task(answer, accuracy) -> tuple[bool, str]:
 
 _CHECKS: dict[str, tuple[Callable[..., tuple[bool, str]], str]] = {
     "ex-nt-delta": (_delta, "a pair (per task, pooled) of percentages"),
-    "ex-nt-three": (_three_clusters, "a pair (one feature, two features) of fractions at 90 degrees"),
+    "ex-nt-three": (_three_clusters, f"a pair (one feature, two features) of fractions at {THREE_ANGLE} degrees"),
     "ex-alt-moments": (_moments, "a pair (trunk steps, head steps) of integers"),
     "ex-alt-mean": (_mean_factor, "one number: the factor on Averaged's learning rate"),
     "ex-rg-cost": (_group_counts, "a dict {k: number of groups} for k = 1 to T"),

@@ -26,6 +26,7 @@ from .config import build_strategy, complete, config_key, describe_config, resol
 from .metrics import delta_m
 from .record import Run
 from .stats import relative_to_baseline, summarize
+from .strategies import AGGREGATOR_LABELS
 from .tasks import Task, TaskSuite
 from .train import fit
 
@@ -148,6 +149,23 @@ def grid(base: Mapping | None = None, **axes: Iterable) -> list[dict]:
 def single_task_configs(config: Mapping, task_names: Iterable[str]) -> list[dict]:
     """The single-task baselines of a multi-task configuration: one run per task, everything else equal."""
     return [{**config, "strategy": "single_task", "strategy_kwargs": {"task": name}} for name in task_names]
+
+
+def many_task_methods(base: Mapping, selective: Mapping, group_size: int = 2,
+                      aggregators: Iterable[str] = ("pcgrad", "upgrad")) -> dict[str, dict]:
+    """Averaged training and the ways of training many tasks at once set against it, as ``{label: configuration
+    on top of base}``: averaged training; alternated training and random groups of ``group_size``
+    (Pascal et al., 2021); selective group updates with the options ``selective`` (Jeong & Yoon, 2025); and the
+    torchjd ``aggregators`` under their labels (``strategies.AGGREGATOR_LABELS``)."""
+    random = {"strategy": "random_groups"}
+    return {
+        "Averaged": {**base, "strategy": "averaged"},
+        "Alternated (k=1)": {**base, **random, "strategy_kwargs": {"group_size": 1}},
+        f"RandomGroups (k={group_size})": {**base, **random, "strategy_kwargs": {"group_size": group_size}},
+        "SelectiveGroups": {**base, "strategy": "selective_groups", "strategy_kwargs": dict(selective)},
+        **{AGGREGATOR_LABELS[name]: {**base, "strategy": "aggregated", "strategy_kwargs": {"aggregator": name}}
+           for name in aggregators},
+    }
 
 
 def pair_transfer(base: Mapping, tasks: Iterable[Task], seeds: Iterable[int], cache_dir: str | Path | None = None,
@@ -282,6 +300,33 @@ def tune_then_repeat(methods: Mapping[str, Mapping], grid: Mapping[str, Iterable
                 for row in chosen.to_dict("records") for seed in seeds]
     runs = run_grid([c for _, c in repeated], cache_dir, progress)
     return Tuned(chosen, tuning, [(n, c, r) for (n, c), r in zip(repeated, runs)])
+
+
+def at_pass_budget(tuned: Tuned, names: Iterable[str], passes: float, metric: str = "accuracy",
+                   cache_dir: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
+    """The repeated runs of the ``names`` methods of ``tuned`` at one compute budget: each after the steps that
+    spend ``passes`` forward and backward passes at its method's mean passes per step (``Tuned.cost``).
+
+    With a constant learning rate, the first s steps of a run are a run of s steps: a run evaluated after exactly
+    that many steps (its last step or one of its ``eval_at``) is read there; any other is trained again for that
+    many steps. One row per run, in the order of ``tuned.runs`` (those trained again last): ``method``, ``seed``,
+    ``steps`` and ``value``, the test ``metric`` averaged over the tasks."""
+    names, per_step = set(names), tuned.cost()["passes"]
+    if names - set(per_step.index):
+        raise KeyError(f"at_pass_budget: no runs of {sorted(names - set(per_step.index))} among the tuned methods.")
+    rows, again = [], []
+    for name, config, result in tuned.runs:
+        if name not in names:
+            continue
+        steps = int(round(passes / per_step[name]))
+        if steps in (result.cost["steps"], *(config.get("eval_at") or [])):
+            rows.append(dict(method=name, seed=config["seed"], steps=steps,
+                             value=result.mean_metric_at(steps, metric)))
+        else:  # passes per step that the calibration did not predict (groups chosen as training goes)
+            again.append((name, {**config, "epochs": None, "steps": steps, "eval_at": None}))
+    for (name, config), result in zip(again, run_grid([c for _, c in again], cache_dir, progress)):
+        rows.append(dict(method=name, seed=config["seed"], steps=config["steps"], value=result.mean_metric(metric)))
+    return pd.DataFrame(rows, columns=["method", "seed", "steps", "value"])
 
 
 @dataclass

@@ -201,6 +201,18 @@ def rank_changes(ax: plt.Axes, before: pd.Series, after: pd.Series, labels: tupl
     return ax
 
 
+def rank_paths(ax: plt.Axes, scores: pd.DataFrame) -> plt.Axes:
+    """How a ranking moves along a parameter: ``scores`` has one row per entry and one column per value of the
+    parameter; each entry's rank (1 = the highest score) in every column, as a line over the parameter's
+    values, in the order and colours of ``rank_changes``, with the best at the top."""
+    ranks = scores.rank(ascending=False)
+    for name, colour in zip(scores.index, sns.color_palette(PALETTE, n_colors=len(scores))):
+        ax.plot(scores.columns, ranks.loc[name], color=colour, lw=2, label=name)
+    ax.set(ylabel="rank (1 = best)", yticks=range(1, len(scores) + 1))
+    ax.invert_yaxis()
+    return ax
+
+
 def toy_paths(ax: plt.Axes, landscape, paths: np.ndarray, pareto: tuple, title: str = "") -> plt.Axes:
     """Trajectories on the toy landscape: contours of the mean of the two losses, the Pareto set as a thick
     line, each path from its start (circle) to its end (cross). ``paths``: (steps + 1, P, 2)."""

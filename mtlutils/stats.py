@@ -134,6 +134,13 @@ def describe_interval(row: Mapping, unit: str = "%", level: float = 0.95, decima
     return f"{row['mean']:{f}}{unit} ({100 * level:.0f}% CI {row['ci_low']:{f}} to {row['ci_high']:{f}})"
 
 
+def describe_gap(gap: Mapping, a, b, unit: str = "%", level: float = 0.95, decimals: int = 1) -> str:
+    """A ``paired_gap(wide, a, b)`` row as text: ``a minus b: +1.2% (95% CI +0.3 to +2.1)``, followed by `` (the
+    interval contains 0)`` when the seeds do not separate the difference from zero."""
+    text = f"{a} minus {b}: {describe_interval(gap, unit, level, decimals)}"
+    return text + ("" if sign_of(gap) else " (the interval contains 0)")
+
+
 def listing(names: Iterable, last: str = " and ", empty: str = "none") -> str:
     """Names as a phrase: "a", "a and b", "a, b and c" (``last`` joins the final two), ``empty`` when there are
     none."""

@@ -18,6 +18,7 @@ LOWER = 5e-6
 STARTS = [(-8.5, 7.5), (0.0, 0.0), (9.0, 9.0), (-7.5, -0.5), (9.0, -1.0)]
 PARETO_X2 = -8.3552  # the Pareto set is {(x1, PARETO_X2) : -7 <= x1 <= 7}
 PARETO_X1 = (-7.0, 7.0)
+IMBALANCE = 0.1  # the imbalanced variant scales L1 by this factor
 
 
 def objectives(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -59,7 +60,7 @@ def _value(prediction: Tensor, target: Tensor) -> Tensor:
 
 
 def suite(imbalance: bool = False) -> TaskSuite:
-    """The toy as a TaskSuite: tasks L1 and L2, one dummy sample; ``imbalance`` scales L1 by 0.1."""
+    """The toy as a TaskSuite: tasks L1 and L2, one dummy sample; ``imbalance`` scales L1 by ``IMBALANCE``."""
     split = Split(torch.zeros(1, 1), {"L1": torch.zeros(1), "L2": torch.zeros(1)})
     tasks = [Task(name, _value, {"loss": lambda p, t: p.mean().item()}, higher_is_better=False) for name in ("L1", "L2")]
     return TaskSuite("toy", tasks, split, split, split, input_shape=(1,), meta={"imbalance": imbalance})
@@ -67,7 +68,7 @@ def suite(imbalance: bool = False) -> TaskSuite:
 
 def net(start=STARTS[0], imbalance: bool = False) -> MultiTaskNet:
     """The network whose only parameter is the point (or the (P, 2) points) ``start``."""
-    heads = nn.ModuleDict({"L1": Objective(0, 0.1 if imbalance else 1.0), "L2": Objective(1)})
+    heads = nn.ModuleDict({"L1": Objective(0, IMBALANCE if imbalance else 1.0), "L2": Objective(1)})
     return MultiTaskNet(Point(start), heads)
 
 
@@ -95,7 +96,7 @@ def landscape(low=(-10.0, -10.0), high=(10.0, 10.0), n: int = 200, imbalance: bo
     """(x1, x2, L1, L2) on an n x n grid, for contour plots."""
     x1, x2 = torch.meshgrid(torch.linspace(low[0], high[0], n), torch.linspace(low[1], high[1], n), indexing="xy")
     l1, l2 = objectives(torch.stack([x1, x2], dim=-1))
-    return x1.numpy(), x2.numpy(), (0.1 if imbalance else 1.0) * l1.numpy(), l2.numpy()
+    return x1.numpy(), x2.numpy(), (IMBALANCE if imbalance else 1.0) * l1.numpy(), l2.numpy()
 
 
 def pareto_distance(points: np.ndarray) -> np.ndarray:

@@ -26,15 +26,15 @@
 # where we control how much the tasks disagree, by one angle.
 
 # %% tags=["parameters"]
-SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (more samples, angles and seeds)
-# full mode: synthetic data, no data script; a laptop CPU is enough
-# full mode's run time on this machine, from its runs counted and their steps timed:
+SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (below)
+# full: more samples, angles and seeds; synthetic data (no data script); a CPU will do.
+# Its run time here, from its runs counted and their steps timed:
 #   python benchmarks/full_mode_time.py --chapters 01
-# measured so on 2 CPU cores (2026-12-02): 800 runs, 4.1 M steps, 0.6 h of runs, about 0.3 h on the two cores
-SEED = 0  # the first seed; the chapter uses SEED, SEED + 1, ... (it tunes nothing: every setting is fixed below)
-OVERRIDES = {}  # replaces entries of the chosen SETTINGS below, e.g. {"seeds": 2} for fewer seeds
+# on 2 CPU cores (2026-12-02): 800 runs, 4.1 M steps, 0.6 h of runs, 0.3 h in all
+SEED = 0  # the first seed; the chapter uses SEED, SEED + 1, ... (it tunes nothing)
+OVERRIDES = {}  # replaces entries of SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown
@@ -44,25 +44,40 @@ import mtlutils as mtl
 
 mtl.plots.use_style()
 
-# %%
+# %% tags=["hide-input"]
 SETTINGS = mtl.settings({
     "smoke": dict(angles=[0, 90, 180], seeds=2, epochs=3),
     "small": dict(angles=[0, 45, 90, 135, 180], seeds=10, epochs=40),
     "full": dict(angles=[0, 30, 60, 90, 120, 150, 180], seeds=20, epochs=40),
 }, SIZE, OVERRIDES)
 _, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"], tuning=0)  # SEED, SEED + 1, ...
-BASE = dict(dataset="clusters", size=SIZE, lr=3e-3, batch_size=32, epochs=SETTINGS["epochs"])
+BASE = dict(dataset="clusters", size=SIZE, lr=3e-3, batch_size=32,
+            epochs=SETTINGS["epochs"])
+COSINE_EVERY = 4  # steps between two measurements of the gradients' cosines
+
+# %% tags=["hide-input"]
+suite = mtl.experiments.suite_for({**BASE, "data": {"angle": SETTINGS["angles"][0]}})
+task_names = suite.task_names
+mtl.glue("n_tasks", len(task_names), display=False)
+mtl.glue("n_clusters", len(suite.meta["groups"]), display=False)
+mtl.glue("input_dim", suite.input_shape[0], display=False)
+mtl.glue("noise", suite.meta["noise"], display=False)
+mtl.glue("lr", BASE["lr"], display=False)
+mtl.glue("cosine_every", COSINE_EVERY, display=False)
 
 # %% [markdown]
 # ## A benchmark with a dial for conflict
 #
-# The `clusters` dataset has $T = 4$ regression tasks in $C = 2$ clusters of two. All tasks read the same
-# input $x \sim \mathcal N(0, I_{16})$. Cluster $c$ has a unit direction $u_c$, and the two directions meet at an
-# angle $\alpha$ that we choose. Task $t$ of cluster $c$ points along $w_t$, a slightly perturbed copy of $u_c$,
-# and its target is
+# The `clusters` dataset has $T$ = {glue:text}`n_tasks` regression tasks, split evenly into $C$ =
+# {glue:text}`n_clusters` clusters. All tasks read the same input $x \sim \mathcal N(0, I_d)$, with $d$ =
+# {glue:text}`input_dim`. Cluster $c$ has a unit direction $u_c$, and the two directions meet at an angle
+# $\alpha$ that we choose. Task $t$ of cluster $c$ points along $w_t$, a slightly perturbed copy of $u_c$, and its
+# target is
 #
-# $$ y_t = \operatorname{standardise}\big(\operatorname{relu}(w_t^\top x)\big) + 0.5\,\varepsilon, \qquad
-#    \varepsilon \sim \mathcal N(0, 1). $$
+# $$ y_t = \operatorname{standardise}\big(\operatorname{relu}(w_t^\top x)\big) + \sigma\,\varepsilon, \qquad
+#    \varepsilon \sim \mathcal N(0, 1), $$
+#
+# with noise level $\sigma$ = {glue:text}`noise`.
 #
 # The standard network squeezes its trunk through a **bottleneck of one feature** before the linear heads. One
 # task alone needs exactly one feature, $\operatorname{relu}(w_t^\top x)$; two clusters that point apart need two,
@@ -71,17 +86,20 @@ BASE = dict(dataset="clusters", size=SIZE, lr=3e-3, batch_size=32, epochs=SETTIN
 # largest fraction of the two clusters' signal that one shared feature can carry:
 
 # %%
+clusters = mtl.datasets.clusters
 angles = np.linspace(0, 180, 181)
+bound = [clusters.shared_fraction_bound(a) for a in angles]
 fig, ax = plt.subplots(figsize=(6, 3.2))
-ax.plot(angles, [mtl.datasets.clusters.target_correlation(a) for a in angles], label="target correlation of the two clusters")
-ax.plot(angles, [mtl.datasets.clusters.shared_fraction_bound(a) for a in angles], label="best fraction of signal one feature carries")
+ax.plot(angles, [clusters.target_correlation(a) for a in angles],
+        label="target correlation of the two clusters")
+ax.plot(angles, bound, label="best fraction of signal one feature carries")
 ax.axhline(0, color="grey", lw=0.8)
-ax.set(xlabel="angle between the clusters (degrees)", ylabel="value", xticks=range(0, 181, 45))
+ax.set(xlabel="angle between the clusters (degrees)", ylabel="value",
+       xticks=range(0, 181, 45))
 ax.legend(frameon=False, loc="lower left")
 mtl.plots.savefig(fig, "01_bound")
-worst_angle = angles[np.argmin([mtl.datasets.clusters.shared_fraction_bound(a) for a in angles])]
-mtl.glue("bound_worst_angle", float(worst_angle), display=False)
-mtl.glue("bound_at_180", 100 * mtl.datasets.clusters.shared_fraction_bound(180), display=False)
+mtl.glue("bound_worst_angle", float(angles[np.argmin(bound)]), display=False)
+mtl.glue("bound_at_180", 100 * clusters.shared_fraction_bound(180), display=False)
 
 # %% [markdown]
 # The capacity argument predicts that conflict is worst at {glue:text}`bound_worst_angle:.0f` degrees, not at
@@ -98,8 +116,8 @@ mtl.glue("bound_at_180", 100 * mtl.datasets.clusters.shared_fraction_bound(180),
 # $$ \min_{\theta_s, \theta_1, \dots, \theta_T} \; \frac1T \sum_{t=1}^T L_t(\theta_s, \theta_t), $$
 #
 # with one gradient step on the mean loss per batch (`strategies.Averaged`). We compare the two with the same
-# optimizer (Adam, learning rate 3e-3), batch size and number of epochs, and measure task $t$'s test mean squared
-# error $M_t$ against its single-task value $B_t$ from the same seed:
+# optimizer (Adam, learning rate {glue:text}`lr:g`), batch size and number of epochs, and measure task $t$'s test
+# mean squared error $M_t$ against its single-task value $B_t$ from the same seed:
 #
 # $$ \Delta_t = -\,\frac{M_t - B_t}{B_t} \times 100\%, $$
 #
@@ -111,18 +129,21 @@ mtl.glue("bound_at_180", 100 * mtl.datasets.clusters.shared_fraction_bound(180),
 # order); finished runs are cached on disk, so re-running this notebook is fast.
 
 # %%
+AVERAGED = {**BASE, "strategy": "averaged", "gradient_cosine_every": COSINE_EVERY}
 configs = []
-for angle in SETTINGS["angles"]:
-    for seed in SEEDS:
-        averaged = {**BASE, "data": {"angle": angle}, "seed": seed, "strategy": "averaged", "gradient_cosine_every": 4}
-        task_names = mtl.experiments.suite_for(averaged).task_names
-        configs += [averaged, *mtl.experiments.single_task_configs({**averaged, "gradient_cosine_every": None}, task_names)]
+data = [{"angle": angle} for angle in SETTINGS["angles"]]
+for averaged in mtl.grid(AVERAGED, data=data, seed=SEEDS):
+    single = {**averaged, "gradient_cosine_every": None}  # baselines measure no cosines
+    configs += [averaged, *mtl.experiments.single_task_configs(single, task_names)]
 runs = mtl.run_grid(configs)
 table = mtl.experiments.results(configs, runs)
-suite = mtl.experiments.suite_for(configs[0])
-relative = mtl.stats.relative_to_baseline(table, suite.tasks, match=["data.angle", "seed"])
-relative = relative.rename(columns={"data.angle": "angle"})
-print(f"{len(runs)} runs: {len(SETTINGS['angles'])} angles x {len(SEEDS)} seeds x (1 averaged + {len(task_names)} single-task)")
+relative = mtl.stats.relative_to_baseline(
+    table, suite.tasks, match=["data.angle", "seed"]
+).rename(columns={"data.angle": "angle"})
+averaged_runs = {(c["data"]["angle"], c["seed"]): run for c, run in zip(configs, runs)
+                 if c["strategy"] == "averaged"}  # the shared networks by (angle, seed)
+print(f"{len(runs)} runs: {len(SETTINGS['angles'])} angles x {len(SEEDS)} seeds "
+      f"x (1 averaged + {len(task_names)} single-task)")
 
 # %%
 per_task = mtl.stats.summarize(relative, by=["angle", "task"], value="relative")
@@ -134,9 +155,11 @@ mtl.plots.lines_with_ci(per_task, x="angle", hue="task", ax=axes[0])
 mtl.plots.lines_with_ci(overall, x="angle", ax=axes[1])
 for ax, title in zip(axes, ["each task", r"mean over tasks ($\Delta_m$)"]):
     ax.axhline(0, color="black", lw=0.8)
-    ax.set(xlabel="angle between the clusters (degrees)", title=title, xticks=SETTINGS["angles"])
+    ax.set(xlabel="angle between the clusters (degrees)", title=title,
+           xticks=SETTINGS["angles"])
 axes[0].set_ylabel("test MSE change vs single-task (%)\n(positive = sharing helped)")
-fig.suptitle(f"Averaged vs single-task training: mean and 95% CI over {len(SEEDS)} seeds", y=1.02)
+fig.suptitle("Averaged vs single-task training: mean and 95% CI over "
+             f"{len(SEEDS)} seeds", y=1.02)
 mtl.plots.savefig(fig, "01_relative_performance")
 overall.round(2)
 
@@ -147,10 +170,13 @@ first, last = SETTINGS["angles"][0], SETTINGS["angles"][-1]
 worst = int(by_angle["mean"].idxmin())
 VERDICTS = {1: "sharing **helps**: the whole interval lies above zero",
             -1: "sharing **hurts**: the whole interval lies below zero",
-            0: "the seeds **do not separate** sharing from training alone: the interval contains zero"}
+            0: "the seeds **do not separate** sharing from training alone: the "
+               "interval contains zero"}  # by mtl.stats.sign_of
 for name, angle in [("aligned", first), ("worst", worst), ("opposed", last)]:
-    mtl.glue(f"delta_{name}", Markdown(describe(by_angle.loc[angle])), display=False)
-    mtl.glue(f"verdict_{name}", Markdown(VERDICTS[mtl.stats.sign_of(by_angle.loc[angle])]), display=False)
+    row = by_angle.loc[angle]
+    mtl.glue(f"delta_{name}", Markdown(describe(row)), display=False)
+    verdict = VERDICTS[mtl.stats.sign_of(row)]
+    mtl.glue(f"verdict_{name}", Markdown(verdict), display=False)
 mtl.glue("worst_angle", worst, display=False)
 mtl.glue("n_seeds", len(SEEDS), display=False)
 
@@ -159,26 +185,34 @@ mtl.glue("n_seeds", len(SEEDS), display=False)
 
 # %%
 cluster_of = dict(zip(task_names, suite.meta["cluster_of"]))
-at_worst = relative[relative.angle == worst].assign(cluster=lambda d: d.task.map(cluster_of))
+at_worst = relative[relative.angle == worst]
+at_worst = at_worst.assign(cluster=at_worst.task.map(cluster_of))
 by_cluster = at_worst.groupby(["seed", "cluster"]).relative.mean().unstack()
 mtl.glue("loser_loss", float(-by_cluster.min(axis=1).mean()), display=False)
 mtl.glue("winner_loss", float(-by_cluster.max(axis=1).mean()), display=False)
-mtl.glue("first_cluster_lost", int((by_cluster[0] < by_cluster[1]).sum()), display=False)
-by_seed = delta.pivot(index="seed", columns="angle", values="relative")
-opposed_minus_worst = mtl.stats.paired_differences(by_seed[[worst, last]], reference=worst) if last != worst else None
-mtl.glue("resolution", Markdown(mtl.stats.resolution(pd.concat([overall, opposed_minus_worst]), unit="%")), display=False)
-mtl.glue("opposed_minus_worst", Markdown(describe(opposed_minus_worst.loc[last]) if last != worst
-                                     else "zero (it is the worst angle)"), display=False)
+first_lost = int((by_cluster[0] < by_cluster[1]).sum())  # seeds: cluster 0 lost more
+mtl.glue("first_cluster_lost", first_lost, display=False)
 
 # %%
-opposed_better = opposed_minus_worst is not None and opposed_minus_worst.loc[last, "ci_low"] > 0
+by_seed = delta.pivot(index="seed", columns="angle", values="relative")
+# opposed minus worst, seed by seed
+gap = mtl.stats.paired_gap(by_seed, last, worst) if last != worst else None
+compared = overall if gap is None else pd.concat([overall, pd.DataFrame([gap])])
+resolution = mtl.stats.resolution(compared, unit="%")
+mtl.glue("resolution", Markdown(resolution), display=False)
+mtl.glue("opposed_minus_worst", Markdown(
+    "zero (it is the worst angle)" if gap is None else describe(gap)), display=False)
+
+# %%
 mtl.glue("summary_opposed", Markdown(
-    f"Opposed clusters ({last} degrees) lost clearly less than the worst angle ({worst} degrees), seed by seed: how much tasks "
-    "compete depends on the features they need, not on the sign of their targets, since a head can flip a shared "
+    f"Opposed clusters ({last} degrees) lost clearly less than the worst angle "
+    f"({worst} degrees), seed by seed: how much tasks compete depends on the features "
+    "they need, not on the sign of their targets, since a head can flip a shared "
     "feature."
-    if opposed_better else
-    f"The seeds do not show opposed clusters ({last} degrees) losing less than the worst angle ({worst} degrees), "
-    "although the capacity bound above predicts it."), display=False)
+    if gap is not None and mtl.stats.sign_of(gap) > 0 else
+    f"The seeds do not show opposed clusters ({last} degrees) losing less than the "
+    f"worst angle ({worst} degrees), although the capacity bound above predicts it."),
+    display=False)
 
 # %% [markdown]
 # With {glue:text}`n_seeds` seeds per angle, the mean change over tasks is
@@ -202,32 +236,34 @@ mtl.glue("summary_opposed", Markdown(
 # A common diagnosis of negative transfer looks at the gradients of the task losses with respect to the shared
 # parameters, $g_t = \nabla_{\theta_s} L_t$. When $\cos(g_i, g_j) < 0$ the tasks *conflict*: to first order, a
 # step along $g_i$ raises $L_j$ {cite}`yu2020gradient`. During every averaged run above we measured the cosine of
-# every pair of tasks on the training batch every fourth step. We split the pairs into those within a cluster and
-# those across clusters, and count how often each conflicts in the second half of training:
+# every pair of tasks on the training batch once every {glue:text}`cosine_every` steps. We split the pairs into
+# those within a cluster and those across clusters, and count how often each conflicts in the second half of
+# training:
 
 # %%
 cosine_rows = []
-for config, result in zip(configs, runs):
-    if config["strategy"] != "averaged":
-        continue
+for (angle, seed), result in averaged_runs.items():
     rates = mtl.affinity.conflict_within_and_across(
-        result.cosines, mtl.experiments.suite_for(config).meta["cluster_of"], since_step=result.cost["steps"] // 2
-    )
-    for pairs, rate in rates.items():
-        cosine_rows.append(dict(angle=config["data"]["angle"], seed=config["seed"], pairs=pairs, rate=100 * rate))
-conflicts = mtl.stats.summarize(pd.DataFrame(cosine_rows), by=["angle", "pairs"], value="rate")
+        result.cosines, suite.meta["cluster_of"], since_step=result.cost["steps"] // 2)
+    cosine_rows += [dict(angle=angle, seed=seed, pairs=pairs, rate=100 * rate)
+                    for pairs, rate in rates.items()]
+cosine_rates = pd.DataFrame(cosine_rows)
+conflicts = mtl.stats.summarize(cosine_rates, by=["angle", "pairs"], value="rate")
+middle = SETTINGS["angles"][len(SETTINGS["angles"]) // 2]
+example = averaged_runs[middle, SEEDS[0]]  # one run's cosines, late in training
+late = [m for s, m in example.cosines if s >= example.cost["steps"] // 2]
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.4, 1]})
-mtl.plots.lines_with_ci(conflicts, x="angle", hue="pairs", ax=axes[0], label_fmt="{} clusters")
-axes[0].set(
-    xlabel="angle between the clusters (degrees)", ylabel="steps with negative cosine (%)",
-    title=f"conflict rate, second half of training ({len(SEEDS)} seeds, 95% CI)", xticks=SETTINGS["angles"],
-)
-middle = SETTINGS["angles"][len(SETTINGS["angles"]) // 2]
-example = next(r for c, r in zip(configs, runs) if c["strategy"] == "averaged" and c["data"]["angle"] == middle)
-late = [m for s, m in example.cosines if s >= example.cost["steps"] // 2]
-mtl.plots.heatmap(np.mean(late, axis=0), example.task_names, ax=axes[1], cbar_label="mean cosine")
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8),
+                         gridspec_kw={"width_ratios": [1.4, 1]})
+mtl.plots.lines_with_ci(conflicts, x="angle", hue="pairs", ax=axes[0],
+                        label_fmt="{} clusters")
+axes[0].set(xlabel="angle between the clusters (degrees)",
+            ylabel="steps with negative cosine (%)", xticks=SETTINGS["angles"],
+            title="conflict rate, second half of training "
+                  f"({len(SEEDS)} seeds, 95% CI)")
+mtl.plots.heatmap(np.mean(late, axis=0), example.task_names, ax=axes[1],
+                  cbar_label="mean cosine")
 axes[1].set_title(f"mean cosine, {middle} degrees, seed {SEEDS[0]}")
 mtl.plots.savefig(fig, "01_gradient_conflict")
 conflicts.round(1)
@@ -236,21 +272,24 @@ conflicts.round(1)
 rate = conflicts.set_index(["angle", "pairs"])["mean"]
 for angle, name in [(worst, "worst"), (first, "aligned")]:
     for pairs in ("across", "within"):
-        mtl.glue(f"conflict_{pairs}_{name}", float(rate.loc[(angle, pairs)]), display=False)
-at_worst_rates = pd.DataFrame(cosine_rows).query("angle == @worst").pivot(index="seed", columns="pairs", values="rate")
-across_minus_within = mtl.stats.paired_differences(at_worst_rates, reference="within").loc["across"]
+        value = float(rate.loc[(angle, pairs)])
+        mtl.glue(f"conflict_{pairs}_{name}", value, display=False)
+at_worst_rates = cosine_rates.query("angle == @worst").pivot(
+    index="seed", columns="pairs", values="rate")
+across_minus_within = mtl.stats.paired_gap(at_worst_rates, "across", "within")
+across_text = describe(across_minus_within, unit=" points")
 mtl.glue("conflict_reading", Markdown(
-    "Across clusters the tasks kept pulling the one shared feature their own way: seed by seed, the rate across "
-    f"minus the rate within is {describe(across_minus_within, unit=' points')}."
-    if across_minus_within.ci_low > 0 else
-    f"Seed by seed, the rate across minus the rate within is {describe(across_minus_within, unit=' points')}: "
+    "Across clusters the tasks kept pulling the one shared feature their own way: seed "
+    f"by seed, the rate across minus the rate within is {across_text}."
+    if mtl.stats.sign_of(across_minus_within) > 0 else
+    f"Seed by seed, the rate across minus the rate within is {across_text}: "
     "these seeds do not separate the two."), display=False)
 
 # %% [markdown]
 # At {glue:text}`worst_angle` degrees, pairs across clusters conflicted in
 # {glue:text}`conflict_across_worst:.0f`% of the measured steps of the second half of training, pairs within a
-# cluster in {glue:text}`conflict_within_worst:.0f`%. {glue:md}`conflict_reading` But look at 0 degrees: all four
-# tasks are one cluster (mean change {glue:md}`delta_aligned`), and still pairs conflict in
+# cluster in {glue:text}`conflict_within_worst:.0f`%. {glue:md}`conflict_reading` But look at 0 degrees: all
+# {glue:text}`n_tasks` tasks are one cluster (mean change {glue:md}`delta_aligned`), and still pairs conflict in
 # {glue:text}`conflict_within_aligned:.0f`% (within) and {glue:text}`conflict_across_aligned:.0f`% (across) of the
 # steps. Near a minimum of the *averaged* loss the task gradients must roughly cancel, since their mean is close
 # to zero, so what remains is each task's label noise pointing its own way. A negative cosine on one batch is
@@ -263,8 +302,7 @@ mtl.glue("conflict_reading", Markdown(
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), sharey=True)
 for ax, angle in zip(axes, [first, worst]):
-    result = next(r for c, r in zip(configs, runs) if c["strategy"] == "averaged" and c["data"]["angle"] == angle and c["seed"] == SEEDS[0])
-    mtl.plots.loss_curves(result.history, ax=ax)
+    mtl.plots.loss_curves(averaged_runs[angle, SEEDS[0]].history, ax=ax)
     ax.set_title(f"averaged training, clusters at {angle} degrees (seed {SEEDS[0]})")
 mtl.plots.savefig(fig, "01_loss_curves")
 
@@ -283,13 +321,25 @@ mtl.plots.savefig(fig, "01_loss_curves")
 #   from one batch.
 # - The harm falls unevenly on the tasks and varies between seeds: compare methods over several seeds, with
 #   confidence intervals, as this book does from here on.
-#
+
+# %% tags=["hide-input"]
+# the numbers the exercises state (mtlutils.exercises, where their checks read them)
+given = {"model": mtl.exercises.DELTA_MODEL, "single": mtl.exercises.DELTA_SINGLE}
+for network, scores in given.items():
+    for task, values in scores.items():
+        for metric, value in values.items():
+            mtl.glue(f"ex_{network}_{task}_{metric}", value, display=False)
+mtl.glue("ex_three_angle", mtl.exercises.THREE_ANGLE, display=False)
+
+# %% [markdown]
 # ## Exercises
 #
 # ````{exercise}
 # :label: ex-nt-delta
-# A network reports, for task A, accuracy 0.90 and error rate 0.10, and for task B a mean squared error of 2.0.
-# Its single-task baselines are 0.92, 0.08 and 2.5. Compute $\Delta_m$ by hand in both modes of
+# A network reports, for task A, accuracy {glue:text}`ex_model_A_acc:.2f` and error rate
+# {glue:text}`ex_model_A_err:.2f`, and for task B a mean squared error of {glue:text}`ex_model_B_mse:.1f`. Its
+# single-task baselines are {glue:text}`ex_single_A_acc:.2f`, {glue:text}`ex_single_A_err:.2f` and
+# {glue:text}`ex_single_B_mse:.1f`. Compute $\Delta_m$ by hand in both modes of
 # `metrics.delta_m` (per task, then pooled over the three metrics) and check your numbers with the function.
 # Store the pair (per task, pooled) as `nt_delta`. Why do the two modes differ?
 # ````
@@ -299,21 +349,21 @@ mtl.plots.savefig(fig, "01_loss_curves")
 # ````
 
 # %%
-from mtlutils import metrics
 from mtlutils.exercises import check
-from mtlutils.tasks import Task
 
-task_a = Task("A", loss=None, metrics={"acc": None, "err": None}, higher_is_better={"acc": True, "err": False})
-task_b = Task("B", loss=None, metrics={"mse": None}, higher_is_better=False)
-model = {"A": {"acc": 0.90, "err": 0.10}, "B": {"mse": 2.0}}
-single = {"A": {"acc": 0.92, "err": 0.08}, "B": {"mse": 2.5}}
-# by hand: A: acc (0.90 - 0.92) / 0.92 = -2.17%, err -(0.10 - 0.08) / 0.08 = -25%; B: -(2.0 - 2.5) / 2.5 = +20%
-by_hand_per_task = ((-0.02 / 0.92 - 0.25) / 2 + 0.20) / 2 * 100
-by_hand_pooled = (-0.02 / 0.92 - 0.25 + 0.20) / 3 * 100
-nt_delta = tuple(metrics.delta_m(model, single, [task_a, task_b], mode=mode) for mode in ("per_task", "pooled"))
-print(f"per task {nt_delta[0]:.2f}%, pooled {nt_delta[1]:.2f}%; by hand {by_hand_per_task:.2f}% and {by_hand_pooled:.2f}%")
-# Per task gives every task equal weight; pooled gives every metric equal weight, so task A, with two metrics,
-# counts twice as much as task B.
+model, single = mtl.exercises.DELTA_MODEL, mtl.exercises.DELTA_SINGLE
+tasks = list(mtl.exercises.DELTA_TASKS)  # accuracy: higher is better; the others: lower
+# by hand: each metric's relative change (then signed so that a gain is positive)
+entries = [("A", "acc"), ("A", "err"), ("B", "mse")]
+acc, err, mse = (model[t][m] / single[t][m] - 1 for t, m in entries)
+by_hand_per_task = ((acc - err) / 2 - mse) / 2 * 100  # A: mean of acc and -err; B: -mse
+by_hand_pooled = (acc - err - mse) / 3 * 100
+nt_delta = tuple(mtl.metrics.delta_m(model, single, tasks, mode=mode)
+                 for mode in ("per_task", "pooled"))
+print(f"per task {nt_delta[0]:.2f}%, pooled {nt_delta[1]:.2f}%; "
+      f"by hand {by_hand_per_task:.2f}% and {by_hand_pooled:.2f}%")
+# Per task gives every task equal weight; pooled gives every metric equal weight, so
+# task A, with two metrics, counts twice as much as task B.
 check("ex-nt-delta", nt_delta)
 
 # %% [markdown]
@@ -333,20 +383,21 @@ check("ex-nt-delta", nt_delta)
 # ````
 
 # %%
+WIDE = {**BASE, "data": {"angle": worst}, "strategy": "averaged",
+        "model": {"bottleneck": 2}}
 wide = []
-for seed in SEEDS:
-    averaged = {**BASE, "data": {"angle": worst}, "seed": seed, "strategy": "averaged", "model": {"bottleneck": 2}}
+for averaged in mtl.grid(WIDE, seed=SEEDS):
     wide += [averaged, *mtl.experiments.single_task_configs(averaged, task_names)]
-wide_relative = mtl.stats.relative_to_baseline(
-    mtl.experiments.results(wide, mtl.run_grid(wide)), suite.tasks, match=["data.angle", "seed"]
-)
+wide_table = mtl.experiments.results(wide, mtl.run_grid(wide))
+wide_relative = mtl.stats.relative_to_baseline(wide_table, suite.tasks, match=["seed"])
 wide_delta = wide_relative.groupby("seed").relative.mean()
 mean, low, high = mtl.stats.confidence_interval(wide_delta)
-print(f"bottleneck 2 at {worst} degrees: {describe(dict(mean=mean, ci_low=low, ci_high=high))}")
+print(f"bottleneck 2 at {worst} degrees: "
+      f"{describe(dict(mean=mean, ci_low=low, ci_high=high))}")
 print(f"bottleneck 1 at {worst} degrees: {describe(by_angle.loc[worst])}")
-# Two features are enough for two clusters: each cluster can have its own feature, and the bound above says one
-# shared representation then carries all of both clusters' signal. Compare the two printed intervals. Capacity is
-# one remedy; the chapters that follow look for remedies that change how the shared parameters are updated.
+# Two features are enough for two clusters: each cluster can have its own, and the bound
+# above says they then carry all of both clusters' signal. Compare the two intervals:
+# capacity is one remedy; the next chapters change how shared parameters are updated.
 
 # %% [markdown]
 # ````{solution-end}
@@ -356,8 +407,8 @@ print(f"bottleneck 1 at {worst} degrees: {describe(by_angle.loc[worst])}")
 # :label: ex-nt-three
 # With three clusters, all pairs of cluster directions can meet at the same angle only up to 120 degrees. Use
 # `clusters.shared_fraction_bound` to find, for three clusters, the fraction of the signal that one shared
-# feature and two shared features can carry at 90 degrees (store the pair as `nt_three`), and the angle at which
-# one feature is worst off.
+# feature and two shared features can carry at {glue:text}`ex_three_angle` degrees (store the pair as
+# `nt_three`), and the angle at which one feature is worst off.
 # ````
 #
 # ````{solution-start} ex-nt-three
@@ -365,10 +416,13 @@ print(f"bottleneck 1 at {worst} degrees: {describe(by_angle.loc[worst])}")
 # ````
 
 # %%
+angle = mtl.exercises.THREE_ANGLE
+fraction = clusters.shared_fraction_bound  # (angle, n_clusters, bottleneck)
 three = np.linspace(0, 120, 121)
-one_feature = [mtl.datasets.clusters.shared_fraction_bound(a, n_clusters=3, bottleneck=1) for a in three]
-nt_three = (mtl.datasets.clusters.shared_fraction_bound(90, 3, 1), mtl.datasets.clusters.shared_fraction_bound(90, 3, 2))
-print(f"at 90 degrees: one feature {nt_three[0]:.2f}, two features {nt_three[1]:.2f}")
+one_feature = [fraction(a, n_clusters=3, bottleneck=1) for a in three]
+nt_three = (fraction(angle, 3, 1), fraction(angle, 3, 2))
+print(f"at {angle} degrees: one feature {nt_three[0]:.2f}, "
+      f"two features {nt_three[1]:.2f}")
 print(f"one feature is worst off at {three[int(np.argmin(one_feature))]:.0f} degrees")
 check("ex-nt-three", nt_three)
 

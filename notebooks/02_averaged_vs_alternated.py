@@ -22,15 +22,16 @@
 # what it reaches, and what it costs?**
 
 # %% tags=["parameters"]
-SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (the papers' settings)
-# full mode: MultiMNIST, after `python -m data_scripts.multimnist`; it trains on the GPU when there is one
-# full mode's run time on this machine, from its runs counted and their steps timed:
+SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (below)
+# full: the papers' settings on MultiMNIST, after `python -m data_scripts.multimnist`;
+# it trains on the GPU when there is one.
+# Its run time here, from its runs counted and their steps timed:
 #   python benchmarks/full_mode_time.py --chapters 02
-# measured so on 2 CPU cores (2026-12-02): 108 runs, 0.81 M steps, 2.8 h of runs, about 1.5 h on the two cores
-SEED = 0  # the first seed: the chapter tunes on the first tuning_seeds seeds and reports on the ones after
-OVERRIDES = {}  # replaces entries of the chosen SETTINGS below, e.g. {"seeds": 2} for fewer seeds
+# on 2 CPU cores (2026-12-02): 108 runs, 0.81 M steps, 2.8 h of runs, 1.5 h in all
+SEED = 0  # the first seed: tuning on the first tuning_seeds seeds, reports on the next
+OVERRIDES = {}  # replaces entries of SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown
@@ -40,16 +41,19 @@ import mtlutils as mtl
 
 mtl.plots.use_style()
 
-# %%
+# %% tags=["hide-input"]
 SETTINGS = mtl.settings({
-    "smoke": dict(toy_lr=1e-2, toy_steps=60, size="smoke", epochs=1, lrs=[1e-3, 3e-3], seeds=2, tuning_seeds=1),
-    "small": dict(toy_lr=1e-2, toy_steps=2000, size="small", epochs=2, lrs=[3e-3, 1e-2, 3e-2], seeds=10,
-                  tuning_seeds=2),
-    "full": dict(toy_lr=1e-3, toy_steps=20000, size="full", epochs=10, lrs=[3e-4, 1e-3, 3e-3, 1e-2], seeds=10,
-                 tuning_seeds=2),
+    "smoke": dict(toy_lr=1e-2, toy_steps=60, size="smoke", epochs=1,
+                  lrs=[1e-3, 3e-3], seeds=2, tuning_seeds=1),
+    "small": dict(toy_lr=1e-2, toy_steps=2000, size="small", epochs=2,
+                  lrs=[3e-3, 1e-2, 3e-2], seeds=10, tuning_seeds=2),
+    "full": dict(toy_lr=1e-3, toy_steps=20000, size="full", epochs=10,
+                 lrs=[3e-4, 1e-3, 3e-3, 1e-2], seeds=10, tuning_seeds=2),
 }, SIZE, OVERRIDES)
-TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"], tuning=SETTINGS["tuning_seeds"])
-suite = mtl.experiments.suite_for(dict(dataset="multimnist", size=SETTINGS["size"]))  # full mode stops here without data
+TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"],
+                                      tuning=SETTINGS["tuning_seeds"])
+# full mode stops here when MultiMNIST has not been prepared
+suite = mtl.experiments.suite_for(dict(dataset="multimnist", size=SETTINGS["size"]))
 
 # %% [markdown]
 # ## Two update rules
@@ -70,65 +74,87 @@ suite = mtl.experiments.suite_for(dict(dataset="multimnist", size=SETTINGS["size
 # ## On a two-objective landscape
 #
 # The landscape of Liu et al. {cite}`liu2021conflict` has two objectives of a point $x \in \mathbb R^2$ and a
-# Pareto set, the segment $x_2 = -8.3552$, $-7 \le x_1 \le 7$, where neither loss can improve without the other
-# getting worse. We run each update rule from five starting points with Adam, and once more with $L_1$ scaled by
-# 0.1 (an *imbalanced* pair of losses). PCGrad {cite}`yu2020gradient`, which removes the conflicting part of each
-# task's gradient, runs beside them through `strategies.Aggregated`, which hands the tasks' gradients to torchjd
-# {cite}`quinton2024jacobian`.
+# Pareto set, the segment {glue:md}`pareto_set`, where neither loss can improve without the other getting worse.
+# We run each update rule from {glue:text}`n_starts` starting points with Adam, and once more with $L_1$ scaled by
+# {glue:text}`toy_imbalance:g` (an *imbalanced* pair of losses). PCGrad {cite}`yu2020gradient`, which removes
+# the conflicting part of each task's gradient, runs beside them through `strategies.Aggregated`, which hands the
+# tasks' gradients to torchjd {cite}`quinton2024jacobian`.
 
 # %%
-METHODS = {
+TOY_METHODS = {
     "Averaged": dict(strategy="averaged", lr=SETTINGS["toy_lr"]),
     "Alternated": dict(strategy="alternated", lr=SETTINGS["toy_lr"]),
-    "PCGrad": dict(strategy="aggregated", strategy_kwargs={"aggregator": "pcgrad"}, lr=SETTINGS["toy_lr"]),
+    "PCGrad": dict(strategy="aggregated", strategy_kwargs={"aggregator": "pcgrad"},
+                   lr=SETTINGS["toy_lr"]),
 }
-paths = {(name, imbalance): path for imbalance in (False, True)
-         for name, path in mtl.experiments.toy_paths(METHODS, SETTINGS["toy_steps"], imbalance).items()}
+paths = {}
+for imbalance in (False, True):
+    ran = mtl.experiments.toy_paths(TOY_METHODS, SETTINGS["toy_steps"], imbalance)
+    paths.update({(name, imbalance): path for name, path in ran.items()})
+low, high = mtl.toy.PARETO_X1
+pareto_set = f"$x_2 = {mtl.toy.PARETO_X2}$, ${low:g} \\le x_1 \\le {high:g}$"
+mtl.glue("pareto_set", Markdown(pareto_set), display=False)
+mtl.glue("n_starts", len(mtl.toy.STARTS), display=False)
+
+# %%
+mtl.glue("toy_imbalance", mtl.toy.IMBALANCE, display=False)
+pareto = (mtl.toy.PARETO_X1, mtl.toy.PARETO_X2)
 fig, axes = plt.subplots(2, 3, figsize=(13, 8.6), sharex=True, sharey=True)
 for (name, imbalance), ax in zip(paths, axes.flat):
-    title = f"{name}, {'L1 scaled by 0.1' if imbalance else 'balanced'}"
-    mtl.plots.toy_paths(ax, mtl.toy.landscape(imbalance=imbalance), paths[name, imbalance], (mtl.toy.PARETO_X1, mtl.toy.PARETO_X2), title)
+    scaled = f"L1 scaled by {mtl.toy.IMBALANCE:g}" if imbalance else "balanced"
+    title = f"{name}, {scaled}"
+    landscape = mtl.toy.landscape(imbalance=imbalance)
+    mtl.plots.toy_paths(ax, landscape, paths[name, imbalance], pareto, title)
 axes[0, 0].legend(loc="upper right", frameon=True)
-fig.suptitle(f"Adam, learning rate {SETTINGS['toy_lr']:g}, {SETTINGS['toy_steps']} steps; circles: starts, crosses: ends", y=1.0)
+fig.suptitle(f"Adam, learning rate {SETTINGS['toy_lr']:g}, {SETTINGS['toy_steps']} "
+             "steps; circles: starts, crosses: ends", y=1.0)
 mtl.plots.savefig(fig, "02_toy_paths")
 
 # %%
+NEAR = 0.5  # an end this close to the Pareto set has reached it
+STILL = 0.05  # a path that moved less over the last tenth of its steps has stalled
+mtl.glue("toy_near", NEAR, display=False)
 last_tenth = SETTINGS["toy_steps"] // 10
 ends = pd.DataFrame([
-    dict(method=name, imbalance=imbalance, start=i, distance=mtl.toy.pareto_distance(p[-1, i]),
+    dict(method=name, imbalance=imbalance, start=i,
+         distance=mtl.toy.pareto_distance(p[-1, i]),
          moved_last_tenth=float(np.linalg.norm(p[-1, i] - p[-1 - last_tenth, i])))
     for (name, imbalance), p in paths.items() for i in range(p.shape[1])
 ])
-ends["reached"] = ends.distance < 0.5
-ends["stalled"] = ~ends.reached & (ends.moved_last_tenth < 0.05)
+ends["reached"] = ends.distance < NEAR
+ends["stalled"] = ~ends.reached & (ends.moved_last_tenth < STILL)
 
 # %%
-summary = ends.groupby(["method", "imbalance"]).agg(reached=("reached", "sum"), stalled=("stalled", "sum"),
-                                                     median_distance=("distance", "median"))
+summary = ends.groupby(["method", "imbalance"]).agg(
+    reached=("reached", "sum"), stalled=("stalled", "sum"),
+    median_distance=("distance", "median"))
 for (name, imbalance), row in summary.iterrows():
     suffix = "_imbalanced" if imbalance else ""
     mtl.glue(f"reached_{name}{suffix}", int(row.reached), display=False)
     mtl.glue(f"stalled_{name}{suffix}", int(row.stalled), display=False)
     mtl.glue(f"distance_{name}{suffix}", float(row.median_distance), display=False)
-unfinished = int((~ends.reached & ~ends.stalled).sum())
-mtl.glue("toy_moving", Markdown(
-    f"{unfinished} of the {len(ends)} paths have neither reached the Pareto set nor stopped (they moved at least "
-    f"0.05 over the last tenth of the {SETTINGS['toy_steps']} steps): they are still on their way, so the counts "
-    "measure speed as much as destination."
-    if unfinished else "Every path has either reached the Pareto set or stopped moving."), display=False)
 summary.round(2)
 
+# %%
+unfinished = int((~ends.reached & ~ends.stalled).sum())
+mtl.glue("toy_moving", Markdown(
+    f"{unfinished} of the {len(ends)} paths have neither reached the Pareto set nor "
+    f"stopped (they moved at least {STILL:g} over the last tenth of the "
+    f"{SETTINGS['toy_steps']} steps): they are still on their way, so the counts "
+    "measure speed as much as destination."
+    if unfinished else
+    "Every path has either reached the Pareto set or stopped moving."), display=False)
+
 # %% [markdown]
-# Of the five starts, the number that ends within 0.5 of the Pareto set is, for the balanced pair,
-# {glue:text}`reached_Averaged` for Averaged, {glue:text}`reached_Alternated` for Alternated and
-# {glue:text}`reached_PCGrad` for PCGrad (median distance of the end points {glue:text}`distance_Averaged:.1f`,
-# {glue:text}`distance_Alternated:.1f` and {glue:text}`distance_PCGrad:.1f`); with $L_1$ scaled down,
-# {glue:text}`reached_Averaged_imbalanced`, {glue:text}`reached_Alternated_imbalanced` and
-# {glue:text}`reached_PCGrad_imbalanced`. {glue:md}`toy_moving` Where the two losses pull apart, the averaged
+# Of the {glue:text}`n_starts` starts, the number that ends within {glue:text}`toy_near:g` of the Pareto set is,
+# for the balanced pair, {glue:text}`reached_Averaged` for Averaged, {glue:text}`reached_Alternated` for
+# Alternated and {glue:text}`reached_PCGrad` for PCGrad (median distance of the end points
+# {glue:text}`distance_Averaged:.1f`, {glue:text}`distance_Alternated:.1f` and {glue:text}`distance_PCGrad:.1f`);
+# with $L_1$ scaled down, {glue:text}`reached_Averaged_imbalanced`, {glue:text}`reached_Alternated_imbalanced`
+# and {glue:text}`reached_PCGrad_imbalanced`. {glue:md}`toy_moving` Where the two losses pull apart, the averaged
 # step follows their sum, and Adam, which divides each coordinate of the step by the running size of its gradient,
 # sees one gradient instead of two; the alternated and PCGrad steps respond to each loss separately. On a
-# two-dimensional toy these are
-# pictures, not evidence: the next section asks the question on real data.
+# two-dimensional toy these are pictures, not evidence: the next section asks the question on real data.
 #
 # ## On MultiMNIST
 #
@@ -144,69 +170,87 @@ summary.round(2)
 # (`experiments.tune_then_repeat`), so no reported run is one a choice was made on.
 
 # %%
-base = dict(dataset="multimnist", size=SETTINGS["size"], epochs=SETTINGS["epochs"], batch_size=64)
-METHODS = {"Averaged": {**base, "strategy": "averaged"},
-           "Alternated, shared Adam": {**base, "strategy": "alternated"},
-           "Alternated, Adam per task": {**base, "strategy": "alternated",
-                                         "strategy_kwargs": {"optimizer_per_group": True}},
-           "Alternated, shared Adam, heads moving": {**base, "strategy": "alternated",
-                                                     "strategy_kwargs": {"idle_heads": "moving"}}}
+base = dict(dataset="multimnist", size=SETTINGS["size"], epochs=SETTINGS["epochs"],
+            batch_size=64)
+alternated = {**base, "strategy": "alternated"}
+METHODS = {
+    "Averaged": {**base, "strategy": "averaged"},
+    "Alternated, shared Adam": alternated,
+    "Alternated, Adam per task": {
+        **alternated, "strategy_kwargs": {"optimizer_per_group": True}},
+    "Alternated, shared Adam, heads moving": {
+        **alternated, "strategy_kwargs": {"idle_heads": "moving"}},
+}
 SINGLE = {f"single-task {task}": config for task, config in zip(
     suite.task_names, mtl.experiments.single_task_configs(base, suite.task_names))}
-tuned = mtl.tune_then_repeat({**METHODS, **SINGLE}, {"lr": SETTINGS["lrs"]}, SEEDS, TUNING_SEEDS)
-chosen = tuned.table("test").replace({"method": {name: "single-task" for name in SINGLE}})
+
+# %%
+tuned = mtl.tune_then_repeat({**METHODS, **SINGLE}, {"lr": SETTINGS["lrs"]}, SEEDS,
+                             TUNING_SEEDS)
+as_one = {name: "single-task" for name in SINGLE}  # the baselines count as one method
+chosen = tuned.table("test").replace({"method": as_one})
 tuned.chosen.set_index("method")
 
 # %%
 accuracy = mtl.stats.summarize(chosen, by=["method", "task"])
-relative = mtl.stats.relative_to_baseline(chosen, suite.tasks, match=["seed"], method="method", baseline="single-task")
+relative = mtl.stats.relative_to_baseline(chosen, suite.tasks, match=["seed"],
+                                          method="method", baseline="single-task")
 delta = relative.groupby(["method", "seed"], as_index=False).relative.mean()
 delta_summary = mtl.stats.summarize(delta, by=["method"], value="relative")
 
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [1.4, 1]})
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8),
+                         gridspec_kw={"width_ratios": [1.4, 1]})
 order = [*METHODS, "single-task"]
-mtl.plots.bars_with_ci(axes[0], accuracy.rename(columns={"task": "digit"}), x="method", hue="digit", order=order, scale=100)
-axes[0].set(xticklabels=[o.replace(", ", ",\n") for o in order], ylabel="test accuracy (%)", ylim=(50, 100),
+mtl.plots.bars_with_ci(axes[0], accuracy.rename(columns={"task": "digit"}), x="method",
+                       hue="digit", order=order, scale=100)
+axes[0].set(xticklabels=[o.replace(", ", ",\n") for o in order],
+            ylabel="test accuracy (%)", ylim=(50, 100),
             title=f"test accuracy, tuned lr ({len(SEEDS)} seeds, 95% CI)")
-mtl.plots.interval_bars(axes[1], {r"$\Delta_m$": delta_summary.set_index("method")}, "mean", list(METHODS))
-axes[1].set(xlabel=r"$\Delta_m$ vs single-task (%)", title="relative to single-task training")
+mtl.plots.interval_bars(axes[1], {r"$\Delta_m$": delta_summary.set_index("method")},
+                        "mean", list(METHODS))
+axes[1].set(xlabel=r"$\Delta_m$ vs single-task (%)",
+            title="relative to single-task training")
 mtl.plots.savefig(fig, "02_multimnist")
 delta_summary.round(2)
 
 
 # %%
-by_method = delta_summary.set_index("method")
-ranked = by_method.sort_values("mean", ascending=False)
+describe = mtl.stats.describe_interval
+ranked = delta_summary.set_index("method").sort_values("mean", ascending=False)
 mtl.glue("mm_ranking", Markdown("; ".join(
-    f"{name} {mtl.stats.describe_interval(row)}" for name, row in ranked.iterrows()
-)), display=False)
+    f"{name} {describe(row)}" for name, row in ranked.iterrows())), display=False)
 wide = delta.pivot(index="seed", columns="method", values="relative")
 pairs = [(a, b) for i, a in enumerate(ranked.index) for b in ranked.index[i + 1:]]
-differences = pd.DataFrame({f"{a} minus {b}": mtl.stats.paired_differences(wide[[b, a]], reference=b).loc[a]
+differences = pd.DataFrame({f"{a} minus {b}": mtl.stats.paired_gap(wide, a, b)
                             for a, b in pairs}).T
 top = differences.index[0]
 mtl.glue("mm_verdict", Markdown(
-    f"{top}, seed by seed, is {mtl.stats.describe_interval(differences.loc[top], unit=' points')}: "
-    + ("the seeds separate the best two" if differences.loc[top, "ci_low"] > 0
+    f"{top}, seed by seed, is {describe(differences.loc[top], unit=' points')}: "
+    + ("the seeds separate the best two" if mtl.stats.sign_of(differences.loc[top]) > 0
        else "the seeds do **not** separate the best two")), display=False)
-mtl.glue("mm_resolution", Markdown(mtl.stats.resolution(differences, unit=" points")), display=False)
+resolution = mtl.stats.resolution(differences, unit=" points")
+mtl.glue("mm_resolution", Markdown(resolution), display=False)
 
 # %%
-mtl.glue("lr_caveat", Markdown(mtl.experiments.grid_edge_note(tuned.chosen, {"lr": SETTINGS["lrs"]})), display=False)
+edge = mtl.experiments.grid_edge_note(tuned.chosen, {"lr": SETTINGS["lrs"]})
+mtl.glue("lr_caveat", Markdown(edge), display=False)
 mtl.glue("n_seeds", len(SEEDS), display=False)
-apart = [pair for pair, row in differences.iterrows() if row.ci_low > 0]
-separated = ("no paired difference of Δm between two methods excludes zero: the differences do not survive the "
-             "seeds. " if not apart else "these paired differences of Δm exclude zero: " + "; ".join(apart) + ". ")
-mtl.glue("mm_summary", Markdown(separated + mtl.stats.resolution(differences, unit=" points")), display=False)
+apart, _ = mtl.stats.separated(differences)  # the differences above zero
+separated = ("no paired difference of Δm between two methods excludes zero: the "
+             "differences do not survive the seeds. " if not apart else
+             "these paired differences of Δm exclude zero: " + "; ".join(apart) + ". ")
+mtl.glue("mm_summary", Markdown(separated + resolution), display=False)
 
 # %%
-heads = mtl.stats.paired_differences(wide[["Alternated, shared Adam", "Alternated, shared Adam, heads moving"]],
-                                       reference="Alternated, shared Adam").iloc[-1]
+heads = mtl.stats.paired_gap(wide, "Alternated, shared Adam, heads moving",
+                             "Alternated, shared Adam")
 mtl.glue("mm_heads", Markdown(
-    f"heads moving minus heads still, seed by seed, is {mtl.stats.describe_interval(heads, unit=' points')} of "
-    "$\\Delta_m$" + (": the seeds do not separate the two; whatever the official runs' moving heads change lies "
-       "within that interval" if heads.ci_low <= 0 <= heads.ci_high else ": the official runs' moving heads change "
-       "the result")), display=False)
+    "heads moving minus heads still, seed by seed, is "
+    f"{describe(heads, unit=' points')} of $\\Delta_m$"
+    + (": the seeds do not separate the two; whatever the official runs' moving heads "
+       "change lies within that interval" if mtl.stats.sign_of(heads) == 0
+       else ": the official runs' moving heads change the result")), display=False)
 differences.round(2)
 
 # %% [markdown]
@@ -217,18 +261,20 @@ differences.round(2)
 # per epoch on this machine.
 
 # %%
-cost = pd.DataFrame([dict(method="single-task" if name in SINGLE else name,
-                          forward=r.cost["forward_passes"] / r.cost["steps"],
-                          backward=r.cost["backward_passes"] / r.cost["steps"],
-                          seconds_per_epoch=r.cost["seconds"] / r.cost["epochs"]) for name, _, r in tuned.runs])
-cost = cost.groupby("method").mean().reindex(order)
-cost["seconds vs Averaged"] = cost.seconds_per_epoch / cost.loc["Averaged", "seconds_per_epoch"]
-mtl.glue("alt_cost_ratio", float(cost.loc["Alternated, shared Adam", "seconds vs Averaged"]), display=False)
+cost = tuned.cost()[["forward", "backward", "seconds_per_epoch"]]  # means over seeds
+cost = cost.rename(index=as_one).groupby("method").mean().reindex(order)
+averaged_seconds = cost.loc["Averaged", "seconds_per_epoch"]
+cost["seconds vs Averaged"] = cost.seconds_per_epoch / averaged_seconds
+shared_adam = cost.loc["Alternated, shared Adam"]
+mtl.glue("alt_cost_ratio", float(shared_adam["seconds vs Averaged"]), display=False)
+mtl.glue("alt_forward", float(shared_adam.forward), display=False)
+mtl.glue("alt_backward", float(shared_adam.backward), display=False)
 cost.round(2)
 
 # %% [markdown]
-# Alternating two tasks costs two forward and two backward passes per batch, and here
-# {glue:text}`alt_cost_ratio:.2f` times the seconds of Averaged per epoch (single-task rows train one task).
+# Alternating two tasks costs {glue:text}`alt_forward:.0f` forward and {glue:text}`alt_backward:.0f` backward
+# passes per batch, and here {glue:text}`alt_cost_ratio:.2f` times the seconds of Averaged per epoch (single-task
+# rows train one task).
 # With $T$ tasks the cost grows with $T$: the next chapter groups tasks to buy back most of it.
 #
 # ## Summary
@@ -241,7 +287,12 @@ cost.round(2)
 #   {glue:md}`mm_summary`
 # - Heads outside the updated group that move through the shared Adam's moments, as in the official codes:
 #   {glue:md}`mm_heads`.
-#
+
+# %% tags=["hide-input"]
+# the number an exercise states (mtlutils.exercises, where its check reads it)
+mtl.glue("alt_batches", mtl.exercises.MOMENT_BATCHES, display=False)
+
+# %% [markdown]
 # ## Exercises
 #
 # ````{exercise}
@@ -256,11 +307,15 @@ cost.round(2)
 # ````
 
 # %%
-for order_name in ("fixed", "shuffle"):
-    path = mtl.toy.trajectory(mtl.strategies.Alternated(order=order_name, optimizer_factory=mtl.strategies.adam(SETTINGS["toy_lr"])), (0.0, 0.0),
-                          SETTINGS["toy_steps"])
-    print(f"{order_name:8s} ends at {path[-1].round(3)}, distance to the Pareto set {mtl.toy.pareto_distance(path[-1]):.3f}")
-# Compare the two end points printed above: with two tasks, "shuffle" only swaps which task moves first.
+orders = {order: dict(strategy="alternated", strategy_kwargs={"order": order},
+                      lr=SETTINGS["toy_lr"]) for order in ("fixed", "shuffle")}
+start = mtl.toy.STARTS.index((0.0, 0.0))  # toy_paths runs from every start
+for order, path in mtl.experiments.toy_paths(orders, SETTINGS["toy_steps"]).items():
+    end = path[-1, start]
+    print(f"{order:8s} ends at {end.round(3)}, "
+          f"distance to the Pareto set {mtl.toy.pareto_distance(end):.3f}")
+# Compare the two end points printed above: with two tasks, "shuffle" only swaps which
+# task moves first.
 
 # %% [markdown]
 # ````{solution-end}
@@ -269,8 +324,10 @@ for order_name in ("fixed", "shuffle"):
 # ````{exercise}
 # :label: ex-alt-moments
 # With one shared Adam, how many times per batch are the trunk's moment estimates updated, and how many times a
-# head's? Check your answer on the optimizer state after three batches of `Alternated()` on MultiMNIST, and store
-# the pair (trunk steps, head steps) after those three batches as `alt_moments`.
+# head's? Check your answer on the optimizer state after {glue:text}`alt_batches` batches of `Alternated()` on
+# MultiMNIST, and store the pair (trunk steps, head steps) after those batches as `alt_moments`. To look inside
+# its optimizer, build the strategy object by hand (`strategies.Alternated()`, then its `setup` and `step`)
+# instead of training a run from a configuration, as the rest of the chapter does.
 # ````
 #
 # ````{solution-start} ex-alt-moments
@@ -278,20 +335,21 @@ for order_name in ("fixed", "shuffle"):
 # ````
 
 # %%
-from mtlutils import models
 from mtlutils.exercises import check
 
-net = models.for_suite(suite)
+# by hand, not from a configuration, so that the optimizer can be opened
+net = mtl.models.for_suite(suite)
 strategy = mtl.strategies.Alternated()
 strategy.setup(net, suite.tasks)
-for batch, _ in zip(suite.train.batches(64), range(3)):
+batches = suite.train.batches(base["batch_size"])
+for batch, _ in zip(batches, range(mtl.exercises.MOMENT_BATCHES)):
     strategy.step(net, batch)
 (optimizer,) = strategy.optimizers.values()
-alt_moments = tuple(int(optimizer.state[next(params)]["step"]) for params in (net.shared_parameters(),
-                                                                               net.task_parameters("left")))
+trunk, head = next(net.shared_parameters()), next(net.task_parameters("left"))
+alt_moments = tuple(int(optimizer.state[p]["step"]) for p in (trunk, head))
 print("trunk steps:", alt_moments[0], "head 'left' steps:", alt_moments[1])
-# The trunk is stepped once per task per batch (2 x 3 = 6), a head once per batch (3): the shared moments mix the
-# two tasks' gradients, and Adam's bias correction counts both tasks' steps.
+# The trunk is stepped once per task per batch, a head once per batch: shared moments
+# mix the two tasks' gradients; Adam's bias correction counts both tasks' steps.
 check("ex-alt-moments", alt_moments)
 
 # %% [markdown]
@@ -311,16 +369,17 @@ check("ex-alt-moments", alt_moments)
 # ````
 
 # %%
-# To first order, Alternated moves the trunk by -lr (g_1 + g_2) per batch and Averaged by -lr (g_1 + g_2) / 2, so
-# Averaged needs twice the learning rate (T times with T tasks). Adam divides each step by the running size of the
-# gradient, so scaling the loss by 1/T barely changes its steps. Check with SGD on the toy:
-from mtlutils.strategies import sgd
-
-start = mtl.toy.STARTS[3]  # a smooth point; at x2 = 0 the landscape switches between its two parts
-one_alt = mtl.toy.trajectory(mtl.strategies.Alternated(optimizer_factory=sgd(1e-3)), start, 1)
-one_avg = mtl.toy.trajectory(mtl.strategies.Averaged(optimizer_factory=sgd(2e-3)), start, 1)
-print("Alternated moved", one_alt[1] - one_alt[0], "; Averaged with twice the lr moved", one_avg[1] - one_avg[0])
-alt_mean = 2
+# To first order, Alternated moves the trunk by -lr (g_1 + g_2) per batch and Averaged
+# by -lr (g_1 + g_2) / 2, so Averaged needs twice the learning rate (T times with T
+# tasks). Adam divides each step by the running size of the gradient, so scaling the
+# loss by 1/T barely changes its steps. Check with one step of SGD on the toy:
+alt_mean = len(mtl.toy.suite().tasks)  # T
+SGD = {"Alternated": dict(strategy="alternated", optimizer="sgd", lr=1e-3),
+       "Averaged": dict(strategy="averaged", optimizer="sgd", lr=alt_mean * 1e-3)}
+start = 3  # STARTS[3], a smooth point: at x2 = 0 the landscape switches its two parts
+for name, path in mtl.experiments.toy_paths(SGD, steps=1).items():
+    print(f"{name}, learning rate {SGD[name]['lr']:g}, "
+          f"moved {path[1, start] - path[0, start]}")
 check("ex-alt-mean", alt_mean)
 
 # %% [markdown]

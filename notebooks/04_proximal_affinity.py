@@ -23,16 +23,16 @@
 # cosine {cite}`yu2020gradient`, and what does each cost?**
 
 # %% tags=["parameters"]
-SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (adds CelebA)
-# full mode: MultiMNIST and CelebA, after `python -m data_scripts.multimnist` and `python -m data_scripts.celeba`;
-# it trains on the GPU when there is one
-# full mode's run time on this machine, from its runs counted and their steps timed:
+SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (+ CelebA)
+# full mode: MultiMNIST and CelebA, after `python -m data_scripts.multimnist` and
+# `python -m data_scripts.celeba`; it trains on the GPU when there is one. Its run time,
+# from its runs counted and their steps timed:
 #   python benchmarks/full_mode_time.py --chapters 04
-# measured so on 2 CPU cores (2026-12-03): 750 runs, 1.69 M steps, 252 h of runs, about 126 h on the two cores
-SEED = 0  # the first seed; the chapter uses SEED, SEED + 1, ... (it tunes nothing: the learning rates are fixed)
-OVERRIDES = {}  # replaces entries of the chosen SETTINGS below, e.g. {"seeds": 2} for fewer seeds
+# (2 CPU cores, 2026-12-03: 750 runs, 1.69 M steps, 252 h of runs, about 126 h)
+SEED = 0  # the first seed; the chapter uses SEED, SEED + 1, ... (and tunes nothing)
+OVERRIDES = {}  # replaces entries of SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 
-# %%
+# %% tags=["hide-input"]
 import timeit
 from functools import partial
 
@@ -46,34 +46,51 @@ import mtlutils as mtl
 
 mtl.plots.use_style()
 
-# %%
-SETTINGS = mtl.settings({
-    "smoke": dict(size="smoke", epochs={"clusters": 4, "digit_attributes": 1}, seeds=2, every=4, beta=5e-2,
-                  snapshots=10, transfer_seeds={"clusters": 2, "digit_attributes": 2},
-                  transfer_tasks={"clusters": 6, "digit_attributes": 5},
-                  selective=dict(warmup=4, regroup_every=2)),
-    "small": dict(size="small", epochs={"clusters": 20, "digit_attributes": 2}, seeds=10, every=10, beta=1e-2,
-                  snapshots=30, transfer_seeds={"clusters": 10, "digit_attributes": 3},
-                  transfer_tasks={"clusters": 6, "digit_attributes": 10},
-                  selective=dict(warmup=50, regroup_every=10)),
-    "full": dict(size="full", epochs={"clusters": 20, "digit_attributes": 2, "celeba": 5}, seeds=10, every=25,
-                 beta=2e-3, snapshots=30, transfer_seeds={"clusters": 10, "digit_attributes": 5, "celeba": 3},
-                 transfer_tasks={"clusters": 6, "digit_attributes": 10, "celeba": 9},
-                 selective=dict(warmup=500, regroup_every=10)),
-}, SIZE, OVERRIDES)
-_, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"], tuning=0)  # SEED, SEED + 1, ...
+# %% tags=["hide-input"]
+SMOKE = dict(size="smoke", seeds=2, every=4, beta=5e-2, snapshots=10,
+             epochs={"clusters": 4, "digit_attributes": 1},
+             transfer_seeds={"clusters": 2, "digit_attributes": 2},
+             transfer_tasks={"clusters": 6, "digit_attributes": 5},
+             selective=dict(warmup=4, regroup_every=2))
+SMALL = dict(size="small", seeds=10, every=10, beta=1e-2, snapshots=30,
+             epochs={"clusters": 20, "digit_attributes": 2},
+             transfer_seeds={"clusters": 10, "digit_attributes": 3},
+             transfer_tasks={"clusters": 6, "digit_attributes": 10},
+             selective=dict(warmup=50, regroup_every=10))
+FULL = dict(size="full", seeds=10, every=25, beta=2e-3, snapshots=30,
+            epochs={"clusters": 20, "digit_attributes": 2, "celeba": 5},
+            transfer_seeds={"clusters": 10, "digit_attributes": 5, "celeba": 3},
+            transfer_tasks={"clusters": 6, "digit_attributes": 10, "celeba": 9},
+            selective=dict(warmup=500, regroup_every=10))
 
-# %%
+# %% tags=["hide-input"]
+SETTINGS = mtl.settings(dict(smoke=SMOKE, small=SMALL, full=FULL), SIZE, OVERRIDES)
+_, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"], tuning=0)  # SEED, SEED + 1, ...
+SMOOTHING = dict(beta=SETTINGS["beta"], every=SETTINGS["every"])  # see measures.series
 DATASETS = {
     "clusters": dict(dataset="clusters", size=SETTINGS["size"], batch_size=32,
                      data=dict(n_tasks=6, n_clusters=3, angle=120, bottleneck=3)),
-    "digit_attributes": dict(dataset="digit_attributes", size=SETTINGS["size"], batch_size=64),
+    "digit_attributes": dict(dataset="digit_attributes", size=SETTINGS["size"],
+                             batch_size=64),
 }
-if SETTINGS["size"] == "full":  # CelebA's nine attributes that TAG groups: no groups are known
-    DATASETS["celeba"] = dict(dataset="celeba", size="full", batch_size=256, data={"attributes": "tag9"})
-LEARNING_RATES = {("clusters", "sgd"): 0.05, ("clusters", "adam"): 3e-3, ("digit_attributes", "sgd"): 0.1,
-                  ("digit_attributes", "adam"): 3e-3, ("celeba", "sgd"): 0.1, ("celeba", "adam"): 1e-3}
-suites = {name: mtl.experiments.suite_for(config) for name, config in DATASETS.items()}  # full mode stops here without data
+if SETTINGS["size"] == "full":  # the nine CelebA attributes that TAG groups: none known
+    DATASETS["celeba"] = dict(dataset="celeba", size="full", batch_size=256,
+                              data={"attributes": "tag9"})
+LEARNING_RATES = {("clusters", "sgd"): 0.05, ("clusters", "adam"): 3e-3,
+                  ("digit_attributes", "sgd"): 0.1, ("digit_attributes", "adam"): 3e-3,
+                  ("celeba", "sgd"): 0.1, ("celeba", "adam"): 1e-3}
+
+# %% tags=["hide-input"]
+# full mode stops here when its data are not prepared
+suites = {name: mtl.experiments.suite_for(config) for name, config in DATASETS.items()}
+clusters, digits = suites["clusters"], suites["digit_attributes"]
+facts = dict(clusters_tasks=len(clusters.tasks),
+             clusters_groups=len(clusters.meta["groups"]),
+             clusters_angle=clusters.meta["angle"],
+             clusters_features=clusters.meta["model"]["bottleneck"],
+             digits_tasks=len(digits.tasks), digits_groups=len(digits.meta["groups"]))
+for name, value in facts.items():
+    mtl.glue(f"pa_{name}", value, display=False)
 {name: suite.meta.get("groups", "none known") for name, suite in suites.items()}
 
 # %% [markdown]
@@ -125,10 +142,11 @@ suites = {name: mtl.experiments.suite_for(config) for name, config in DATASETS.i
 # lookahead and the gradient cosine every few steps. Since the measures do not choose the groups, they do not
 # change the training. We run it on two datasets whose groups are known:
 #
-# - `clusters` with 6 regression tasks in 3 clusters whose directions meet at 120 degrees, and a trunk that
-#   narrows to 3 features (chapter 1's benchmark);
-# - the 10 digit attributes of chapter 3, in three groups by construction: the left digit's, the right digit's, and
-#   the two that need both.
+# - `clusters` with {glue:text}`pa_clusters_tasks` regression tasks in {glue:text}`pa_clusters_groups`
+#   clusters whose directions meet at {glue:text}`pa_clusters_angle` degrees, and a trunk that narrows
+#   to {glue:text}`pa_clusters_features` features (chapter 1's benchmark);
+# - the {glue:text}`pa_digits_tasks` digit attributes of chapter 3, in {glue:text}`pa_digits_groups` groups by
+#   construction: the left digit's, the right digit's, and the two that need both.
 #
 # and with two optimizers, plain SGD and Adam (one Adam shared by all tasks). Full mode adds the nine CelebA
 # attributes that TAG groups {cite}`fifty2021efficiently`, whose groups no one knows: they enter the test of the
@@ -139,38 +157,27 @@ configs = []
 for dataset, base in DATASETS.items():
     for optimizer in ("sgd", "adam"):
         lr = LEARNING_RATES[dataset, optimizer]
-        for seed in SEEDS:
-            configs.append({**base, "epochs": SETTINGS["epochs"][dataset], "optimizer": optimizer, "lr": lr, "seed": seed,
-                            "strategy": "affinity_probe", "gradient_cosine_every": SETTINGS["every"],
-                            "strategy_kwargs": dict(beta=SETTINGS["beta"], lookahead_every=SETTINGS["every"],
-                                                    lookahead_lr=lr)})
+        probe = dict(beta=SETTINGS["beta"], lookahead_every=SETTINGS["every"],
+                     lookahead_lr=lr)
+        configs += mtl.grid({**base, "epochs": SETTINGS["epochs"][dataset], "lr": lr,
+                             "optimizer": optimizer, "strategy": "affinity_probe",
+                             "gradient_cosine_every": SETTINGS["every"],
+                             "strategy_kwargs": probe}, seed=SEEDS)
 runs = mtl.run_grid(configs)
+probes = {(c["dataset"], c["optimizer"], c["seed"]): run
+          for c, run in zip(configs, runs)}
 OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam"}
 
 # %% [markdown]
 # TAG's lookahead and the cosine are measured every few steps; to give them the same memory as the proximal
 # affinity, each is smoothed by an exponential moving average of weight $\beta$ times the number of steps between
-# measurements (`affinity.moving_average`). At any moment, each measure gives groups by the same affinity
-# propagation, and the adjusted Rand index (ARI) scores them against the known groups: 1 is the known grouping,
-# about 0 is no better than chance.
+# measurements (`affinity.moving_average`; `measures.series` gives every measure of a run). At any moment, each
+# measure gives groups by the same affinity propagation, and the adjusted Rand index (ARI) scores them against the
+# known groups: 1 is the known grouping, about 0 is no better than chance.
 
 # %%
-MEASURES = ["proximal (intended)", "proximal (as coded)", "TAG lookahead", "gradient cosine"]
-AS_CODED_OURS = "proximal (as coded), this book's normalisation"  # the as-coded credit, grouped as intended
-TAG_SELECTION, TAG_PARTITION = "TAG lookahead, TAG's selection", "TAG lookahead, best partition"
-EXTRA = [AS_CODED_OURS, TAG_SELECTION, TAG_PARTITION]  # rows of the tables, not curves of the figure
-
-
-def measured(result):
-    """Every measure of one run as (step, matrix) pairs."""
-    weight = min(1.0, SETTINGS["beta"] * SETTINGS["every"])
-    return {
-        MEASURES[0]: [(step, m[0]) for step, m in result.affinity],
-        MEASURES[1]: [(step, m[1]) for step, m in result.affinity],
-        MEASURES[2]: mtl.affinity.moving_average(result.measurements["lookahead"], weight),
-        MEASURES[3]: mtl.affinity.moving_average(result.cosines, weight),
-    }
-
+MEASURES = mtl.measures.MEASURES  # the curves of the figure below
+EXTRA = mtl.measures.EXTRA  # rows of the tables only: other groupings of these
 
 # %% [markdown]
 # Each measure's groups are compared with the known ones at evenly spaced moments of every run, the last
@@ -178,27 +185,15 @@ def measured(result):
 # TAG's own selection and the best partition are read off the lookahead at the end.
 
 # %%
-def agreement_rows(config, result):
-    names, truth = suites[config["dataset"]].task_names, suites[config["dataset"]].meta["groups"]
-    key = dict(dataset=config["dataset"], optimizer=OPTIMIZER_NAMES[config["optimizer"]], seed=config["seed"])
-    rows, series_of = [], measured(result)
-    for measure, series in [*series_of.items(), (AS_CODED_OURS, series_of[MEASURES[1]])]:
-        grouping = partial(mtl.affinity.groups_from_affinity, task_names=names, as_coded=measure == MEASURES[1])
-        aris = mtl.affinity.agreement_over_training(series, truth, grouping, points=SETTINGS["snapshots"])
-        rows += [dict(**key, measure=measure, progress=(step + 1) / result.cost["steps"], ari=ari,
-                      final=step == series[-1][0]) for step, ari in aris]
-    z = series_of[MEASURES[2]][-1][1]
-    for measure, search in ((TAG_SELECTION, "tag"), (TAG_PARTITION, "partition")):
-        selection = mtl.affinity.select_groups_tag(z, names, max_groups=len(truth), search=search)
-        rows.append(dict(**key, measure=measure, progress=1.0, final=True, overlap=sum(map(len, selection)) > len(names),
-                         ari=mtl.affinity.group_agreement(mtl.affinity.served_by(z, names, selection), truth)))
-    return rows
-
-
-# %%
-KNOWN = [name for name, suite in suites.items() if "groups" in suite.meta]  # the suites with known groups
-rows = [row for config, result in zip(configs, runs) if config["dataset"] in KNOWN
-        for row in agreement_rows(config, result)]
+KNOWN = [name for name, suite in suites.items() if "groups" in suite.meta]
+rows = []
+for (dataset, optimizer, seed), result in probes.items():
+    if dataset in KNOWN:
+        suite = suites[dataset]
+        rows += mtl.measures.agreement_rows(
+            result, suite.task_names, suite.meta["groups"], **SMOOTHING,
+            points=SETTINGS["snapshots"], dataset=dataset,
+            optimizer=OPTIMIZER_NAMES[optimizer], seed=seed)
 agreement = pd.DataFrame(rows)
 
 # %% [markdown]
@@ -210,33 +205,26 @@ agreement = pd.DataFrame(rows)
 # is left blank. The table gives the mean entry within the known groups and across them.
 
 # %%
-def panels_of(dataset):
-    """The first SGD run's normalised proximal affinity early, halfway and at the end, and the other measures at the
-    end (TAG's normalised too)."""
-    result = runs[configs.index(next(c for c in configs if c["dataset"] == dataset and c["optimizer"] == "sgd"))]
-    series = measured(result)
-    proximal = series[MEASURES[0]]
-    panels = [(f"proximal (intended)\nstep {proximal[i][0] + 1} of {result.cost['steps']}",
-               mtl.affinity.normalized_affinity(proximal[i][1]))
-              for i in (len(proximal) // 10, len(proximal) // 2, len(proximal) - 1)]
-    return panels + [(f"{m}\nend (moving average)", series[m][-1][1] if m == MEASURES[3]
-                      else mtl.affinity.normalized_affinity(series[m][-1][1])) for m in MEASURES[2:]]
-
-
-# %%
 within_rows = []
 for dataset in KNOWN:
-    suite, panels = suites[dataset], panels_of(dataset)
-    fig = mtl.plots.heatmap_row(panels, suite.task_names, suite.meta["groups"])
-    fig.suptitle(f"{dataset}, SGD, seed {SEED}: off-diagonal entries (colour scale per panel)", y=1.02)
+    suite, groups = suites[dataset], suites[dataset].meta["groups"]
+    panels = mtl.measures.panels(probes[dataset, "sgd", SEEDS[0]], **SMOOTHING)
+    fig = mtl.plots.heatmap_row(panels, suite.task_names, groups)
+    fig.suptitle(f"{dataset}, SGD, seed {SEED}: off-diagonal entries "
+                 "(colour scale per panel)", y=1.02)
     mtl.plots.savefig(fig, f"04_heatmaps_{dataset}")
-    group_of = [next(g for g, group in enumerate(suite.meta["groups"]) if t in group) for t in suite.task_names]
-    within_rows += [dict(dataset=dataset, panel=title.replace("\n", ", "), **mtl.affinity.within_and_across(matrix, group_of))
+    group_of = {t: g for g, group in enumerate(groups) for t in group}
+    labels = [group_of[t] for t in suite.task_names]
+    within_rows += [dict(dataset=dataset, panel=title.replace("\n", ", "),
+                         **mtl.affinity.within_and_across(matrix, labels))
                     for title, matrix in panels[:3]]
+
+# %%
 within = pd.DataFrame(within_rows)
 cell = within[within.dataset == "clusters"]
-mtl.glue("pa_within", Markdown("; ".join(f"{row.within:+.2f} at {row.panel.split(', ')[1]}" for row in cell.itertuples())),
-     display=False)
+steps = [f"{row.within:+.2f} at {row.panel.split(', ')[1]}"
+         for row in cell.itertuples()]
+mtl.glue("pa_within", Markdown("; ".join(steps)), display=False)
 within.round(3)
 
 # %% [markdown]
@@ -246,97 +234,91 @@ within.round(3)
 # 95% intervals over seeds).
 
 # %%
-over_time = mtl.stats.summarize(agreement[agreement.measure.isin(MEASURES)],
-                                  by=["dataset", "optimizer", "measure", "progress"], value="ari")
-fig, axes = plt.subplots(len(KNOWN), 2, figsize=(13, 4 * len(KNOWN)), sharex=True, sharey=True, squeeze=False)
-for ax, ((dataset, optimizer), cell) in zip(axes.flat, over_time.groupby(["dataset", "optimizer"], sort=False)):
-    mtl.plots.lines_with_ci(cell, x="progress", hue="measure", ax=ax, marker=None, band_alpha=0.12)
-    ax.set(title=f"{dataset}, {optimizer}", xlabel="fraction of training", ylabel="ARI with the known groups",
-           ylim=(-0.5, 1.05))
+curves = agreement[agreement.measure.isin(MEASURES)]
+over_time = mtl.stats.summarize(
+    curves, by=["dataset", "optimizer", "measure", "progress"], value="ari")
+
+# %%
+fig, axes = plt.subplots(len(KNOWN), 2, figsize=(13, 4 * len(KNOWN)), sharex=True,
+                         sharey=True, squeeze=False)
+cells = over_time.groupby(["dataset", "optimizer"], sort=False)
+for ax, ((dataset, optimizer), cell) in zip(axes.flat, cells):
+    mtl.plots.lines_with_ci(cell, x="progress", hue="measure", ax=ax, marker=None,
+                            band_alpha=0.12)
+    ax.set(title=f"{dataset}, {optimizer}", xlabel="fraction of training",
+           ylabel="ARI with the known groups", ylim=(-0.5, 1.05))
     ax.get_legend().remove()
-fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", ncol=4, frameon=False, bbox_to_anchor=(0.5, 1.04))
+fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", ncol=4,
+           frameon=False, bbox_to_anchor=(0.5, 1.04))
 mtl.plots.savefig(fig, "04_ari_over_time")
 
 # %%
-per_run = agreement.groupby(["dataset", "optimizer", "measure", "seed"], as_index=False).agg(
+by = ["dataset", "optimizer", "measure"]
+per_run = agreement.groupby([*by, "seed"], as_index=False).agg(
     mean_over_training=("ari", "mean"))
-per_run = per_run.merge(agreement[agreement.final][["dataset", "optimizer", "measure", "seed", "ari"]]
-                        .rename(columns={"ari": "at_the_end"}))
-table = pd.concat({column: mtl.stats.summarize(per_run, by=["dataset", "optimizer", "measure"], value=column)
-                   .set_index(["dataset", "optimizer", "measure"])[["mean", "ci_low", "ci_high"]]
+at_the_end = agreement[agreement.final][[*by, "seed", "ari"]]
+per_run = per_run.merge(at_the_end.rename(columns={"ari": "at_the_end"}))
+table = pd.concat({column: mtl.stats.summarize(per_run, by=by, value=column)
+                   .set_index(by)[["mean", "ci_low", "ci_high"]]
                    for column in ("mean_over_training", "at_the_end")}, axis=1)
 table.round(2)
 
 # %%
-def listed(names):
-    names = list(names)
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-# %%
 summary_of = table["mean_over_training"].drop(index=EXTRA, level=2)
-by_seed = per_run.pivot_table(index=["dataset", "optimizer", "seed"], columns="measure", values="mean_over_training")
-
-
-def paired(dataset, optimizer, a, b):
-    """Mean ARI over training of measure a minus that of measure b, run by run (the same runs measured both)."""
-    wide = by_seed.loc[(dataset, optimizer)]
-    return mtl.stats.paired_differences(wide[[b, a]], reference=b).loc[a]
-
-
-# %%
+by_seed = per_run.pivot_table(index=["dataset", "optimizer", "seed"], columns="measure",
+                              values="mean_over_training")
 lines, differences = [], []
 for (dataset, optimizer), cell in summary_of.groupby(level=[0, 1], sort=False):
-    cell = cell.droplevel([0, 1])
-    best = cell["mean"].idxmax()
-    gaps = {m: paired(dataset, optimizer, best, m) for m in cell.index if m != best}
-    differences += gaps.values()
-    close = [m for m, gap in gaps.items() if gap.ci_low <= 0]
-    tie = (f"; seed by seed, the seeds do not separate it from {listed(close)}" if close
-           else "; seed by seed, it is above every other measure")
-    lines.append(f"- {dataset}, {optimizer}: {best} has the highest mean ARI over training, "
-                 f"{mtl.stats.describe_interval(cell.loc[best], unit='', decimals=2)}{tie}.")
+    line, gaps = mtl.measures.best_line(f"{dataset}, {optimizer}",
+                                        cell.droplevel([0, 1]),
+                                        by_seed.loc[(dataset, optimizer)])
+    lines.append(line)
+    differences += gaps
 mtl.glue("pa_best", Markdown("\n".join(lines)), display=False)
-mtl.glue("pa_resolution", Markdown(mtl.stats.resolution(pd.DataFrame(differences), unit=" (ARI)", decimals=2)),
-     display=False)
+resolution = mtl.stats.resolution(pd.DataFrame(differences), unit=" (ARI)", decimals=2)
+mtl.glue("pa_resolution", Markdown(resolution), display=False)
 
 # %%
 at_end = table["at_the_end"]
 end_lines = []
 for (dataset, optimizer), cell in at_end.groupby(level=[0, 1], sort=False):
     cell = cell.droplevel([0, 1])["mean"]
-    end_lines.append(f"{dataset} with {optimizer}: " + ", ".join(f"{m} {v:.2f}" for m, v in cell.items()))
+    end_lines.append(f"{dataset} with {optimizer}: "
+                     + ", ".join(f"{m} {v:.2f}" for m, v in cell.items()))
 mtl.glue("pa_end_table", Markdown("; ".join(end_lines)), display=False)
 
 # %%
+INTENDED, AS_CODED = MEASURES[:2]
 attribution = []
 for (dataset, optimizer), cell in summary_of.groupby(level=[0, 1], sort=False):
-    cell = cell.droplevel([0, 1])
-    intended, coded = cell.loc[MEASURES[0]], cell.loc[MEASURES[1]]
-    gap = paired(dataset, optimizer, MEASURES[0], MEASURES[1])
-    attribution.append(f"{dataset} with {optimizer}: intended {intended['mean']:.2f}, as coded {coded['mean']:.2f}, "
-                       f"intended minus as coded {mtl.stats.describe_interval(gap, unit='', decimals=2)}")
+    means = cell.droplevel([0, 1])["mean"]
+    gap = mtl.stats.paired_gap(by_seed.loc[(dataset, optimizer)], INTENDED, AS_CODED)
+    gap = mtl.stats.describe_interval(gap, unit="", decimals=2)
+    attribution.append(
+        f"{dataset} with {optimizer}: intended {means[INTENDED]:.2f}, as coded "
+        f"{means[AS_CODED]:.2f}, intended minus as coded {gap}")
 mtl.glue("pa_attribution", Markdown("; ".join(attribution)), display=False)
 
 # %%
-sgd, adam_ = (summary_of.loc[("clusters", name, MEASURES[0])] for name in ("SGD", "Adam"))
-optimizers = by_seed.loc["clusters"][MEASURES[0]].unstack("optimizer")  # the same seeds trained with each
-sgd_minus_adam = mtl.stats.paired_differences(optimizers[["Adam", "SGD"]], reference="Adam").loc["SGD"]
+sgd, adam_ = (summary_of.loc[("clusters", name, INTENDED)] for name in ("SGD", "Adam"))
+optimizers = by_seed.loc["clusters"][INTENDED].unstack("optimizer")  # the same seeds
+sgd_minus_adam = mtl.stats.paired_gap(optimizers, "SGD", "Adam")
+unsettled = sgd_minus_adam.ci_low <= 0 <= sgd_minus_adam.ci_high
 mtl.glue("pa_optimizers", Markdown(
-    f"the intended proximal affinity reaches a mean ARI over training of {sgd['mean']:.2f} with SGD and "
-    f"{adam_['mean']:.2f} with Adam; seed by seed, SGD minus Adam is "
+    "the intended proximal affinity reaches a mean ARI over training of "
+    f"{sgd['mean']:.2f} with SGD and {adam_['mean']:.2f} with Adam; seed by seed, "
+    "SGD minus Adam is "
     f"{mtl.stats.describe_interval(sgd_minus_adam, unit='', decimals=2)}"
-    + (", so the seeds do not settle it" if sgd_minus_adam.ci_low <= 0 <= sgd_minus_adam.ci_high else "")),
-    display=False)
+    + (", so the seeds do not settle it" if unsettled else "")), display=False)
 
 # %%
 curve = over_time[(over_time.dataset == "clusters") & (over_time.optimizer == "SGD")
-                  & (over_time.measure == MEASURES[0])].set_index("progress")["mean"]
+                  & (over_time.measure == INTENDED)].set_index("progress")["mean"]
 mtl.glue("pa_peak", float(curve.max()), display=False)
 mtl.glue("pa_peak_at", float(100 * curve.idxmax()), display=False)
 mtl.glue("pa_end", float(curve.iloc[-1]), display=False)
-digits = summary_of.loc["digit_attributes"]
-mtl.glue("pa_digits_best", float(digits["mean"].max()), display=False)
+digit_rows = summary_of.loc["digit_attributes"]
+mtl.glue("pa_digits_best", float(digit_rows["mean"].max()), display=False)
 mtl.glue("n_seeds", len(SEEDS), display=False)
 
 # %% [markdown]
@@ -367,23 +349,20 @@ mtl.glue("n_seeds", len(SEEDS), display=False)
 # checks it).
 
 # %%
-def paired_row(a, b):
-    """``paired`` for every (dataset, optimizer): row a minus row b, from the same runs."""
-    return {(d, o): paired(d, o, a, b) for d, o in by_seed.index.droplevel("seed").unique()}
-
-
-official_vs_ours = paired_row(MEASURES[1], AS_CODED_OURS)
-tag_vs_partition = paired_row(TAG_SELECTION, TAG_PARTITION)
-
-# %%
-mtl.glue("pa_official_norm", Markdown("; ".join(f"{d} with {o}: {mtl.stats.describe_interval(gap, unit='', decimals=2)}"
-                                            for (d, o), gap in official_vs_ours.items())), display=False)
-mtl.glue("pa_tag_selection", Markdown("; ".join(f"{d} with {o}: {mtl.stats.describe_interval(gap, unit='', decimals=2)}"
-                                            for (d, o), gap in tag_vs_partition.items())), display=False)
-overlapping = agreement[agreement.measure == TAG_SELECTION].overlap
-mtl.glue("pa_tag_overlap", Markdown(f"{int(overlapping.sum())} of {len(overlapping)}"), display=False)
-mtl.glue("pa_official_resolution", Markdown(mtl.stats.resolution(
-    pd.DataFrame([*official_vs_ours.values(), *tag_vs_partition.values()]), unit=" (ARI)", decimals=2)), display=False)
+official_vs_ours = mtl.measures.gaps_by_cell(
+    by_seed, AS_CODED, mtl.measures.AS_CODED_OURS)
+tag_vs_partition = mtl.measures.gaps_by_cell(
+    by_seed, mtl.measures.TAG_SELECTION, mtl.measures.TAG_PARTITION)
+mtl.glue("pa_official_norm", Markdown(mtl.measures.gaps_text(official_vs_ours)),
+         display=False)
+mtl.glue("pa_tag_selection", Markdown(mtl.measures.gaps_text(tag_vs_partition)),
+         display=False)
+overlapping = agreement[agreement.measure == mtl.measures.TAG_SELECTION].overlap
+mtl.glue("pa_tag_overlap", Markdown(f"{int(overlapping.sum())} of {len(overlapping)}"),
+         display=False)
+gaps = pd.DataFrame([*official_vs_ours.values(), *tag_vs_partition.values()])
+mtl.glue("pa_official_resolution",
+         Markdown(mtl.stats.resolution(gaps, unit=" (ARI)", decimals=2)), display=False)
 
 # %% [markdown]
 # The row "proximal (as coded)" is the official method as it ran: its credit and its normalisation. Grouped with
@@ -401,50 +380,33 @@ mtl.glue("pa_official_resolution", Markdown(mtl.stats.resolution(
 # {glue:text}`pa_sel_warmup` batches, regrouping every {glue:text}`pa_sel_regroup` batches).
 
 # %%
-ATTRIBUTIONS = {"intended": "intended", "as_coded": "official (as coded)"}
-steered = [(dataset, attribution, seed) for dataset in DATASETS for attribution in ATTRIBUTIONS for seed in SEEDS]
+ATTRIBUTIONS = mtl.measures.ATTRIBUTIONS  # attribution -> the method's label
+steered = [(dataset, attribution, seed) for dataset in DATASETS
+           for attribution in ATTRIBUTIONS for seed in SEEDS]
 steered_runs = mtl.run_grid([
-    {**DATASETS[dataset], "epochs": SETTINGS["epochs"][dataset], "optimizer": "adam", "seed": seed,
-     "lr": LEARNING_RATES[dataset, "adam"], "strategy": "selective_groups",
-     "strategy_kwargs": dict(beta=SETTINGS["beta"], attribution=attribution, **SETTINGS["selective"])}
+    {**DATASETS[dataset], "epochs": SETTINGS["epochs"][dataset], "optimizer": "adam",
+     "seed": seed, "lr": LEARNING_RATES[dataset, "adam"],
+     "strategy": "selective_groups",
+     "strategy_kwargs": dict(beta=SETTINGS["beta"], attribution=attribution,
+                             **SETTINGS["selective"])}
     for dataset, attribution, seed in steered])
 by_key = dict(zip(steered, steered_runs))
 
 # %%
-official_rows = []
-for (dataset, attribution, seed), result in by_key.items():
-    suite, after_warmup = suites[dataset], result.groups[SETTINGS["selective"]["warmup"] + 1:]
-    final = list(dict.fromkeys(result.groups[-1]))  # a lone group listed twice is one group
-    official_rows.append(dict(
-        dataset=dataset, method=ATTRIBUTIONS[attribution], seed=seed, groups=len(final),
-        lone=100 * np.mean([len(set(groups)) == 1 for groups in after_warmup]),
-        ari=mtl.affinity.group_agreement(final, suite.meta["groups"]) if "groups" in suite.meta else np.nan,
-        delta=mtl.metrics.delta_m(result.metrics["test"], by_key[dataset, "intended", seed].metrics["test"], suite.tasks)))
-official = pd.DataFrame(official_rows)
-official.groupby(["dataset", "method"])[["groups", "lone", "ari", "delta"]].mean().round(2)
+official = pd.DataFrame([
+    dict(dataset=dataset, method=ATTRIBUTIONS[attribution], seed=seed,
+         **mtl.measures.steered_row(result, by_key[dataset, "intended", seed],
+                                    suites[dataset], SETTINGS["selective"]["warmup"]))
+    for (dataset, attribution, seed), result in by_key.items()])
+columns = ["groups", "lone", "ari", "delta"]
+official.groupby(["dataset", "method"])[columns].mean().round(2)
 
 # %%
-def official_line(dataset, cell):  # the official method against the intended one of the same seeds
-    coded = cell[cell.method == ATTRIBUTIONS["as_coded"]]
-    lone = cell.groupby("method").lone.mean()
-    delta = pd.Series(mtl.stats.confidence_interval(coded.delta), index=["mean", "ci_low", "ci_high"])
-    ari = cell.pivot(index="seed", columns="method", values="ari")
-    ari_text = ""
-    if ari.notna().all().all():
-        gap = mtl.stats.paired_differences(ari, reference=ATTRIBUTIONS["intended"]).loc[ATTRIBUTIONS["as_coded"]]
-        ari_text = f"; ARI of the final groups, official minus intended, {mtl.stats.describe_interval(gap, unit='', decimals=2)}"
-    return (
-        f"- {dataset}: after the warm-up, {lone[ATTRIBUTIONS['as_coded']]:.0f}% of the official run's batches (and "
-        f"{lone[ATTRIBUTIONS['intended']]:.0f}% of the intended one's) had all tasks in one group{ari_text}; the "
-        f"official method's test $\\Delta_m$ against the intended one of the same seed is "
-        f"{mtl.stats.describe_interval(delta)}"
-        + (", which the seeds do not tell from zero." if delta.ci_low <= 0 <= delta.ci_high else "."))
-
-
-# %%
-official_lines = [official_line(dataset, cell) for dataset, cell in official.groupby("dataset", sort=False)]
+official_lines = [mtl.measures.official_line(dataset, cell)
+                  for dataset, cell in official.groupby("dataset", sort=False)]
+short = "; ".join(line[2:].rstrip(".") for line in official_lines) + "."
 mtl.glue("pa_official", Markdown("\n".join(official_lines)), display=False)
-mtl.glue("pa_official_short", Markdown("; ".join(line[2:].rstrip(".") for line in official_lines) + "."), display=False)
+mtl.glue("pa_official_short", Markdown(short), display=False)
 mtl.glue("pa_sel_warmup", SETTINGS["selective"]["warmup"], display=False)
 mtl.glue("pa_sel_regroup", SETTINGS["selective"]["regroup_every"], display=False)
 
@@ -463,83 +425,62 @@ mtl.glue("pa_sel_regroup", SETTINGS["selective"]["regroup_every"], display=False
 # *realised gain* (`experiments.pair_transfer`). Each measure scores the pair by its mean over the two directions,
 # averaged over the Adam run above of the same seed (normalised as for grouping, for the proximal affinity). The
 # rank correlation (Spearman's) between the scores and the gains, over the pairs, comes with a 95% bootstrap
-# interval over the seeds. `clusters` has known groups; for the digit attributes, the three groups are a guess
-# from what each attribute reads, and the realised gain is the only ground truth.
-
-# %%
-def probe_run(dataset, seed):
-    """The Adam run of the measurements above for one dataset and seed."""
-    return next(r for c, r in zip(configs, runs) if (c["dataset"], c["optimizer"], c["seed"]) == (dataset, "adam", seed))
-
-
-def premise_matrix(measure, result):
-    """A measure's affinity averaged over the run (the proximal affinity normalised as for grouping)."""
-    mean = np.mean([matrix for _, matrix in measured(result)[measure]], axis=0)
-    return mtl.affinity.normalized_affinity(mean, as_coded=measure == MEASURES[1]) if measure.startswith("proximal") \
-        else mean
-
+# interval over the seeds. `clusters` has known groups; for the digit attributes, the groups are a guess from
+# what each attribute reads, and the realised gain is the only ground truth.
 
 # %%
 premise_rows, gains = [], {}
 for dataset, base in DATASETS.items():
-    common = {**base, "epochs": SETTINGS["epochs"][dataset], "optimizer": "adam", "lr": LEARNING_RATES[dataset, "adam"]}
-    seeds, n = SEEDS[:SETTINGS["transfer_seeds"][dataset]], SETTINGS["transfer_tasks"][dataset]  # its first n tasks
-    gains[dataset] = mtl.experiments.pair_transfer(common, suites[dataset].tasks, seeds, among=suites[dataset].task_names[:n])
-    realised = gains[dataset].pivot(index="seed", columns="pair", values="gain").to_numpy()
-    for measure in MEASURES:
-        scores = np.array([mtl.affinity.pair_scores(premise_matrix(measure, probe_run(dataset, seed))[:n, :n])
-                           for seed in seeds])
-        rho, low, high = mtl.affinity.rank_correlation(scores, realised)
-        premise_rows.append(dict(dataset=dataset, measure=measure, seeds=len(seeds), pairs=realised.shape[1],
-                                 spearman=rho, ci_low=low, ci_high=high))
+    suite, n = suites[dataset], SETTINGS["transfer_tasks"][dataset]  # its first n tasks
+    seeds = SEEDS[:SETTINGS["transfer_seeds"][dataset]]
+    common = {**base, "epochs": SETTINGS["epochs"][dataset], "optimizer": "adam",
+              "lr": LEARNING_RATES[dataset, "adam"]}
+    gains[dataset] = mtl.experiments.pair_transfer(common, suite.tasks, seeds,
+                                                   among=suite.task_names[:n])
+    realised = gains[dataset].pivot(index="seed", columns="pair", values="gain")
+    probed = [probes[dataset, "adam", seed] for seed in seeds]  # the Adam runs above
+    correlations = mtl.measures.transfer_correlations(probed, realised.to_numpy(), n,
+                                                      **SMOOTHING)
+    premise_rows += [{"dataset": dataset, **row} for row in correlations]
 premise = pd.DataFrame(premise_rows).set_index(["dataset", "measure"])
 premise.round(2)
 
 # %%
-seeds, n = SEEDS[:SETTINGS["transfer_seeds"]["clusters"]], SETTINGS["transfer_tasks"]["clusters"]
+seeds = SEEDS[:SETTINGS["transfer_seeds"]["clusters"]]
+n = SETTINGS["transfer_tasks"]["clusters"]
 realised = gains["clusters"].groupby("pair").gain.mean()
-score = np.mean([mtl.affinity.pair_scores(premise_matrix(MEASURES[0], probe_run("clusters", seed))[:n, :n])
-                 for seed in seeds], axis=0)
-group_of = {t: g for g, group in enumerate(suites["clusters"].meta["groups"]) for t in group}
-within = gains["clusters"].drop_duplicates("pair").apply(lambda r: group_of[r["first"]] == group_of[r["second"]], axis=1)
+probed = [probes["clusters", "adam", seed] for seed in seeds]
+score = mtl.measures.pair_score_matrix(probed, INTENDED, n, **SMOOTHING).mean(axis=0)
+groups = suites["clusters"].meta["groups"]
+group_of = {t: g for g, group in enumerate(groups) for t in group}
+pairs = gains["clusters"].drop_duplicates("pair")
+together = (pairs["first"].map(group_of) == pairs["second"].map(group_of)).to_numpy()
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1, 1.3]})
-mtl.plots.interval_bars(axes[0], {dataset: premise.loc[dataset] for dataset in DATASETS}, "spearman", MEASURES)
+fig, axes = plt.subplots(1, 2, figsize=(13, 3.8), width_ratios=[1, 1.3])
+premises = {dataset: premise.loc[dataset] for dataset in DATASETS}
+mtl.plots.interval_bars(axes[0], premises, "spearman", MEASURES)
 axes[0].set(xlim=(-1, 1), xlabel="Spearman correlation with the realised gain (95% CI)",
             title="does the measure predict transfer?")
-for together, marker, label in [(True, "o", "pair within a known group"), (False, "x", "pair across groups")]:
-    axes[1].scatter(score[within.to_numpy() == together], realised[within.to_numpy() == together], marker=marker, label=label)
+for within_group, marker, label in [(True, "o", "pair within a known group"),
+                                    (False, "x", "pair across groups")]:
+    shown = together == within_group
+    axes[1].scatter(score[shown], realised[shown], marker=marker, label=label)
 axes[1].axhline(0, color="black", lw=0.8)
-axes[1].set(xlabel=f"{MEASURES[0]}, pair score (mean over {len(seeds)} seeds)", ylabel=r"realised gain, $\Delta_m$ (%)",
+axes[1].set(xlabel=f"{INTENDED}, pair score (mean over {len(seeds)} seeds)",
+            ylabel=r"realised gain, $\Delta_m$ (%)",
             title="clusters: each point a pair of tasks")
 axes[1].legend(frameon=False)
 mtl.plots.savefig(fig, "04_premise")
 
-
 # %%
-def correlation_text(row):
-    return f"{row.spearman:+.2f} (95% CI {row.ci_low:+.2f} to {row.ci_high:+.2f})"
-
-
-# %%
-premise_lines = []
-for dataset in DATASETS:
-    cell = premise.loc[dataset]
-    best = (f"The highest is {cell.spearman.idxmax()}; " if cell.spearman.notna().any()  # NaN: nothing varies
-            else "No correlation is defined, since the gains or the measures do not vary over the pairs; ")
-    supported = [m for m, row in cell.iterrows() if row.ci_low > 0]
-    premise_lines.append(
-        f"- {dataset} ({int(cell.pairs.iloc[0])} pairs, {int(cell.seeds.iloc[0])} seeds): "
-        + "; ".join(f"{m} {correlation_text(row)}" for m, row in cell.iterrows())
-        + ". " + best + (f"the interval lies above zero for {listed(supported)}." if supported
-                         else "no interval lies above zero."))
+premise_lines = [mtl.measures.premise_line(dataset, premise.loc[dataset])
+                 for dataset in DATASETS]
 mtl.glue("pa_premise", Markdown("\n".join(premise_lines)), display=False)
-
-# %%
-mtl.glue("pa_premise_short", Markdown("; ".join(
-    f"{dataset}: " + ", ".join(f"{m} {correlation_text(row)}" for m, row in premise.loc[dataset].iterrows())
-    for dataset in DATASETS) + "."), display=False)
+short = [f"{dataset}: " + ", ".join(f"{m} {mtl.measures.describe_correlation(row)}"
+                                    for m, row in premise.loc[dataset].iterrows())
+         for dataset in DATASETS]
+mtl.glue("pa_premise_short", Markdown("; ".join(short) + "."), display=False)
 width = float(((premise.ci_high - premise.ci_low) / 2).median())
 mtl.glue("pa_premise_width", width, display=False)
 
@@ -554,19 +495,21 @@ mtl.glue("pa_premise_width", width, display=False)
 #
 # ## What each measure costs
 #
-# One measurement of each, on one batch of the digit attributes, against one training step of averaged and of
-# alternated updates (medians of repeated timings on this machine).
+# One measurement of each, on one batch of the digit attributes, against one training step of alternated
+# updates (medians of repeated timings on this machine). Here we time the strategy and the measures
+# themselves, called on a fresh network outside of any run.
 
 # %%
 suite = suites["digit_attributes"]
+LR = LEARNING_RATES["digit_attributes", "adam"]
 net = mtl.models.for_suite(suite, seed=SEED)
-batch = next(suite.train.batches(64))
-alternated = mtl.strategies.Alternated(optimizer_factory=mtl.strategies.adam(3e-3))
+batch = next(suite.train.batches(DATASETS["digit_attributes"]["batch_size"]))
+alternated = mtl.strategies.Alternated(optimizer_factory=mtl.strategies.adam(LR))
 alternated.setup(net, suite.tasks)
 tracker = mtl.affinity.ProximalAffinity(suite.task_names, SETTINGS["beta"])
 trace = [{n: 1.0 + i for n in suite.task_names} for i in range(len(suite.tasks) + 1)]
 groups = [(n,) for n in suite.task_names]
-
+similarity = np.random.default_rng(0).normal(size=(len(suite.tasks),) * 2)
 
 # %%
 def median_ms(work):
@@ -580,31 +523,34 @@ def one_forward():
 
 # %%
 costs = pd.DataFrame([
-    ("alternated training step (reference)", "T forward + T backward", median_ms(lambda: alternated.step(net, batch))),
+    ("alternated training step (reference)", "T forward + T backward",
+     median_ms(lambda: alternated.step(net, batch))),
     ("proximal affinity: extra forward pass + update", "1 forward",
      median_ms(lambda: (one_forward(), tracker.update(groups, trace)))),
     ("grouping by affinity propagation", "none", median_ms(
-        lambda: mtl.affinity.groups_from_affinity(np.random.default_rng(0).normal(size=(10, 10)), suite.task_names))),
+        lambda: mtl.affinity.groups_from_affinity(similarity, suite.task_names))),
     ("TAG lookahead", "T + 1 forward + T backward",
-     median_ms(lambda: mtl.affinity.lookahead_affinity(net, batch, suite.tasks, 3e-3))),
-    ("gradient cosine", "1 forward + T backward", median_ms(lambda: mtl.affinity.gradient_cosine(net, batch, suite.tasks))),
+     median_ms(lambda: mtl.affinity.lookahead_affinity(net, batch, suite.tasks, LR))),
+    ("gradient cosine", "1 forward + T backward",
+     median_ms(lambda: mtl.affinity.gradient_cosine(net, batch, suite.tasks))),
 ], columns=["measurement", "passes", "milliseconds"]).set_index("measurement")
 step_ms = costs.loc["alternated training step (reference)", "milliseconds"]
 costs["vs the training step"] = costs.milliseconds / step_ms
 
 # %%
-mtl.glue("cost_tag", float(costs.loc["TAG lookahead", "vs the training step"]), display=False)
-mtl.glue("cost_cos", float(costs.loc["gradient cosine", "vs the training step"]), display=False)
-mtl.glue("cost_prox", float(costs.loc["proximal affinity: extra forward pass + update", "vs the training step"]),
-     display=False)
+relative = costs["vs the training step"]
+mtl.glue("cost_tag", float(relative["TAG lookahead"]), display=False)
+mtl.glue("cost_cos", float(relative["gradient cosine"]), display=False)
+mtl.glue("cost_prox", float(relative["proximal affinity: extra forward pass + update"]),
+         display=False)
 costs.round(3)
 
 # %% [markdown]
-# With $T = 10$ tasks, one TAG measurement costs {glue:text}`cost_tag:.2f` alternated training steps and one
-# gradient cosine {glue:text}`cost_cos:.2f`; the proximal affinity adds {glue:text}`cost_prox:.2f` of a step, and
-# nothing at all when the forward pass after the last group is skipped (`measure_last=False`). Measuring TAG or the
-# cosine on every step would multiply the cost of training; measured every few steps they are cheap but, like any
-# sample, noisier.
+# With $T$ = {glue:text}`pa_digits_tasks` tasks, one TAG measurement costs {glue:text}`cost_tag:.2f` alternated
+# training steps and one gradient cosine {glue:text}`cost_cos:.2f`; the proximal affinity adds
+# {glue:text}`cost_prox:.2f` of a step, and nothing at all when the forward pass after the last group is skipped
+# (`measure_last=False`). Measuring TAG or the cosine on every step would multiply the cost of training; measured
+# every few steps they are cheap but, like any sample, noisier.
 #
 # ## Summary
 #
@@ -639,13 +585,15 @@ costs.round(3)
 # ````
 
 # %%
-# a = (1 - after / before) / 2 = (0.1, -0.05, 0.125). Row a: a_b and a_a have opposite signs, so v_ab = -max(0.1, -0.05)
-# = -0.1; v_aa = 0.1, v_ac = 0.125. Row b: a_b < 0, so A_bb is left alone; v_ba = -0.1, v_bc = 0.125. Halve them (beta).
+# a = (1 - after / before) / 2 = (0.1, -0.05, 0.125). Row a: a_b and a_a have opposite
+# signs, so v_ab = -max(0.1, -0.05) = -0.1; v_aa = 0.1, v_ac = 0.125. Row b: a_b < 0, so
+# A_bb is left alone; v_ba = -0.1, v_bc = 0.125. Halve them (beta).
 from mtlutils.exercises import check
 
 pa_hand = np.array([[0.05, -0.05, 0.0625], [-0.05, 0.0, 0.0625], [0.0, 0.0, 0.0]])
 tracker = mtl.affinity.ProximalAffinity(["a", "b", "c"], beta=0.5)
-tracker.update_group(["a", "b"], {"a": 1.0, "b": 2.0, "c": 4.0}, {"a": 0.8, "b": 2.2, "c": 3.0})
+tracker.update_group(["a", "b"], {"a": 1.0, "b": 2.0, "c": 4.0},
+                     {"a": 0.8, "b": 2.2, "c": 3.0})
 print(tracker.matrix)
 print("matches the hand computation:", np.allclose(tracker.matrix, pa_hand))
 check("ex-pa-hand", pa_hand)
@@ -666,18 +614,25 @@ check("ex-pa-hand", pa_hand)
 # ````
 
 # %%
-per_task = [{**c, "strategy_kwargs": {**c["strategy_kwargs"], "optimizer_per_group": True}}
-            for c in configs if c["dataset"] == "clusters" and c["optimizer"] == "adam"]
+per_task = [
+    {**c, "strategy_kwargs": {**c["strategy_kwargs"], "optimizer_per_group": True}}
+    for c in configs if c["dataset"] == "clusters" and c["optimizer"] == "adam"]
+per_task_runs = mtl.run_grid(per_task)
+
+# %%
 suite = suites["clusters"]
-scores = []
 grouping = partial(mtl.affinity.groups_from_affinity, task_names=suite.task_names)
-for result in mtl.run_grid(per_task):
-    aris = mtl.affinity.agreement_over_training(measured(result)[MEASURES[0]], suite.meta["groups"], grouping,
-                                            points=SETTINGS["snapshots"])
+scores = []
+for result in per_task_runs:
+    series = mtl.measures.series(result, **SMOOTHING)[INTENDED]
+    aris = mtl.affinity.agreement_over_training(series, suite.meta["groups"], grouping,
+                                                points=SETTINGS["snapshots"])
     scores.append(np.mean([ari for _, ari in aris]))
-shared = per_run[(per_run.dataset == "clusters") & (per_run.optimizer == "Adam") & (per_run.measure == MEASURES[0])]
+shared = per_run[(per_run.dataset == "clusters") & (per_run.optimizer == "Adam")
+                 & (per_run.measure == INTENDED)]
 print("one Adam per task, mean ARI over training per seed:", np.round(scores, 2))
-print("one shared Adam, the same seeds:                  ", shared.mean_over_training.round(2).tolist())
+print("one shared Adam, the same seeds:                  ",
+      shared.mean_over_training.round(2).tolist())
 
 # %% [markdown]
 # ````{solution-end}
@@ -696,13 +651,15 @@ print("one shared Adam, the same seeds:                  ", shared.mean_over_tra
 # ````
 
 # %%
-result = runs[configs.index(next(c for c in configs if c["dataset"] == "clusters" and c["optimizer"] == "sgd"))]
-intended, coded = result.affinity[-1][1]
+intended, coded = probes["clusters", "sgd", SEEDS[0]].affinity[-1][1]
 n = len(intended)
-predicted = np.array([[np.mean([intended[u, t] for u in range(n) if u != s]) for t in range(n)] for s in range(n)])
+predicted = np.array([[np.mean([intended[u, t] for u in range(n) if u != s])
+                       for t in range(n)] for s in range(n)])
 off = ~np.eye(n, dtype=bool)
-print("correlation of the as-coded entries with the prediction:", np.corrcoef(coded[off], predicted[off])[0, 1].round(3))
-print("correlation of the as-coded entries with the intended ones:", np.corrcoef(coded[off], intended[off])[0, 1].round(3))
+print("correlation of the as-coded entries with the prediction:",
+      np.corrcoef(coded[off], predicted[off])[0, 1].round(3))
+print("correlation of the as-coded entries with the intended ones:",
+      np.corrcoef(coded[off], intended[off])[0, 1].round(3))
 
 # %% [markdown]
 # ````{solution-end}

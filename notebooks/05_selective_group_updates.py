@@ -22,16 +22,15 @@
 # and counted at its cost?**
 
 # %% tags=["parameters"]
-SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (CelebA and NYUv2)
-# full mode: CelebA and NYUv2, after `python -m data_scripts.celeba` and `python -m data_scripts.nyuv2`; it trains on
-# the GPU when there is one (needed in practice)
-# full mode's run time on this machine, from its runs counted and their steps timed:
+SIZE = "small"  # "smoke" (seconds, tests) | "small" (the book) | "full" (CelebA, NYUv2)
+# full mode: after `python -m data_scripts.celeba` and `python -m data_scripts.nyuv2`;
+# it trains on the GPU when there is one (needed in practice). Its run time here:
 #   python benchmarks/full_mode_time.py --chapters 05
-# measured so on 2 CPU cores (2026-12-03): 316 runs, 1.08 M steps, 2018 h of runs, about 1009 h on the two cores
-SEED = 0  # the first seed: the chapter tunes on the first tuning_seeds seeds and reports on the ones after
-OVERRIDES = {}  # replaces entries of the chosen SETTINGS below, e.g. {"seeds": 2} for fewer seeds
+# on 2 CPU cores (2026-12-03): 316 runs, 1.08 M steps, 2018 h of runs, about 1009 h
+SEED = 0  # the first seed: tunes on the first tuning_seeds seeds, reports on the rest
+OVERRIDES = {}  # replaces entries of SETTINGS, e.g. {"seeds": 2} for fewer seeds
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -42,28 +41,36 @@ import mtlutils as mtl
 
 mtl.plots.use_style()
 
-# %%
+# %% tags=["hide-input"]
 DIGITS = {"digit attributes": dict(dataset="digit_attributes", batch_size=64)}
-PAPERS = {"CelebA, TAG's 9 attributes": dict(dataset="celeba", data={"attributes": "tag9"}, batch_size=256),
-          "NYUv2": dict(dataset="nyuv2", batch_size=8)}
-SETTINGS = mtl.settings({
-    "smoke": dict(suites=DIGITS, size="smoke", epochs=2, lrs=[3e-3], seeds=2, tuning_seeds=1,
-                  selective=dict(beta=5e-2, warmup=4, regroup_every=2),
-                  sweep_epochs=4, sweep=dict(beta=[1e-2, 2e-1], warmup=[0, 8], regroup_every=[1, 4])),
-    "small": dict(suites=DIGITS, size="small", epochs=2, lrs=[1e-3, 3e-3, 1e-2, 3e-2], seeds=10, tuning_seeds=2,
-                  selective=dict(beta=1e-2, warmup=50, regroup_every=10),
-                  sweep_epochs=20, sweep=dict(beta=[1e-3, 1e-1], warmup=[0, 150], regroup_every=[1, 50])),
-    "full": dict(suites=PAPERS, size="full", epochs=10, lrs=[3e-4, 1e-3, 3e-3, 1e-2], seeds=10, tuning_seeds=2,
-                 selective=dict(beta=1e-3, warmup=500, regroup_every=10),
-                 sweep_epochs=20, sweep=dict(beta=[1e-4, 1e-2], warmup=[0, 1500], regroup_every=[1, 50])),
-}, SIZE, OVERRIDES)
-TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"], tuning=SETTINGS["tuning_seeds"])
+PAPERS = {
+    "CelebA, TAG's 9 attributes": dict(dataset="celeba", data={"attributes": "tag9"},
+                                       batch_size=256),
+    "NYUv2": dict(dataset="nyuv2", batch_size=8),
+}
 
-# %%
+# %% tags=["hide-input"]
+SMOKE = dict(suites=DIGITS, size="smoke", epochs=2, lrs=[3e-3], seeds=2, tuning_seeds=1,
+             selective=dict(beta=5e-2, warmup=4, regroup_every=2), sweep_epochs=4,
+             sweep=dict(beta=[1e-2, 2e-1], warmup=[0, 8], regroup_every=[1, 4]))
+SMALL = dict(suites=DIGITS, size="small", epochs=2, lrs=[1e-3, 3e-3, 1e-2, 3e-2],
+             seeds=10, tuning_seeds=2,
+             selective=dict(beta=1e-2, warmup=50, regroup_every=10), sweep_epochs=20,
+             sweep=dict(beta=[1e-3, 1e-1], warmup=[0, 150], regroup_every=[1, 50]))
+FULL = dict(suites=PAPERS, size="full", epochs=10, lrs=[3e-4, 1e-3, 3e-3, 1e-2],
+            seeds=10, tuning_seeds=2,
+            selective=dict(beta=1e-3, warmup=500, regroup_every=10), sweep_epochs=20,
+            sweep=dict(beta=[1e-4, 1e-2], warmup=[0, 1500], regroup_every=[1, 50]))
+
+# %% tags=["hide-input"]
+SETTINGS = mtl.settings(dict(smoke=SMOKE, small=SMALL, full=FULL), SIZE, OVERRIDES)
+TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"],
+                                      tuning=SETTINGS["tuning_seeds"])
 SUITES = {name: {**base, "size": SETTINGS["size"], "epochs": SETTINGS["epochs"]}
           for name, base in SETTINGS["suites"].items()}
-MAIN = next(iter(SUITES))  # the suite of the figures; the others get the same comparison in a table
-suites = {name: mtl.experiments.suite_for(base) for name, base in SUITES.items()}  # full mode stops here without data
+MAIN = next(iter(SUITES))  # the suite of the figures; the others get the same table
+# full mode stops here until its data is ready
+suites = {name: mtl.experiments.suite_for(base) for name, base in SUITES.items()}
 BASE, suite = SUITES[MAIN], suites[MAIN]
 
 # %% [markdown]
@@ -83,41 +90,52 @@ BASE, suite = SUITES[MAIN], suites[MAIN]
 #
 # ## How the groups evolve
 #
-# First on chapter 4's `clusters` (6 tasks in 3 known groups, SGD), where we can score the groups, then on the ten
-# digit attributes. Each row of the timelines below is a task, each column a training step; the colour names the
-# group the task was in, so a block of one colour is a group that stayed together.
+# First on chapter 4's `clusters` ({glue:text}`sg_clusters_tasks` tasks in {glue:text}`sg_clusters_groups` known
+# groups, SGD), where we can score the groups, then on the {glue:text}`sg_T` digit attributes. Each row of the
+# timelines below is a task, each column a training step; the colour names the group the task was in, so a block
+# of one colour is a group that stayed together.
 
 # %%
-SWEEP_BASE = dict(dataset="clusters", size=SETTINGS["size"], batch_size=32, epochs=SETTINGS["sweep_epochs"],
-                  data=dict(n_tasks=6, n_clusters=3, angle=120, bottleneck=3), optimizer="sgd", lr=0.05,
+SWEEP_BASE = dict(dataset="clusters", size=SETTINGS["size"], batch_size=32,
+                  epochs=SETTINGS["sweep_epochs"], optimizer="sgd", lr=0.05,
+                  data=dict(n_tasks=6, n_clusters=3, angle=120, bottleneck=3),
                   strategy="selective_groups")
 clusters = mtl.experiments.suite_for(SWEEP_BASE)
+mtl.glue("sg_clusters_tasks", len(clusters.tasks), display=False)
+mtl.glue("sg_clusters_groups", len(clusters.meta["groups"]), display=False)
+mtl.glue("sg_T", len(suite.tasks), display=False)
 
 
 def selective(**change):
+    """The clusters configuration of selective group updates, with settings changed."""
     return {**SWEEP_BASE, "strategy_kwargs": {**SETTINGS["selective"], **change}}
 
 
 def agreement_over_steps(result, task_suite):
-    return [mtl.affinity.group_agreement(groups, task_suite.meta["groups"]) for groups in result.groups]
+    """The ARI of the groups a run used at each step with the suite's known groups."""
+    known = task_suite.meta["groups"]
+    return [mtl.affinity.group_agreement(groups, known) for groups in result.groups]
 
 
 # %%
 default_runs = mtl.run_grid([{**selective(), "seed": seed} for seed in SEEDS])
 warmup = SETTINGS["selective"]["warmup"]
-fig, axes = plt.subplots(1, 2, figsize=(14, 3.6), gridspec_kw={"width_ratios": [1.5, 1]})
+fig, axes = plt.subplots(1, 2, figsize=(14, 3.6),
+                         gridspec_kw={"width_ratios": [1.5, 1]})
 mtl.plots.group_timeline(axes[0], default_runs[0].groups, clusters.meta["groups"],
-                     f"clusters, seed {SEEDS[0]}: the group of each task")
+                         f"clusters, seed {SEEDS[0]}: the group of each task")
 for seed, result in zip(SEEDS, default_runs):
     axes[1].plot(agreement_over_steps(result, clusters), label=f"seed {seed}", lw=1.2)
 axes[1].axvline(warmup, color="black", lw=0.8, ls="--")
-axes[1].set(xlabel="step", ylabel="ARI with the known groups", title="agreement of the groups used", ylim=(-0.4, 1.05))
+axes[1].set(xlabel="step", ylabel="ARI with the known groups",
+            title="agreement of the groups used", ylim=(-0.4, 1.05))
 axes[1].legend(frameon=False, loc="lower right")
 mtl.plots.savefig(fig, "05_timeline_clusters")
 
 # %%
 after = [np.mean(agreement_over_steps(r, clusters)[warmup:]) for r in default_runs]
-mtl.glue("sg_clusters_ari", Markdown(", ".join(f"{a:.2f}" for a in after)), display=False)
+mtl.glue("sg_clusters_ari", Markdown(", ".join(f"{a:.2f}" for a in after)),
+         display=False)
 mtl.glue("sg_warmup", warmup, display=False)
 
 # %% [markdown]
@@ -128,94 +146,104 @@ mtl.glue("sg_warmup", warmup, display=False)
 #
 # ## Against the alternatives, tuned alike
 #
-# On the ten digit attributes we train, with Adam and the same learning-rate grid for every method (searched on the
-# tuning seeds, then repeated on the other seeds, as in chapter 3): averaged training; alternated training and random
-# groups of two (both from chapter 3); selective group updates; and two gradient aggregators from torchjd
-# {cite}`quinton2024jacobian`: PCGrad {cite}`yu2020gradient`, which projects away the conflicting part of each
-# task's gradient, and UPGrad, which projects each task's gradient onto the directions that, to first order,
-# raise no task's loss, and averages the projections. We report
-# $\Delta_m$ against **averaged training**, seed by seed: the mean over tasks of the relative change in test
-# accuracy, so that a positive value means the method beat a tuned averaged loss.
+# On the {glue:text}`sg_T` digit attributes we train, with Adam and the same learning-rate grid for every method
+# (searched on the tuning seeds, then repeated on the other seeds, as in chapter 3): averaged training; alternated
+# training and random groups of two (both from chapter 3); selective group updates; and two gradient aggregators
+# from torchjd {cite}`quinton2024jacobian`: PCGrad {cite}`yu2020gradient`, which projects away the conflicting part
+# of each task's gradient, and UPGrad, which projects each task's gradient onto the directions that, to first
+# order, raise no task's loss, and averages the projections. We report $\Delta_m$ against **averaged training**,
+# seed by seed: the mean over tasks of the relative change in test accuracy, so that a positive value means the
+# method beat a tuned averaged loss.
 
 # %%
-def methods_on(base):
-    return {
-        "Averaged": {**base, "strategy": "averaged"},
-        "Alternated (k=1)": {**base, "strategy": "random_groups", "strategy_kwargs": {"group_size": 1}},
-        "RandomGroups (k=2)": {**base, "strategy": "random_groups", "strategy_kwargs": {"group_size": 2}},
-        "SelectiveGroups": {**base, "strategy": "selective_groups", "strategy_kwargs": SETTINGS["selective"]},
-        "PCGrad": {**base, "strategy": "aggregated", "strategy_kwargs": {"aggregator": "pcgrad"}},
-        "UPGrad": {**base, "strategy": "aggregated", "strategy_kwargs": {"aggregator": "upgrad"}},
-    }
-
-
-comparisons = {name: mtl.compare_with(methods_on(base), "Averaged", {"lr": SETTINGS["lrs"]}, SEEDS,
-                                              TUNING_SEEDS, suites[name].tasks) for name, base in SUITES.items()}
+methods = {name: mtl.experiments.many_task_methods(base, SETTINGS["selective"])
+           for name, base in SUITES.items()}
+comparisons = {name: mtl.compare_with(methods[name], "Averaged",
+                                      {"lr": SETTINGS["lrs"]}, SEEDS, TUNING_SEEDS,
+                                      suites[name].tasks)
+               for name in SUITES}
 
 # %%
-METHODS = methods_on(BASE)
-tuned, test, relative, delta, overview = (getattr(comparisons[MAIN], field)
-                                          for field in ("tuned", "test", "relative", "delta", "overview"))
+METHODS, main = methods[MAIN], comparisons[MAIN]
+tuned, test, relative = main.tuned, main.test, main.relative
+delta, overview = main.delta, main.overview
 order = list(overview.index)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4))
 mtl.plots.interval_bars(axes[0], {r"$\Delta_m$": overview}, "mean", order)
 axes[0].set(xlabel=r"$\Delta_m$ vs averaged training (%)",
-            title=f"test accuracy relative to a tuned averaged loss ({len(SEEDS)} seeds, 95% CI)")
-mtl.plots.points_with_ci(axes[1], overview, "seconds vs Averaged", joined=False, annotate=True)
+            title="test accuracy relative to a tuned averaged loss "
+                  f"({len(SEEDS)} seeds, 95% CI)")
+mtl.plots.points_with_ci(axes[1], overview, "seconds vs Averaged", joined=False,
+                         annotate=True)
 axes[1].axhline(0, color="black", lw=0.8)
-axes[1].set(xscale="log", xlabel="training seconds per epoch, relative to averaged training",
+axes[1].set(xscale="log",
+            xlabel="training seconds per epoch, relative to averaged training",
             ylabel=r"$\Delta_m$ (%)", title="what it buys against what it costs")
 mtl.plots.savefig(fig, "05_comparison")
-overview[["lr", "mean", "ci_low", "ci_high", "passes", "seconds vs Averaged"]].round(
-    {"mean": 2, "ci_low": 2, "ci_high": 2, "passes": 1, "seconds vs Averaged": 2})
+columns = ["lr", "mean", "ci_low", "ci_high", "passes", "seconds vs Averaged"]
+overview[columns].round({"mean": 2, "ci_low": 2, "ci_high": 2, "passes": 1,
+                         "seconds vs Averaged": 2})
 
 # %% [markdown]
 # Per task, the test accuracy of every method at its chosen learning rate (means over the seeds):
 
 # %%
-per_task = test.groupby(["method", "task"]).value.mean().unstack().loc[list(METHODS)] * 100
-per_task = per_task[[t for group in suite.meta.get("groups", [suite.task_names]) for t in group]]
+per_task = test.groupby(["method", "task"]).value.mean().unstack().loc[list(METHODS)]
+tasks = [t for group in suite.meta.get("groups", [suite.task_names]) for t in group]
+per_task = per_task[tasks] * 100
 fig, ax = plt.subplots(figsize=(12, 3.6))
-sns.heatmap(per_task, annot=True, fmt=".1f", cmap="mako", ax=ax, cbar_kws={"label": "test accuracy (%)"})
+sns.heatmap(per_task, annot=True, fmt=".1f", cmap="mako", ax=ax,
+            cbar_kws={"label": "test accuracy (%)"})
 ax.set(xlabel="", ylabel="")
 mtl.plots.savefig(fig, "05_per_task")
 
 # %%
-above = overview[overview.ci_low > 0]
-below = overview[overview.ci_high < 0]
-unclear = overview[(overview.ci_low <= 0) & (overview.ci_high >= 0)]
-mtl.glue("sg_ranking", Markdown("; ".join(f"{m} {mtl.stats.describe_interval(row)}"
-                                      for m, row in overview.sort_values("mean", ascending=False).iterrows())),
-     display=False)
-mtl.glue("sg_above", Markdown(", ".join(above.index) if len(above) else "none"), display=False)
-mtl.glue("sg_below", Markdown(", ".join(below.index) if len(below) else "none"), display=False)
-mtl.glue("sg_unclear", Markdown(", ".join(unclear.index) if len(unclear) else "none"), display=False)
+ranked = overview.sort_values("mean", ascending=False)
+ranking = "; ".join(f"{m} {mtl.stats.describe_interval(row)}"
+                    for m, row in ranked.iterrows())
+mtl.glue("sg_ranking", Markdown(ranking), display=False)
+above, below = mtl.stats.separated(overview)
+unclear = [m for m in overview.index if m not in above + below]
+for key, names in [("sg_above", above), ("sg_below", below), ("sg_unclear", unclear)]:
+    mtl.glue(key, Markdown(mtl.stats.listing(names, last=", ")), display=False)
 
 # %%
 sel = overview.loc["SelectiveGroups"]
 mtl.glue("sg_cost", float(sel["seconds vs Averaged"]), display=False)
 mtl.glue("sg_passes", float(sel["passes"]), display=False)
 mtl.glue("n_seeds", len(SEEDS), display=False)
-mtl.glue("sg_lr_caveat", Markdown(mtl.experiments.grid_edge_note(tuned.chosen, {"lr": SETTINGS["lrs"]})), display=False)
-mtl.glue("sg_resolution", Markdown(mtl.stats.resolution(overview, unit=" points of Δm")), display=False)
+mtl.glue("sg_epochs", SETTINGS["epochs"], display=False)
+edge = mtl.experiments.grid_edge_note(tuned.chosen, {"lr": SETTINGS["lrs"]})
+mtl.glue("sg_lr_caveat", Markdown(edge), display=False)
+resolution = mtl.stats.resolution(overview, unit=" points of Δm")
+mtl.glue("sg_resolution", Markdown(resolution), display=False)
 
 # %%
-if len(above):
-    pick = above.sort_values("seconds vs Averaged").index[0]
-    advice = (f"**{pick}** is the cheapest method whose Δm interval lies above 0 here, at "
-              f"{above.loc[pick, 'seconds vs Averaged']:.1f} times the seconds of averaged training per epoch; "
-              "use it when that compute is available, and averaged training otherwise.")
+# the cheapest method above 0, and the methods the seeds do not rank it above
+pick, rivals = None, []
+if above:
+    pick = overview.loc[above].sort_values("seconds vs Averaged").index[0]
     wide = delta.pivot(index="seed", columns="method", values="relative")
-    gaps = mtl.stats.paired_differences(wide, reference=pick)
-    rivals = [m for m, gap in gaps.iterrows() if gap.ci_high >= 0]
-    if rivals:
-        advice += (f" Seed by seed, the seeds do not rank it above {', '.join(rivals)}; and with {len(overview)} "
-                   "methods compared, one interval that clears 0 by a small margin can be luck.")
+    gaps = mtl.stats.paired_differences(wide, reference=pick)  # others minus the pick
+    rivals = [m for m in gaps.index if m not in mtl.stats.separated(gaps)[1]]
+
+# %%
+if pick is None:
+    advice = ("**averaged training**: no method's Δm interval lies above 0 here, so "
+              "none beat a tuned averaged loss beyond the spread of the seeds, and "
+              "averaged training is the cheapest.")
 else:
-    advice = ("**averaged training**: no method's Δm interval lies above 0 here, so none beat a tuned "
-              "averaged loss beyond the spread of the seeds, and averaged training is the cheapest.")
+    ratio = overview.loc[pick, "seconds vs Averaged"]
+    advice = (f"**{pick}** is the cheapest method whose Δm interval lies above 0 here, "
+              f"at {ratio:.1f} times the seconds of averaged training per epoch; "
+              "use it when that compute is available, and averaged training otherwise.")
+if rivals:
+    advice += (" Seed by seed, the seeds do not rank it above "
+               f"{mtl.stats.listing(rivals, last=', ')}; and with {len(overview)} "
+               "methods compared, one interval that clears 0 by a small margin can be "
+               "luck.")
 mtl.glue("sg_advice", Markdown(advice), display=False)
 
 # %% [markdown]
@@ -233,13 +261,11 @@ mtl.glue("sg_advice", Markdown(advice), display=False)
 # setting of Jeong & Yoon. The table holds every suite of this run.
 
 # %%
-def side(row):
-    return "above 0" if row.ci_low > 0 else "below 0" if row.ci_high < 0 else "not separated from 0"
-
-
-every_suite = pd.concat({name: c.overview[["mean", "ci_low", "ci_high", "passes", "seconds vs Averaged"]]
-                         for name, c in comparisons.items()}, names=["suite", "method"])
-every_suite["Δm vs Averaged"] = [side(row) for row in every_suite.itertuples()]
+columns = ["mean", "ci_low", "ci_high", "passes", "seconds vs Averaged"]
+every_suite = pd.concat({name: c.overview[columns] for name, c in comparisons.items()},
+                        names=["suite", "method"])
+every_suite["Δm vs Averaged"] = [mtl.stats.side(row)
+                                 for _, row in every_suite.iterrows()]
 every_suite.round(2)
 
 # %% [markdown]
@@ -254,30 +280,41 @@ every_suite.round(2)
 
 # %%
 selective_runs = [(c, r) for n, c, r in tuned.runs if n == "SelectiveGroups"]
-matched_configs = [{**BASE, "lr": c["lr"], "seed": c["seed"], "strategy": "count_matched_groups",
-                    "strategy_kwargs": {"counts": [len(groups) for groups in r.groups]}} for c, r in selective_runs]
+matched_configs = [
+    {**BASE, "lr": c["lr"], "seed": c["seed"], "strategy": "count_matched_groups",
+     "strategy_kwargs": {"counts": [len(groups) for groups in r.groups]}}
+    for c, r in selective_runs
+]
 matched_runs = mtl.run_grid(matched_configs)
 
 # %%
+control = "random, same group counts"
+matched = mtl.experiments.results(matched_configs, matched_runs,
+                                  label=lambda c: control)
+matched = mtl.stats.relative_to_baseline(
+    pd.concat([matched, test[test.method == "Averaged"]]), suite.tasks, match=["seed"],
+    baseline="Averaged", method="method")
 equal_cost = relative[relative.method.isin(["SelectiveGroups", "RandomGroups (k=2)"])]
-equal_cost = pd.concat([equal_cost, mtl.stats.relative_to_baseline(
-    pd.concat([mtl.experiments.results(matched_configs, matched_runs, label=lambda c: "random, same group counts"),
-               test[test.method == "Averaged"]]), suite.tasks, match=["seed"], baseline="Averaged", method="method")])
+equal_cost = pd.concat([equal_cost, matched])
 by_seed = equal_cost.groupby(["seed", "method"]).relative.mean().unstack()
-versus_matched = mtl.stats.paired_differences(by_seed, reference="random, same group counts")
-passes = {name: np.mean([(r.cost["forward_passes"] + r.cost["backward_passes"]) / r.cost["steps"] for r in runs])
-          for name, runs in [("SelectiveGroups", [r for _, r in selective_runs]),
-                             ("random, same group counts", matched_runs)]}
+versus_matched = mtl.stats.paired_differences(by_seed, reference=control)
+runs_of = {"SelectiveGroups": [r for _, r in selective_runs], control: matched_runs}
+passes = {name: np.mean([r.passes_per_step for r in runs])
+          for name, runs in runs_of.items()}
 
 # %%
-gap = versus_matched.loc["SelectiveGroups"]
-mtl.glue("sg_matched", Markdown(mtl.stats.describe_interval(gap, unit=" points of Δm")), display=False)
-mtl.glue("sg_matched_verdict", Markdown(
-    "the affinity's groups beat random groups of the same number" if gap.ci_low > 0 else
-    "random groups of the same number beat the affinity's groups" if gap.ci_high < 0 else
-    "the seeds do not separate the affinity's groups from random groups of the same number"), display=False)
-mtl.glue("sg_matched_passes", Markdown(", ".join(f"{n} {v:.2f}" for n, v in passes.items())), display=False)
-mtl.glue("sg_matched_resolution", Markdown(mtl.stats.resolution(versus_matched, unit=" points of Δm")), display=False)
+gap, unit = versus_matched.loc["SelectiveGroups"], " points of Δm"
+words = {1: "the affinity's groups beat random groups of the same number",
+         -1: "random groups of the same number beat the affinity's groups",
+         0: "the seeds do not separate the affinity's groups from random groups of the "
+            "same number"}
+mtl.glue("sg_matched", Markdown(mtl.stats.describe_interval(gap, unit=unit)),
+         display=False)
+mtl.glue("sg_matched_verdict", Markdown(words[mtl.stats.sign_of(gap)]), display=False)
+per_batch = ", ".join(f"{n} {v:.2f}" for n, v in passes.items())
+mtl.glue("sg_matched_passes", Markdown(per_batch), display=False)
+mtl.glue("sg_matched_resolution",
+         Markdown(mtl.stats.resolution(versus_matched, unit=unit)), display=False)
 versus_matched.round(2)
 
 # %% [markdown]
@@ -295,7 +332,8 @@ versus_matched.round(2)
 # %%
 sweep_configs, sweep_labels = [], []
 for setting, values in SETTINGS["sweep"].items():
-    for value in dict.fromkeys([SETTINGS["selective"][setting], *values]):  # the default first, once
+    # the default first, once
+    for value in dict.fromkeys([SETTINGS["selective"][setting], *values]):
         for seed in SEEDS:
             sweep_configs.append({**selective(**{setting: value}), "seed": seed})
             sweep_labels.append((setting, value))
@@ -306,41 +344,46 @@ rows = []
 for (setting, value), config, result in zip(sweep_labels, sweep_configs, sweep_runs):
     start = config["strategy_kwargs"]["warmup"]
     grouped = result.groups[start:] or result.groups[-1:]
+    ari = [mtl.affinity.group_agreement(g, clusters.meta["groups"]) for g in grouped]
     rows.append(dict(setting=setting, value=value, seed=config["seed"],
-                     ari=np.mean([mtl.affinity.group_agreement(g, clusters.meta["groups"]) for g in grouped]),
-                     groups=np.mean([len(g) for g in grouped]),
+                     ari=np.mean(ari), groups=np.mean([len(g) for g in grouped]),
                      test_loss=result.mean_metric("mse"),
-                     passes=(result.cost["forward_passes"] + result.cost["backward_passes"]) / result.cost["steps"]))
+                     passes=result.passes_per_step))
 sweep = pd.DataFrame(rows)
 
 # %%
 fig, axes = plt.subplots(2, 3, figsize=(14, 6.5), sharey="row")
 for column, setting in enumerate(SETTINGS["sweep"]):
     cell = sweep[sweep.setting == setting]
-    for row, (metric, label) in enumerate([("ari", "ARI after warm-up"), ("test_loss", "mean test MSE")]):
+    panels = [("ari", "ARI after warm-up"), ("test_loss", "mean test MSE")]
+    for row, (metric, label) in enumerate(panels):
         summary = mtl.stats.summarize(cell, by=["value"], value=metric)
         mtl.plots.lines_with_ci(summary, x="value", ax=axes[row, column])
-        axes[row, column].set(xscale="log" if setting != "warmup" else "linear", ylabel=label,
-                              xlabel=setting if row else "")
+        axes[row, column].set(xscale="log" if setting != "warmup" else "linear",
+                              ylabel=label, xlabel=setting if row else "")
     axes[0, column].set_title(f"{setting} (default {SETTINGS['selective'][setting]:g})")
 mtl.plots.savefig(fig, "05_settings")
 
 # %%
-sweep_table = sweep.groupby(["setting", "value"])[["ari", "groups", "test_loss", "passes"]].mean()
+columns = ["ari", "groups", "test_loss", "passes"]
+sweep_table = sweep.groupby(["setting", "value"])[columns].mean()
 sweep_table.round(3)
 
 # %%
 effects = []
 for setting in SETTINGS["sweep"]:
-    cell = sweep[sweep.setting == setting].pivot(index="seed", columns="value", values="test_loss")
+    cell = sweep[sweep.setting == setting]
+    losses = cell.pivot(index="seed", columns="value", values="test_loss")
     default = SETTINGS["selective"][setting]
-    changes = mtl.stats.paired_differences(cell, reference=default)
-    apart = [v for v, row in changes.iterrows() if row.ci_low > 0 or row.ci_high < 0]
-    ari = sweep[sweep.setting == setting].groupby("value").ari.mean()
-    effects.append(f"{setting}: mean ARI {', '.join(f'{ari[v]:.2f} at {v:g}' for v in ari.index)}; against the "
-                   "default, seed by seed, the test loss "
-                   + (f"changes beyond the seeds' spread at {', '.join(f'{v:g}' for v in apart)}" if apart
-                      else "does not change beyond the seeds' spread"))
+    changes = mtl.stats.paired_differences(losses, reference=default)
+    apart = [f"{v:g}" for v, row in changes.iterrows() if mtl.stats.sign_of(row)]
+    ari = cell.groupby("value").ari.mean()
+    aris = ", ".join(f"{ari[v]:.2f} at {v:g}" for v in ari.index)
+    effects.append(
+        f"{setting}: mean ARI {aris}; "
+        "against the default, seed by seed, the test loss "
+        + (f"changes beyond the seeds' spread at {', '.join(apart)}" if apart
+           else "does not change beyond the seeds' spread"))
 mtl.glue("sg_effects", Markdown("\n".join(f"- {e}." for e in effects)), display=False)
 
 # %% [markdown]
@@ -355,9 +398,10 @@ mtl.glue("sg_effects", Markdown("\n".join(f"- {e}." for e in effects)), display=
 #
 # ## Which should I use?
 #
-# On this benchmark, with every method given the same tuning: {glue:md}`sg_advice` That answer is for ten small
-# binary tasks and two epochs; the chapter's full mode repeats it on CelebA and NYUv2, and chapter 6 asks
-# the same question at equal compute, where methods that take many steps per batch pay for them.
+# On this benchmark, with every method given the same tuning: {glue:md}`sg_advice` That answer is for
+# {glue:text}`sg_T` small binary tasks and {glue:text}`sg_epochs` epochs; the chapter's full mode repeats it on
+# CelebA and NYUv2, and chapter 6 asks the same question at equal compute, where methods that take many steps per
+# batch pay for them.
 #
 # ## Summary
 #
@@ -384,14 +428,16 @@ mtl.glue("sg_effects", Markdown("\n".join(f"- {e}." for e in effects)), display=
 # %%
 from mtlutils.exercises import check
 
-used = [tuple(sorted(tuple(sorted(g)) for g in groups)) for groups in default_runs[0].groups[warmup:]]
+used = [tuple(sorted(tuple(sorted(g)) for g in groups))
+        for groups in default_runs[0].groups[warmup:]]
 longest, current = 1, 1
 for previous, now in zip(used, used[1:]):
     current = current + 1 if now == previous else 1
     longest = max(longest, current)
 sg_stretch = (len(set(used)), longest)
-print(f"{sg_stretch[0]} different groupings after the warm-up; the longest stretch lasted {longest} steps")
-# The groups can only change every regroup_every steps, so stretches come in multiples of it.
+print(f"{sg_stretch[0]} different groupings after the warm-up; "
+      f"the longest stretch lasted {longest} steps")
+# The groups change only every regroup_every steps: stretches come in multiples of it.
 check("ex-sg-stretch", sg_stretch, groups=default_runs[0].groups[warmup:])
 
 # %% [markdown]
@@ -409,11 +455,13 @@ check("ex-sg-stretch", sg_stretch, groups=default_runs[0].groups[warmup:])
 # ````
 
 # %%
-coded_runs = mtl.run_grid([{**selective(attribution="as_coded"), "seed": seed} for seed in SEEDS])
+coded_runs = mtl.run_grid([{**selective(attribution="as_coded"), "seed": seed}
+                           for seed in SEEDS])
 for name, results in [("intended", default_runs), ("as coded", coded_runs)]:
     aris = [np.mean(agreement_over_steps(r, clusters)[warmup:]) for r in results]
     losses = [r.mean_metric("mse") for r in results]
-    print(f"{name:9s} ARI after warm-up {np.round(aris, 2)}, test MSE {np.round(losses, 3)}")
+    print(f"{name:9s} ARI after warm-up {np.round(aris, 2)}, "
+          f"test MSE {np.round(losses, 3)}")
 
 # %% [markdown]
 # ````{solution-end}
@@ -430,12 +478,16 @@ for name, results in [("intended", default_runs), ("as coded", coded_runs)]:
 # ````
 
 # %%
-unmeasured = mtl.run_grid([{**selective(measure_last=False), "seed": seed} for seed in SEEDS])
-for name, results in [("measure_last=True", default_runs), ("measure_last=False", unmeasured)]:
-    forward = np.mean([r.cost["forward_passes"] / r.cost["steps"] for r in results])
+unmeasured = mtl.run_grid([{**selective(measure_last=False), "seed": seed}
+                           for seed in SEEDS])
+variants = [("measure_last=True", default_runs), ("measure_last=False", unmeasured)]
+for name, results in variants:
+    forward = np.mean([r.forward_per_step for r in results])
     aris = [np.mean(agreement_over_steps(r, clusters)[warmup:]) for r in results]
-    print(f"{name:19s} {forward:.2f} forward passes per batch, ARI after warm-up {np.round(aris, 2)}")
-# One forward pass per batch: a large share when there are few groups, a small one with many.
+    print(f"{name:19s} {forward:.2f} forward passes per batch, "
+          f"ARI after warm-up {np.round(aris, 2)}")
+# One forward pass per batch: a large share when there are few groups, a small one with
+# many.
 
 # %% [markdown]
 # ````{solution-end}

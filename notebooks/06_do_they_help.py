@@ -23,18 +23,16 @@
 # compute accounting?**
 
 # %% tags=["parameters"]
-SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (MultiMNIST full)
-# full mode: MultiMNIST, after `python -m data_scripts.multimnist`; it trains on the GPU when there is one
-# full mode's run time on this machine, from its runs counted and their steps timed:
-#   python benchmarks/full_mode_time.py --chapters 06
-# measured so on 2 CPU cores (2026-12-02): 1341 runs, 9.77 M steps, 101 h of runs, about 50 h on the two cores
-SEED = 0  # the first seed: the chapter tunes on the first tuning_seeds seeds and reports on the ones after
-OVERRIDES = {}  # replaces entries of the chosen SETTINGS below, e.g. {"seeds": 2} for fewer seeds
+SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" MultiMNIST
+# full: after `python -m data_scripts.multimnist`; on the GPU when there is one. Time:
+# `python benchmarks/full_mode_time.py --chapters 06`; on 2 CPU cores (2026-12-02):
+# 1341 runs, 9.77 M steps, 101 h of runs, about 50 h on the two cores
+SEED = 0  # the first seed: the first tuning_seeds seeds tune, the ones after report
+OVERRIDES = {}  # replaces entries of SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from IPython.display import Markdown
 from matplotlib import pyplot as plt
 
@@ -42,23 +40,19 @@ import mtlutils as mtl
 
 mtl.plots.use_style()
 
-# %%
+# %% tags=["hide-input"]
 SETTINGS = mtl.settings({
-    "smoke": dict(size="smoke", epochs=1, lrs=[3e-3], weight_decays=[0.0, 1e-2], seeds=2, tuning_seeds=1,
-                  weights=[0.2, 0.5, 0.8], selective=dict(beta=5e-2, warmup=4, regroup_every=2)),
-    "small": dict(size="small", epochs=1, lrs=[3e-3, 1e-2, 3e-2], weight_decays=[0.0], seeds=10, tuning_seeds=2,
-                  weights=[0.1, 0.3, 0.5, 0.7, 0.9], selective=dict(beta=1e-2, warmup=50, regroup_every=10)),
-    "full": dict(size="full", epochs=10, lrs=[3e-4, 1e-3, 3e-3, 1e-2, 3e-2], weight_decays=[0.0, 1e-2], seeds=10,
-                 tuning_seeds=2,
+    "smoke": dict(size="smoke", epochs=1, lrs=[3e-3], weight_decays=[0.0, 1e-2],
+                  seeds=2, tuning_seeds=1, weights=[0.2, 0.5, 0.8],
+                  selective=dict(beta=5e-2, warmup=4, regroup_every=2)),
+    "small": dict(size="small", epochs=1, lrs=[3e-3, 1e-2, 3e-2], weight_decays=[0.0],
+                  seeds=10, tuning_seeds=2, weights=[0.1, 0.3, 0.5, 0.7, 0.9],
+                  selective=dict(beta=1e-2, warmup=50, regroup_every=10)),
+    "full": dict(size="full", epochs=10, lrs=[3e-4, 1e-3, 3e-3, 1e-2, 3e-2],
+                 weight_decays=[0.0, 1e-2], seeds=10, tuning_seeds=2,
                  weights=[0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95],
                  selective=dict(beta=1e-3, warmup=500, regroup_every=10)),
 }, SIZE, OVERRIDES)
-
-# %%
-TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"], tuning=SETTINGS["tuning_seeds"])
-BASE = dict(dataset="multimnist", size=SETTINGS["size"], epochs=SETTINGS["epochs"], batch_size=64)
-suite = mtl.experiments.suite_for(BASE)  # in full mode, stops here until the data script has been run
-GRID = {"lr": SETTINGS["lrs"], "weight_decay": SETTINGS["weight_decays"]}
 
 # %% [markdown]
 # ## The protocol
@@ -79,48 +73,78 @@ GRID = {"lr": SETTINGS["lrs"], "weight_decay": SETTINGS["weight_decays"]}
 # uncertainty weighting and IMTL-L learn their scales with the network's optimizer.
 
 # %%
+TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"],
+                                      tuning=SETTINGS["tuning_seeds"])
+BASE = dict(dataset="multimnist", size=SETTINGS["size"], epochs=SETTINGS["epochs"],
+            batch_size=64)
+suite = mtl.experiments.suite_for(BASE)  # full mode stops here until the data is there
+GRID = {"lr": SETTINGS["lrs"], "weight_decay": SETTINGS["weight_decays"]}
+
+
+# %%
 def scalarization(w):
     return f"w={w:.2f}"
 
 
-scalarizations = {scalarization(w): {**BASE, "strategy": "averaged",
-                                     "strategy_kwargs": {"weights": {"left": w, "right": round(1 - w, 10)}}}
-                  for w in SETTINGS["weights"]}
+def weighted(w):
+    return {"weights": {"left": w, "right": round(1 - w, 10)}}
+
+
+scalarizations = {
+    scalarization(w): {**BASE, "strategy": "averaged", "strategy_kwargs": weighted(w)}
+    for w in SETTINGS["weights"]
+}
 AVERAGED = scalarization(0.5)
-assert AVERAGED in scalarizations, "the weights must include 0.5, the plain averaged loss"
+assert AVERAGED in scalarizations, (
+    "the weights must include 0.5, the plain averaged loss")
 
 # %%
 BOOK_METHODS = {
     "Alternated, shared Adam": {**BASE, "strategy": "alternated"},
-    "Alternated, Adam per task": {**BASE, "strategy": "alternated", "strategy_kwargs": {"optimizer_per_group": True}},
-    "RandomGroups (k=1, order redrawn)": {**BASE, "strategy": "random_groups",
-                                          "strategy_kwargs": {"group_size": 1, "redraw": "step"}},
-    "SelectiveGroups": {**BASE, "strategy": "selective_groups", "strategy_kwargs": SETTINGS["selective"]},
+    "Alternated, Adam per task": {
+        **BASE, "strategy": "alternated",
+        "strategy_kwargs": {"optimizer_per_group": True}},
+    "RandomGroups (k=1, order redrawn)": {
+        **BASE, "strategy": "random_groups",
+        "strategy_kwargs": {"group_size": 1, "redraw": "step"}},
+    "SelectiveGroups": {
+        **BASE, "strategy": "selective_groups",
+        "strategy_kwargs": SETTINGS["selective"]},
 }
-FAMILIES = mtl.config.torchjd_methods(BASE)  # family -> {label: configuration}, every torchjd method for 2 tasks
-METHODS = {**BOOK_METHODS, **{label: c for family in FAMILIES.values() for label, c in family.items()}}
-FAMILY = {**{m: "this book" for m in BOOK_METHODS}, **{m: f for f, family in FAMILIES.items() for m in family}}
 
 # %%
-# the pass budget of the next section: each method is also evaluated after the steps that spend it (see there)
+# family -> {label: configuration}: every torchjd method that applies to two tasks
+FAMILIES = mtl.config.torchjd_methods(BASE)
+TORCHJD = {m: c for family in FAMILIES.values() for m, c in family.items()}
+METHODS = {**BOOK_METHODS, **TORCHJD}
+FAMILY = {**{m: "this book" for m in BOOK_METHODS},
+          **{m: family for family, members in FAMILIES.items() for m in members}}
+
+# %%
+# the pass budget of the next section: the averaged loss's passes at equal epochs, one
+# forward and one backward pass a step; each method is also evaluated after the steps
+# that spend it (see there)
 steps_per_epoch = -(-len(suite.train) // BASE["batch_size"])
-budget = SETTINGS["epochs"] * steps_per_epoch * 2  # the averaged loss: one forward and one backward pass a step
+budget = SETTINGS["epochs"] * steps_per_epoch * 2
 budget_steps = mtl.experiments.steps_for_passes(METHODS, budget, TUNING_SEEDS[0])
 METHODS = {name: {**c, "eval_at": [budget_steps[name]]} for name, c in METHODS.items()}
 tuned = mtl.tune_then_repeat({**scalarizations, **METHODS}, GRID, SEEDS, TUNING_SEEDS)
-mtl.glue("grid_caveat", Markdown(mtl.experiments.grid_edge_note(tuned.chosen, GRID)), display=False)
+edge_note = mtl.experiments.grid_edge_note(tuned.chosen, GRID)
+mtl.glue("grid_caveat", Markdown(edge_note), display=False)
 mtl.glue("n_seeds", len(SEEDS), display=False)
 mtl.glue("n_torchjd", sum(len(family) for family in FAMILIES.values()), display=False)
 
 # %%
 test = tuned.table("test")
-accuracy = test.pivot_table(index=["method", "seed"], columns="task", values="value").reset_index()
+accuracy = test.pivot_table(index=["method", "seed"], columns="task", values="value")
+accuracy = accuracy.reset_index()
 accuracy[["left", "right"]] *= 100
 accuracy["mean"] = accuracy[["left", "right"]].mean(axis=1)
 points = accuracy.groupby("method")[["left", "right"]].agg(["mean", "sem"])
-pd.DataFrame({**mtl.strategies.NOT_APPLICABLE, **mtl.strategies.COVERED_BY_AVERAGED}.items(),
-             columns=["torchjd method not on the front", "why"]).set_index(
-    "torchjd method not on the front")
+means = points.xs("mean", axis=1, level=1)
+not_on_front = {**mtl.strategies.NOT_APPLICABLE, **mtl.strategies.COVERED_BY_AVERAGED}
+column = "torchjd method not on the front"
+pd.DataFrame(not_on_front.items(), columns=[column, "why"]).set_index(column)
 
 # %% [markdown]
 # ## The front and where the methods land
@@ -130,34 +154,30 @@ pd.DataFrame({**mtl.strategies.NOT_APPLICABLE, **mtl.strategies.COVERED_BY_AVERA
 # the two-batch weightings and the methods of the earlier chapters on the right.
 
 # %%
-def non_dominated(table):
-    """The rows of (left, right) means that no other row beats on both coordinates, sorted by left."""
-    means = table.xs("mean", axis=1, level=1)
-    keep = [m for m in means.index if not any((means.loc[o] > means.loc[m]).all() for o in means.index if o != m)]
-    return means.loc[keep].sort_values("left")
-
-
-# %%
-front = non_dominated(points.loc[list(scalarizations)])
+front = mtl.pareto.non_dominated(means.loc[list(scalarizations)]).sort_values("left")
 panels = [[m for m in METHODS if FAMILY[m] == "gradient aggregator"],
           [m for m in METHODS if FAMILY[m] != "gradient aggregator"]]
 fig, axes = plt.subplots(1, 2, figsize=(16, 7), sharex=True, sharey=True)
 for ax, names in zip(axes, panels):
     mtl.plots.front_panel(ax, points, list(scalarizations), front, names)
-axes[0].set(ylabel="right digit: test accuracy (%)", title="gradient aggregators (torchjd)")
-axes[1].set_title("loss scalarizers, independent-batch weightings (torchjd) and this book's methods")
+axes[0].set(ylabel="right digit: test accuracy (%)",
+            title="gradient aggregators (torchjd)")
+axes[1].set_title("loss scalarizers, independent-batch weightings (torchjd) "
+                  "and this book's methods")
 fig.suptitle(f"MultiMNIST {SETTINGS['size']}, {SETTINGS['epochs']} epochs, tuned alike "
              f"({len(SEEDS)} seeds, ±1 s.e.)", y=1.0)
 mtl.plots.savefig(fig, "06_front")
 
 # %%
-means = points.xs("mean", axis=1, level=1)
-beyond = [m for m in METHODS if not any((means.loc[w] > means.loc[m]).all() for w in scalarizations)]
+under = mtl.pareto.dominated(means.loc[list(METHODS)],
+                             by=means.loc[list(scalarizations)])
+beyond = mtl.stats.listing(under.index[~under], last=", ")
 mtl.glue("front_placement", Markdown(
-    f"{len(METHODS) - len(beyond)} of the {len(METHODS)} methods lie below the front, beaten on both digits by "
-    "some scalarization; on or beyond it: " + (", ".join(beyond) if beyond else "none")), display=False)
+    f"{under.sum()} of the {len(METHODS)} methods lie below the front, beaten on both "
+    f"digits by some scalarization; on or beyond it: {beyond}"), display=False)
 per_seed = accuracy.set_index(["method", "seed"])["mean"].unstack("method")
-equal_epochs = mtl.stats.paired_differences(per_seed[[AVERAGED, *METHODS]], reference=AVERAGED)
+equal_epochs = mtl.stats.paired_differences(per_seed[[AVERAGED, *METHODS]],
+                                            reference=AVERAGED)
 equal_epochs.sort_values("mean", ascending=False).round(2)
 
 # %% [markdown]
@@ -180,65 +200,43 @@ equal_epochs.sort_values("mean", ascending=False).round(2)
 # pass counts, and the budget's toll on them, overstate what they compute; the milliseconds do not.
 
 # %%
-cost = pd.DataFrame([dict(method=name, passes=(r.cost["forward_passes"] + r.cost["backward_passes"]) / r.cost["steps"],
-                          ms_per_step=1000 * r.cost["seconds"] / r.cost["steps"]) for name, _, r in tuned.runs])
-cost = cost.groupby("method").mean()
-
-# %%
-matched_rows, retrain = [], []
-for name, config, result in tuned.runs:
-    if name not in [AVERAGED, *METHODS]:
-        continue
-    steps = int(round(budget / cost.loc[name, "passes"]))
-    if steps in (result.cost["steps"], *(config.get("eval_at") or [])):  # evaluated after exactly these steps
-        matched_rows.append(dict(method=name, seed=config["seed"], steps=steps,
-                                 mean=100 * result.mean_metric_at(steps, "accuracy")))
-    else:  # a method whose passes per step the short calibration did not predict (the groups vary): train again
-        retrain.append((name, {**config, "epochs": None, "steps": steps, "eval_at": None}))
-for (name, config), result in zip(retrain, mtl.run_grid([c for _, c in retrain])):
-    matched_rows.append(dict(method=name, seed=config["seed"], steps=config["steps"],
-                             mean=100 * result.mean_metric("accuracy")))
-
-# %%
-matched = pd.DataFrame(matched_rows)
-equal_compute = mtl.stats.paired_differences(matched.pivot(index="seed", columns="method", values="mean"),
-                                               reference=AVERAGED)
-mtl.glue("resolution", Markdown(mtl.stats.resolution(pd.concat([equal_epochs, equal_compute]))), display=False)
+cost = tuned.cost()  # passes and milliseconds per step, means over each method's seeds
+matched = mtl.experiments.at_pass_budget(tuned, [AVERAGED, *METHODS], budget)
+matched["mean"] = 100 * matched.pop("value")
+per_seed_matched = matched.pivot(index="seed", columns="method", values="mean")
+equal_compute = mtl.stats.paired_differences(per_seed_matched, reference=AVERAGED)
+both = pd.concat([equal_epochs, equal_compute])
+mtl.glue("resolution", Markdown(mtl.stats.resolution(both)), display=False)
 
 # %%
 order = list(equal_epochs.loc[list(METHODS)].sort_values("mean", ascending=False).index)
 fig, ax = plt.subplots(figsize=(10, 0.32 * len(order) + 1.5))
-mtl.plots.interval_bars(ax, {"equal epochs": equal_epochs, "equal passes": equal_compute}, "mean", order)
+accountings = {"equal epochs": equal_epochs, "equal passes": equal_compute}
+mtl.plots.interval_bars(ax, accountings, "mean", order)
 ax.set(xlabel="mean test accuracy minus the averaged loss's (points)",
        title=f"against the averaged loss, seed by seed ({len(SEEDS)} seeds, 95% CI)")
 ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 mtl.plots.savefig(fig, "06_compute_matched")
 
 # %%
-overview = pd.DataFrame({"family": pd.Series(FAMILY), "passes per step": cost["passes"],
-                         "ms per step": cost["ms_per_step"],
-                         "steps at equal passes": matched.groupby("method").steps.mean(),
-                         "vs averaged, equal epochs": equal_epochs["mean"], "± (95%)": equal_epochs["half_width"],
-                         "vs averaged, equal passes": equal_compute["mean"], "± (95%) ": equal_compute["half_width"]})
+overview = pd.DataFrame({
+    "family": pd.Series(FAMILY), "passes per step": cost["passes"],
+    "ms per step": cost["ms_per_step"],
+    "steps at equal passes": matched.groupby("method").steps.mean(),
+    "vs averaged, equal epochs": equal_epochs["mean"],
+    "± (95%)": equal_epochs["half_width"],
+    "vs averaged, equal passes": equal_compute["mean"],
+    "± (95%) ": equal_compute["half_width"]})
 overview = overview.loc[order].join(tuned.chosen.set_index("method"))
 overview.round(2)
 
-
 # %%
-def verdicts(table):
-    above = [m for m, row in table.iterrows() if row.ci_low > 0]
-    below = [m for m, row in table.iterrows() if row.ci_high < 0]
-    return above, below
-
-
-def listing(names):
-    return ", ".join(names) if names else "none"
-
-
-for key, table in [("epochs", equal_epochs), ("compute", equal_compute)]:
-    above, below = verdicts(table.loc[list(METHODS)])
-    mtl.glue(f"above_{key}", Markdown(listing(above)), display=False)
-    mtl.glue(f"below_{key}", Markdown(listing(below)), display=False)
+sides = {key: mtl.stats.separated(table.loc[list(METHODS)])
+         for key, table in [("epochs", equal_epochs), ("compute", equal_compute)]}
+for key, (above, below) in sides.items():
+    for where, names in [("above", above), ("below", below)]:
+        mtl.glue(f"{where}_{key}", Markdown(mtl.stats.listing(names, last=", ")),
+                 display=False)
 
 # %% [markdown]
 # At equal epochs, the methods whose interval lies above the averaged loss are: {glue:md}`above_epochs`; below it:
@@ -250,66 +248,87 @@ for key, table in [("epochs", equal_epochs), ("compute", equal_compute)]:
 # Three choices that the protocol warns about, each shown on the averaged loss and the methods of chapters 2 to 5
 # (PCGrad, MGDA and UPGrad among torchjd's), to keep the figure readable. **Evaluation weights**: a ranking by
 # the plain mean of the two accuracies is one choice among many; weighting the left digit by $v$ and the right one
-# by $1 - v$ can reorder the methods. **A sparse grid**: had every method kept the default learning rate 1e-3
-# without weight decay, the ranking would differ. **Selecting on test**: choosing each method's grid point by its
-# *test* accuracy, rather than by validation, flatters every method, and not all by the same amount.
+# by $1 - v$ can reorder the methods. **A sparse grid**: had every method kept the default learning rate
+# {glue:text}`default_lr` without weight decay, the ranking would differ. **Selecting on test**: choosing each
+# method's grid point by its *test* accuracy, rather than by validation, flatters every method, and not all by the
+# same amount.
 
 # %%
 contenders = [AVERAGED, *BOOK_METHODS, "PCGrad", "MGDA", "UPGrad"]
 evaluation = np.linspace(0, 1, 21)
-means_c = means.loc[contenders]
-ranks = pd.DataFrame({v: (v * means_c["left"] + (1 - v) * means_c["right"]).rank(ascending=False) for v in evaluation})
+left, right = means.loc[contenders, "left"], means.loc[contenders, "right"]
+scores = pd.DataFrame({v: v * left + (1 - v) * right for v in evaluation})
+ranks = scores.rank(ascending=False)  # of the contenders, at each evaluation weight
 
 # %%
-default_point = {"lr": 1e-3, "weight_decay": 0.0}
-sparse_configs = [{**{**scalarizations, **METHODS}[name], **default_point, "seed": seed}
-                  for name in contenders for seed in SEEDS]
-sparse_names = [name for name in contenders for _ in SEEDS]
-sparse_runs = mtl.run_grid(sparse_configs)
-sparse = pd.Series({name: 100 * np.mean([r.mean_metric("accuracy")
-                                         for n, r in zip(sparse_names, sparse_runs) if n == name])
-                    for name in contenders})
+default_point = {"lr": 1e-3, "weight_decay": 0.0}  # Adam's default lr, no decay
+default_lr = np.format_float_scientific(default_point["lr"], trim="-", exp_digits=1)
+mtl.glue("default_lr", default_lr, display=False)
+every = {**scalarizations, **METHODS}
+pairs = [(name, seed) for name in contenders for seed in SEEDS]
+configs = [{**every[name], **default_point, "seed": seed} for name, seed in pairs]
+sparse_runs = dict(zip(pairs, mtl.run_grid(configs)))
+sparse = pd.Series({
+    name: 100 * np.mean([sparse_runs[name, s].mean_metric("accuracy") for s in SEEDS])
+    for name in contenders})
 
 # %%
 tuning = pd.DataFrame([dict(method=n, lr=c["lr"], weight_decay=c["weight_decay"],
                             val=100 * r.mean_metric("accuracy", "val"),
                             test=100 * r.mean_metric("accuracy"))
                        for n, c, r in tuned.tuning if n in contenders])
-tuning = tuning.groupby(["method", "lr", "weight_decay"], as_index=False).mean()  # over the tuning seeds
+# each grid point's mean over the tuning seeds
+tuning = tuning.groupby(["method", "lr", "weight_decay"], as_index=False).mean()
 by_val = tuning.loc[tuning.groupby("method").val.idxmax()].set_index("method").test
 by_test = tuning.groupby("method").test.max()
-selection = pd.DataFrame({"chosen on validation": by_val, "best test": by_test}).loc[contenders]
+selection = pd.DataFrame({"chosen on validation": by_val, "best test": by_test})
+selection = selection.loc[contenders]
 selection["optimism"] = selection["best test"] - selection["chosen on validation"]
 tuned_means = per_seed[contenders].mean()
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(17, 4.8), gridspec_kw={"width_ratios": [1.5, 1, 1]})
-for name, colour in zip(contenders, sns.color_palette(mtl.plots.PALETTE, n_colors=len(contenders))):
-    axes[0].plot(evaluation, ranks.loc[name], color=colour, lw=2, label=name)
-axes[0].set(xlabel="evaluation weight v of the left digit", ylabel="rank (1 = best)",
-            title="ranking by v · left + (1 - v) · right", yticks=range(1, len(contenders) + 1))
-axes[0].invert_yaxis()
-fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, -0.16))
-mtl.plots.rank_changes(axes[1], tuned_means, sparse, ("on validation", "lr 1e-3, no decay"))
-mtl.plots.rank_changes(axes[2], selection["chosen on validation"], selection["best test"], ("on validation", "best on test"))
+fig, axes = plt.subplots(1, 3, figsize=(17, 4.8),
+                         gridspec_kw={"width_ratios": [1.5, 1, 1]})
+mtl.plots.rank_paths(axes[0], scores).set(
+    xlabel="evaluation weight v of the left digit",
+    title="ranking by v · left + (1 - v) · right")
+fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4,
+           frameon=False, bbox_to_anchor=(0.5, -0.16))
+mtl.plots.rank_changes(axes[1], tuned_means, sparse,
+                       ("on validation", f"lr {default_lr}, no decay"))
+mtl.plots.rank_changes(axes[2], selection["chosen on validation"],
+                       selection["best test"], ("on validation", "best on test"))
 axes[1].set_title("a sparse grid: the default point only")
-axes[2].set_title(f"selecting on test (tuning seeds {', '.join(map(str, TUNING_SEEDS))})")
+tuning_seeds = mtl.stats.listing(TUNING_SEEDS, last=", ")
+axes[2].set_title(f"selecting on test (tuning seeds {tuning_seeds})")
 mtl.plots.savefig(fig, "06_ranking_flips")
 
 # %%
 flips = int((ranks.nunique(axis=1) > 1).sum())
-mtl.glue("flip_weights", Markdown(f"{flips} of the {len(contenders)} contenders change rank as v moves from 0 to 1"
-                              if flips else "no contender changes rank as v moves from 0 to 1"), display=False)
-sparse_order, tuned_order = list(sparse.sort_values(ascending=False).index), list(
-    tuned_means.sort_values(ascending=False).index)
-mtl.glue("flip_sparse", Markdown(f"the best contender becomes {sparse_order[0]} instead of {tuned_order[0]}"
-                             if sparse_order[0] != tuned_order[0] else
-                             f"the best contender stays {tuned_order[0]}, and "
-                             f"{sum(a != b for a, b in zip(sparse_order, tuned_order))} of the "
-                             f"{len(contenders)} ranks change"), display=False)
-mtl.glue("optimism_range", Markdown(f"from {selection.optimism.min():.2f} to {selection.optimism.max():.2f} points"),
-     display=False)
-pd.DataFrame({"tuned (mean of seeds)": tuned_means, "default lr (mean of seeds)": sparse}).join(selection).round(2)
+mtl.glue("flip_weights", Markdown(
+    f"{flips} of the {len(contenders)} contenders change rank as v moves from 0 to 1"
+    if flips else "no contender changes rank as v moves from 0 to 1"), display=False)
+sparse_order = list(sparse.sort_values(ascending=False).index)
+tuned_order = list(tuned_means.sort_values(ascending=False).index)
+reranked = sum(a != b for a, b in zip(sparse_order, tuned_order))
+mtl.glue("flip_sparse", Markdown(
+    f"the best contender becomes {sparse_order[0]} instead of {tuned_order[0]}"
+    if sparse_order[0] != tuned_order[0] else
+    f"the best contender stays {tuned_order[0]}, "
+    f"and {reranked} of the {len(contenders)} ranks change"), display=False)
+
+# %%
+optimism = selection.optimism
+mtl.glue("optimism_range", Markdown(
+    f"from {optimism.min():.2f} to {optimism.max():.2f} points"), display=False)
+by_validation = selection["chosen on validation"].sort_values(ascending=False).index
+by_best_test = selection["best test"].sort_values(ascending=False).index
+moved = [label for label, changed in [
+    ("the evaluation weights", flips > 0),
+    ("the density of the grid", sparse_order != tuned_order),
+    ("selecting on test", list(by_best_test) != list(by_validation))] if changed]
+compared = {"tuned (mean of seeds)": tuned_means, "default lr (mean of seeds)": sparse}
+pd.DataFrame(compared).join(selection).round(2)
 
 # %% [markdown]
 # With the evaluation weight: {glue:md}`flip_weights`. With the sparse grid, {glue:md}`flip_sparse`. Selecting on
@@ -317,31 +336,32 @@ pd.DataFrame({"tuned (mean of seeds)": tuned_means, "default lr (mean of seeds)"
 # reason why this book reports on seeds that took no part in the choice.
 
 # %%
-epochs_above, epochs_below = verdicts(equal_epochs.loc[list(METHODS)])
-compute_above, compute_below = verdicts(equal_compute.loc[list(METHODS)])
+(epochs_above, epochs_below), (compute_above, compute_below) = sides.values()
 survivors = [m for m in epochs_above if m in compute_above]
-lines = []
-if survivors:
-    lines.append(f"Beyond the seeds, at equal epochs and at equal passes, {listing(survivors)} beat the tuned averaged "
-                 "loss on the mean test accuracy.")
-else:
-    lines.append("No method beats the tuned averaged loss beyond the seeds both at equal epochs and at equal passes.")
 lost = [m for m in epochs_above if m not in compute_above]
+if survivors:
+    names = mtl.stats.listing(survivors, last=", ")
+    lines = [f"Beyond the seeds, at equal epochs and at equal passes, {names} beat the "
+             "tuned averaged loss on the mean test accuracy."]
+else:
+    lines = ["No method beats the tuned averaged loss beyond the seeds both at equal "
+             "epochs and at equal passes."]
 if lost:
-    lines.append(f"The advantage of {listing(lost)} at equal epochs does not survive charging for compute.")
+    names = mtl.stats.listing(lost, last=", ")
+    lines.append(f"The advantage of {names} at equal epochs does not survive charging "
+                 "for compute.")
 
 # %%
 worse = sorted(set(epochs_below) | set(compute_below))
 if worse:
-    lines.append(f"{listing(worse)} fall below the averaged loss in at least one of the two accountings.")
+    names = mtl.stats.listing(worse, last=", ")
+    lines.append(f"{names} fall below the averaged loss in at least one of the two "
+                 "accountings.")
 lines.append(f"Every other difference lies within the spread of {len(SEEDS)} seeds.")
-lines.append(mtl.stats.resolution(pd.concat([equal_epochs, equal_compute])))
-moved = [label for label, changed in [
-    ("the evaluation weights", flips > 0), ("the density of the grid", sparse_order != tuned_order),
-    ("selecting on test", list(selection["best test"].sort_values(ascending=False).index)
-     != list(selection["chosen on validation"].sort_values(ascending=False).index))] if changed]
+lines.append(mtl.stats.resolution(both))
 if moved:
-    lines.append(f"The ranking of the contenders moves with {' and '.join(moved)} (last figure).")
+    lines.append(f"The ranking of the contenders moves with {' and '.join(moved)} "
+                 "(last figure).")
 mtl.glue("conclusion", Markdown(" ".join(lines)), display=False)
 
 # %% [markdown]
@@ -374,16 +394,17 @@ mtl.glue("conclusion", Markdown(" ".join(lines)), display=False)
 # ````
 
 # %%
-pcgrad_steps = int(matched[matched.method == "PCGrad"].steps.iloc[0])
+pcgrad = matched[matched.method == "PCGrad"].set_index("seed")
+pcgrad_steps = int(pcgrad.steps.iloc[0])
 at_budget = {"PCGrad": {**METHODS["PCGrad"], "epochs": None, "steps": pcgrad_steps}}
 retuned = mtl.tune_then_repeat(at_budget, GRID, SEEDS, TUNING_SEEDS, progress=False)
 retuned_mean = retuned.table("test").groupby("seed").value.mean() * 100
-averaged_mean = per_seed[AVERAGED]
-kept = matched[matched.method == "PCGrad"].set_index("seed")["mean"]
-for label, values in [("hyperparameters kept", kept), ("re-tuned at the budget", retuned_mean)]:
-    mean, low, high = mtl.stats.confidence_interval(values - averaged_mean)
-    print(f"PCGrad at {pcgrad_steps} steps, {label}: {mean:+.2f} points vs the averaged loss (95% CI {low:+.2f} to "
-          f"{high:+.2f})")
+wide = pd.DataFrame({"hyperparameters kept": pcgrad["mean"],
+                     "re-tuned at the budget": retuned_mean,
+                     AVERAGED: per_seed[AVERAGED]})
+for label, gap in mtl.stats.paired_differences(wide, reference=AVERAGED).iterrows():
+    print(f"PCGrad at {pcgrad_steps} steps, {label}: {gap['mean']:+.2f} points vs the "
+          f"averaged loss (95% CI {gap.ci_low:+.2f} to {gap.ci_high:+.2f})")
 print("re-tuned choice:", retuned.chosen.iloc[0].to_dict())
 
 # %% [markdown]
@@ -404,9 +425,11 @@ print("re-tuned choice:", retuned.chosen.iloc[0].to_dict())
 # %%
 from mtlutils.exercises import check
 
-dh_worst = accuracy.assign(worse=accuracy[["left", "right"]].min(axis=1)).groupby("method").worse.mean()
+worse_digit = accuracy[["left", "right"]].min(axis=1)
+dh_worst = accuracy.assign(worse=worse_digit).groupby("method").worse.mean()
+by_worse = dh_worst.loc[contenders].rank(ascending=False)
 print(pd.DataFrame({"rank by mean": tuned_means.rank(ascending=False),
-                    "rank by worse task": dh_worst.loc[contenders].rank(ascending=False)}).sort_values("rank by mean"))
+                    "rank by worse task": by_worse}).sort_values("rank by mean"))
 check("ex-dh-worst", dh_worst, accuracy=accuracy)
 
 # %% [markdown]
@@ -424,10 +447,13 @@ check("ex-dh-worst", dh_worst, accuracy=accuracy)
 # ````
 
 # %%
-by_seed = accuracy.set_index(["method", "seed"])[["left", "right"]]
+by_seed = accuracy.set_index(["seed", "method"])[["left", "right"]]
+beaten = pd.DataFrame({
+    seed: mtl.pareto.dominated(by_seed.loc[seed].loc[list(METHODS)],
+                               by=by_seed.loc[seed].loc[list(scalarizations)])
+    for seed in SEEDS}).sum(axis=1)
 for name in METHODS:
-    beaten = sum(any((by_seed.loc[(w, seed)] > by_seed.loc[(name, seed)]).all() for w in scalarizations) for seed in SEEDS)
-    print(f"{name:34s} beaten on both digits in {beaten} of {len(SEEDS)} seeds")
+    print(f"{name:34s} beaten on both digits in {beaten[name]} of {len(SEEDS)} seeds")
 
 # %% [markdown]
 # ````{solution-end}

@@ -68,6 +68,28 @@ def test_first_code_cell_is_the_parameters_cell(source):
     assert values["SIZE"] == "small" and isinstance(values["SEED"], int) and values["OVERRIDES"] == {}
 
 
+BOOK_COLUMN = 88  # characters of code the book's column shows without scrolling
+SHORT_CELL = 15  # non-empty lines: code longer than that belongs in mtlutils
+
+
+@pytest.mark.parametrize("source", build.NOTEBOOKS, ids=IDS)
+def test_code_cells_fit_the_books_column_and_stay_short(source):
+    code = [c for c in jupytext.read(source).cells if c.cell_type == "code"]
+    wide = [line for c in code for line in c.source.splitlines() if len(line) > BOOK_COLUMN]
+    assert not wide, f"{len(wide)} code line(s) over {BOOK_COLUMN} characters, e.g. {wide[0]!r}"
+    long = [len([l for l in c.source.splitlines() if l.strip()]) for c in code]
+    assert max(long) <= SHORT_CELL, f"a code cell of {max(long)} lines: move code into mtlutils"
+
+
+@pytest.mark.parametrize("source", build.NOTEBOOKS, ids=IDS)
+def test_the_page_opens_with_its_question(source):
+    """Before the first markdown cell after the title, every code cell but the parameters is folded away."""
+    cells = jupytext.read(source).cells
+    first_prose = next(i for i, c in enumerate(cells) if i > 0 and c.cell_type == "markdown")
+    setup = [c for c in cells[:first_prose] if c.cell_type == "code"]
+    assert all({"parameters", "hide-input"} & set(c.metadata.get("tags", [])) for c in setup)
+
+
 @pytest.mark.xdist_group("smoke-book")
 @pytest.mark.parametrize("source", build.NOTEBOOKS, ids=IDS)
 def test_chapter_runs_in_smoke_mode(source, smoke_executed):
