@@ -1,6 +1,14 @@
-"""Runs per minute of one fixed grid: trained serially, in local worker processes and, optionally, on a Dask cluster.
+"""Runs per minute of one fixed grid: trained serially, in local worker processes and, optionally, on a Dask cluster;
+and runs trained as one stacked network against runs trained alone.
 
     python benchmarks/grid_throughput.py [--runs 16] [--repeats 1] [--workers N] [--scheduler tcp://HOST:8786]
+    python benchmarks/grid_throughput.py --stacked [--repeats 3]
+
+``--stacked`` trains two grids twice each, in local workers, turn about: with ``MTLUTILS_BATCH=1`` (every run
+alone) and with the default stacking (``mtlutils.stacked``). The grids: 10 seeds of the clusters MLP (chapter 1's
+averaged runs, small mode), and chapter 6's sweep of averaged-loss weights on LeNet (MultiMNIST small, one epoch,
+five weights x two seeds). It prints runs per minute both ways, the ratio, and the largest difference between a
+run's final metrics trained alone and stacked.
 
 The grid is chapter 6's MultiMNIST configuration in small mode (LeNet, two epochs, batch 64): Averaged and
 Alternated at two learning rates, over as many seeds as make ``--runs`` runs. Every mode trains the same grid into
@@ -75,13 +83,50 @@ def same_results(a: list, b: list) -> bool:
                for x, y in zip(a, b, strict=True))
 
 
+STACKED_GRIDS = {
+    "clusters MLP, 10 seeds": experiments.grid(dict(dataset="clusters", size="small", epochs=10), seed=range(10)),
+    "LeNet, chapter 6's weights": [
+        dict(dataset="multimnist", size="small", epochs=1, seed=seed, lr=3e-3, strategy="averaged",
+             strategy_kwargs={"weights": {"left": w, "right": round(1 - w, 10)}})
+        for w in (0.1, 0.3, 0.5, 0.7, 0.9) for seed in (0, 1)],
+}
+
+
+def largest_metric_difference(a: list, b: list) -> float:
+    return max(abs(x.metrics[split][task][metric] - y.metrics[split][task][metric])
+               for x, y in zip(a, b, strict=True) for split in x.metrics for task in x.metrics[split]
+               for metric in x.metrics[split][task])
+
+
+def stacked_against_alone(repeats: int, workers_count: int) -> None:
+    """Each grid of ``STACKED_GRIDS`` trained alone and stacked, turn about, ``repeats`` times (medians)."""
+    print(f"{'grid':<30} {'runs':>5} {'alone runs/min':>15} {'stacked runs/min':>17} {'ratio':>7} {'largest diff':>13}")
+    for name, configs in STACKED_GRIDS.items():
+        experiments.suite_for(configs[0])
+        seconds, results = {"1": [], "": []}, {}
+        for _ in range(repeats):
+            for batch in seconds:
+                env = {"MTLUTILS_WORKERS": str(workers_count), "MTLUTILS_SCHEDULER": "", "MTLUTILS_BATCH": batch}
+                start = time.perf_counter()
+                results[batch] = through_the_engine(configs, env, keep_workers=True)
+                seconds[batch].append(time.perf_counter() - start)
+        alone, together = (statistics.median(seconds[b]) for b in ("1", ""))
+        difference = largest_metric_difference(results["1"], results[""])
+        print(f"{name:<30} {len(configs):>5} {60 * len(configs) / alone:>15.1f} {60 * len(configs) / together:>17.1f} "
+              f"{alone / together:>6.2f}x {difference:>13.2g}", flush=True)
+    workers.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--scheduler", default=None, help="the address of a Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    parser.add_argument("--stacked", action="store_true", help="runs stacked against runs alone (see above)")
     args = parser.parse_args()
+    if args.stacked:
+        return stacked_against_alone(args.repeats, args.workers)
     configs = the_grid(args.runs)
     experiments.suite_for(BASE)  # MultiMNIST small is built once here first, so no mode pays a first build from disk
     local = {"MTLUTILS_WORKERS": str(args.workers), "MTLUTILS_SCHEDULER": ""}

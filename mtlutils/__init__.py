@@ -14,7 +14,8 @@ Modules, from the bottom up (a module imports only those above it in this list):
   ``checkpoint`` (resuming a run), ``train`` (``fit``);
 - experiments: ``config`` (a run's configuration: defaults, checks, cache keys, registries, chapter settings and
   seeds), ``cache`` (verified run files), ``workers`` (where runs train: here, local processes or Dask),
-  ``experiments`` (cached grids, tuning, comparisons), ``stats`` (intervals, paired differences, resolution and
+  ``stacked`` (runs that differ in seed, learning rate, weight decay or loss weights, trained as one stacked
+  network), ``experiments`` (cached grids, tuning, comparisons), ``stats`` (intervals, paired differences, resolution and
   their words);
 - results: ``pareto`` (dominance, and the Pareto front of trade-offs between tasks);
 - measures of affinity: ``measures`` (a run's affinity measures against known groups and realised transfer);
@@ -38,6 +39,7 @@ from . import (
     prose,
     record,
     runtime,
+    stacked,
     stats,
     strategies,
     tasks,

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import cache, data, models, runtime, toy, workers
+from . import cache, data, models, runtime, stacked, toy, workers
 from .config import build_strategy, complete, config_key, describe_config, resolve
 from .metrics import delta_m
 from .record import Run
@@ -59,6 +59,24 @@ def _train_resolved(c: dict, progress: bool = False) -> Run:
         )
 
 
+def _train_job(job: list[dict]) -> list[Run | workers.Failure]:
+    """The runs of one job: a run alone, or the members of a job as one stacked network (``mtlutils.stacked``)."""
+    if len(job) == 1:
+        return [_train_resolved(job[0])]
+    with runtime.one_thread():
+        c = job[0]
+        suite = _suite(c["dataset"], c["size"], c["data_seed"], json.dumps(c["data"], sort_keys=True))
+        nets = [models.for_suite(suite, seed=m["seed"], **m["model"]) for m in job]
+        if not stacked.stackable(nets):
+            return [workers.guarded(_train_resolved, m) for m in job]
+        device = runtime.resolve_device(c["device"])
+        strategies = [build_strategy(m) for m in job]
+        for net, strategy, m in zip(nets, strategies, job):
+            strategy.setup(net.to(device), suite.tasks, seed=m["seed"])
+        outcomes = stacked.fit_members(nets, suite, strategies, job, device)
+    return [workers.Failure(f"{type(o).__name__}: {o}") if isinstance(o, Exception) else o for o in outcomes]
+
+
 def run(config: Mapping, cache_dir: str | Path | None = None) -> Run:
     """The run of one configuration: read from the cache when present, otherwise trained and stored."""
     return run_grid([config], cache_dir, progress=False)[0]
@@ -91,8 +109,10 @@ def run_grid(configs: Iterable[Mapping], cache_dir: str | Path | None = None, pr
 
 def _train_and_store(todo: list[tuple[str, dict]], store: cache.RunCache, total: int, progress: bool
                      ) -> dict[str, Run]:
-    """Train the runs of ``todo`` where the workers are, storing each one as it finishes."""
+    """Train the runs of ``todo`` where the workers are, in jobs of runs trained together (``stacked.jobs``),
+    storing each run as its job finishes."""
     where = workers.where()  # checks the environment variables before any run starts
+    groups = stacked.jobs([config for _, config in todo], stacked.members_per_job())
     if workers.scheduler_address() is None:  # the runs train on this machine: it must have their devices
         for device in {config["device"] for _, config in todo}:
             runtime.resolve_device(device)
@@ -100,17 +120,20 @@ def _train_and_store(todo: list[tuple[str, dict]], store: cache.RunCache, total:
     counts = {"trained": 0, "cached": total - len(todo), "failed": 0}
     with tqdm(total=total, initial=counts["cached"], disable=not progress, desc=f"runs {where}") as bar:
         bar.set_postfix(counts)
-        for index, outcome in workers.execute(_train_resolved, [config for _, config in todo]):
-            key, config = todo[index]
-            if isinstance(outcome, workers.Failure):
-                failures.append((config, outcome.message))
-                counts["failed"] += 1
-            else:
-                store.store(key, config, outcome)
-                trained[key] = outcome
-                counts["trained"] += 1
-            bar.set_postfix(counts)
-            bar.update()
+        for index, outcomes in workers.execute(_train_job, [[todo[i][1] for i in g] for g in groups]):
+            members = [todo[i] for i in groups[index]]
+            if isinstance(outcomes, workers.Failure):  # the job failed as a whole
+                outcomes = [outcomes] * len(members)
+            for (key, config), outcome in zip(members, outcomes, strict=True):
+                if isinstance(outcome, workers.Failure):
+                    failures.append((config, outcome.message))
+                    counts["failed"] += 1
+                else:
+                    store.store(key, config, outcome)
+                    trained[key] = outcome
+                    counts["trained"] += 1
+                bar.set_postfix(counts)
+                bar.update()
     if failures:
         raise GridError(failures)
     return trained

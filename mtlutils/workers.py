@@ -74,7 +74,7 @@ def where() -> str:
     return "in this process" if count == 1 else f"in {count} worker processes"
 
 
-def _guarded(function: Callable, item):
+def guarded(function: Callable, item):
     """Run ``function(item)`` in a worker; an exception comes back as a Failure (it may not survive pickling)."""
     try:
         return function(item)
@@ -142,7 +142,7 @@ def execute(function: Callable, items: Sequence) -> Iterator[tuple[int, object]]
 
     ``function`` must be importable by name (a module-level function) for the workers to find it.
     """
-    call = functools.partial(_guarded, function)
+    call = functools.partial(guarded, function)
     address = scheduler_address()
     if address:
         executor = _dask_executor(address)

@@ -16,7 +16,7 @@ CONFIG = dict(dataset="clusters", size="smoke", epochs=1, batch_size=64, data={"
 @pytest.fixture
 def no_training(monkeypatch):
     """Fails the test if any run is trained."""
-    monkeypatch.setattr(experiments, "_train_resolved", lambda *a, **k: pytest.fail("a run was trained"))
+    monkeypatch.setattr(experiments, "_train_job", lambda *a, **k: pytest.fail("a run was trained"))
 
 
 @pytest.mark.parametrize("kwargs, named", [
@@ -57,7 +57,7 @@ def test_numpy_numbers_train_and_share_the_key_of_plain_ones(tmp_path, monkeypat
     assert config.config_key(numpy) == config.config_key(plain)
     assert type(config.complete(numpy)["seed"]) is int
     first = experiments.run(numpy, tmp_path)
-    monkeypatch.setattr(experiments, "_train_resolved", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(experiments, "_train_job", lambda *a, **k: pytest.fail("trained again"))
     assert experiments.run(plain, tmp_path).metrics == first.metrics
     seeds = experiments.grid({**CONFIG, "batch_size": 32, "lr": 3e-3}, seed=np.arange(3, 4))
     assert experiments.run_grid(seeds, tmp_path, progress=False)[0].metrics == first.metrics

@@ -13,7 +13,7 @@ CONFIG = dict(dataset="clusters", size="smoke", epochs=1, batch_size=64, data={"
 
 def test_the_cache_returns_a_finished_run_without_training(tmp_path, monkeypatch):
     first = experiments.run(CONFIG, tmp_path)
-    monkeypatch.setattr(experiments, "_train_resolved", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(experiments, "_train_job", lambda *a, **k: pytest.fail("trained again"))
     again = experiments.run(CONFIG, tmp_path)
     assert again.history.equals(first.history) and again.metrics == first.metrics
     assert [p.name for p in tmp_path.iterdir()] == [f"{config.config_key(CONFIG)}.json"]

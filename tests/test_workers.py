@@ -63,7 +63,7 @@ def test_a_failing_run_is_reported_after_the_others_finish_and_they_stay_cached(
     assert len(error.value.failures) == 1 and '"lr": 1000000000000.0' in str(error.value)
     assert "NonFiniteLossError: The loss of task" in str(error.value)
     assert "trained=2, cached=0, failed=1" in capsys.readouterr().err
-    monkeypatch.setattr(experiments, "_train_resolved", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    monkeypatch.setattr(experiments, "_train_job", lambda *a, **k: pytest.fail("a finished run was trained again"))
     monkeypatch.setenv("MTLUTILS_WORKERS", "1")
     assert len(experiments.run_grid(good, tmp_path, progress=False)) == 2
 

@@ -45,8 +45,12 @@ class GroupedUpdates(Strategy):
     def _groups(self) -> list[tuple[str, ...]]:
         raise NotImplementedError
 
+    def next_groups(self) -> list[tuple[str, ...]]:
+        """The groups of the next batch, in the order they are updated (drawn from the strategy's generator)."""
+        return self._groups()
+
     def _update(self, net, batch):
-        record, _ = self.update_groups(net, batch, self._groups(), trace=False)
+        record, _ = self.update_groups(net, batch, self.next_groups(), trace=False)
         return record
 
     def update_groups(self, net: MultiTaskNet, batch: Split, groups: Sequence[tuple[str, ...]],

@@ -1,0 +1,293 @@
+"""Many runs of one network trained at once, as one stacked network (``torch.func``).
+
+A grid's runs often differ only in what a stacked network can hold per member: the seed (the initialisation, the
+order of the batches and any random groups), the learning rate, the weight decay and the weights of an averaged
+loss. Such runs form a job (``jobs``) of at most ``$MTLUTILS_BATCH`` members (``members_per_job``; 1 turns stacking
+off): their networks' parameters are stacked (``torch.func.stack_module_state``), one ``vmap``-ed forward pass gives
+every member's task losses on its own batch, one backward pass every member's gradients, and one optimizer step
+(``StackedAdam``, ``StackedSGD``) updates every member with its own learning rate and weight decay. Each member's
+``Run`` is what its configuration alone gives, up to float rounding (``tests/test_stacked.py`` states how close),
+so it is cached under its own configuration's key.
+
+What stacks, with Adam or SGD, on networks without buffers, where it pays (``STACKS_ON``): the clusters MLP on
+every device (11x the runs per minute of runs alone on two CPU cores, ``benchmarks/grid_throughput.py --stacked``),
+LeNet (MultiMNIST, the digit attributes) on a GPU only: on a CPU, vmap runs its convolutions as grouped
+convolutions, which are slower than the separate ones (0.66x on two cores), while on a GPU one stacked step replaces
+many kernel launches (1.6x at 4 members, 4.6x at 10, 11.7x at 32 on an H200).
+- the averaged loss, with any weights, and single-task training;
+- the grouped updates with random or fixed groups (``alternated``, ``random_groups``, ``count_matched_groups``),
+  each member with its own groups: a member's heads outside its group, and a member with fewer groups in a batch,
+  take no step at all (no gradient, as ``fit`` gives them), never a step with a zero gradient.
+What trains alone, and why:
+- ``selective_groups`` and ``affinity_probe``: their groups follow each member's affinity, measured between its
+  group steps; stacking them needs the proximal affinity's bookkeeping per member, not written yet;
+- torchjd's aggregators, scalarizers and split-batch weightings: torchjd computes on one network's Jacobian or
+  losses; stacking them means a loop over members inside every step, not written yet;
+- ``idle_heads="moving"`` and ``optimizer_per_group=True``: one optimizer per group, or zero gradients that step;
+- gradient cosines (``gradient_cosine_every``), and networks with batch norm (CelebA's ResNet, NYUv2's SegNet),
+  whose running statistics would need a functional batch norm;
+- LeNet on a CPU (above).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Mapping, Sequence
+
+import torch
+from torch import Tensor
+from torch.func import functional_call, stack_module_state, vmap
+
+from .models import MultiTaskNet
+from .record import Run
+from .strategies import GroupedUpdates, NonFiniteLossError, StepRecord, Strategy
+from .tasks import TaskSuite
+from .train import Recorder, check_fits
+
+BATCH_VARIABLE = "MTLUTILS_BATCH"
+DEFAULT_MEMBERS = 8
+STACKABLE = ("averaged", "single_task", "alternated", "random_groups", "count_matched_groups")
+MEMBER_SETTINGS = ("seed", "lr", "weight_decay")  # and an averaged loss's weights
+STACKS_ON = {"clusters": ("cpu", "cuda"), "multimnist": ("cuda",), "digit_attributes": ("cuda",)}  # device kinds
+
+
+def members_per_job() -> int:
+    """``$MTLUTILS_BATCH``, the most runs trained as one stacked network (1: none), by default ``DEFAULT_MEMBERS``."""
+    text = os.environ.get(BATCH_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_MEMBERS
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{BATCH_VARIABLE} must be a positive integer (the most runs trained at once as one "
+                         f"stacked network; 1 trains every run alone), not {text!r}.")
+    return int(text)
+
+
+def signature(c: Mapping) -> str | None:
+    """What the members of one job share, as text; None for a configuration that trains alone."""
+    options = c["strategy_kwargs"]
+    if (c["strategy"] not in STACKABLE or c["optimizer"] not in OPTIMIZERS or c["gradient_cosine_every"]
+            or options.get("idle_heads", "still") != "still" or options.get("optimizer_per_group", False)
+            or torch.device(c["device"]).type not in STACKS_ON.get(c["dataset"], ())):
+        return None
+    shared = {k: v for k, v in c.items() if k not in MEMBER_SETTINGS}
+    shared["strategy_kwargs"] = {k: v for k, v in options.items() if k != "weights"}
+    return json.dumps(shared, sort_keys=True, default=str)
+
+
+def jobs(configs: Sequence[Mapping], size: int) -> list[list[int]]:
+    """The indices of ``configs`` grouped into jobs: runs of one signature, in their order, in as few jobs of at
+    most ``size`` as they fill, of sizes as equal as can be (10 runs and size 8 make two jobs of 5); every other run
+    a job of its own. Formed from the configurations alone, so wherever the jobs run they are the same jobs and
+    give the same results."""
+    groups: dict[str, list[int]] = {}
+    out = []
+    for index, c in enumerate(configs):
+        key = signature(c) if size > 1 else None
+        if key is None:
+            out.append([index])
+        else:
+            groups.setdefault(key, []).append(index)
+    for members in groups.values():
+        count = -(-len(members) // size)
+        out += [members[i * len(members) // count:(i + 1) * len(members) // count] for i in range(count)]
+    return sorted(out)
+
+
+class StackedAdam:
+    """Adam (Kingma & Ba, 2015) over stacked parameters, one learning rate and one decoupled weight decay per
+    member (AdamW, Loshchilov & Hutter, 2019, which is Adam when the decay is 0), as torch's Adam and AdamW compute
+    it: for member i at its t-th step of a parameter, p <- p (1 - lr_i wd_i); m <- b1 m + (1 - b1) g;
+    v <- b2 v + (1 - b2) g^2; p <- p - lr_i / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+    ``step(masks)`` moves, of each parameter, only the members its mask marks: the others keep their values,
+    moments and step counts, as torch's optimizers leave a parameter without a gradient."""
+
+    def __init__(self, params: Sequence[Tensor], lr: Tensor, weight_decay: Tensor, betas=(0.9, 0.999),
+                 eps: float = 1e-8):
+        self.params, self.lr, self.betas, self.eps = list(params), lr.double(), betas, eps
+        self.decayed = bool((weight_decay > 0).any())
+        self.shrink = [(1 - lr.double() * weight_decay.double()).to(p.dtype).view(_members(p)) for p in self.params]
+        self.state = [(torch.zeros_like(self.lr), torch.zeros_like(p), torch.zeros_like(p)) for p in self.params]
+
+    @torch.no_grad()
+    def step(self, masks: Sequence[Tensor]) -> None:
+        b1, b2 = self.betas
+        for p, shrink, (steps, m, v), on in zip(self.params, self.shrink, self.state, masks):
+            everyone = bool(on.all())
+            if p.grad is None or not (everyone or on.any()):
+                continue
+            steps += on.double()
+            t = steps.clamp(min=1)  # the counts and corrections in float64, as torch keeps them
+            step_size = (self.lr / (1 - b1 ** t)).to(p.dtype).view(_members(p))
+            root = (1 - b2 ** t).sqrt().to(p.dtype).view(_members(p))
+            g = p.grad
+            if everyone:  # in place, as torch's Adam
+                if self.decayed:
+                    p.mul_(shrink)
+                m.lerp_(g, 1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                p.sub_(m / (v.sqrt() / root).add_(self.eps) * step_size)
+                continue
+            keep = on.view(_members(p))
+            p.copy_(torch.where(keep, p * shrink, p))
+            m.copy_(torch.where(keep, m.lerp(g, 1 - b1), m))
+            v.copy_(torch.where(keep, v * b2 + (1 - b2) * g * g, v))
+            p.copy_(torch.where(keep, p - m / (v.sqrt() / root).add_(self.eps) * step_size, p))
+
+
+def _members(p: Tensor) -> tuple[int, ...]:
+    """The shape that lays one value per member along a stacked parameter's first dimension."""
+    return (-1,) + (1,) * (p.dim() - 1)
+
+
+class StackedSGD:
+    """Plain SGD over stacked parameters, one learning rate and one (L2) weight decay per member, as torch's SGD
+    without momentum computes it: p <- p - lr_i (g + wd_i p), for the members a parameter's mask marks."""
+
+    def __init__(self, params: Sequence[Tensor], lr: Tensor, weight_decay: Tensor):
+        self.params, self.lr, self.weight_decay = list(params), lr.double(), weight_decay.double()
+
+    @torch.no_grad()
+    def step(self, masks: Sequence[Tensor]) -> None:
+        for p, on in zip(self.params, masks):
+            if p.grad is not None:
+                shape = (-1,) + (1,) * (p.dim() - 1)
+                lr, decay = self.lr.to(p.dtype).view(shape), self.weight_decay.to(p.dtype).view(shape)
+                p.copy_(torch.where(on.view(shape), p - lr * (p.grad + decay * p), p))
+
+
+OPTIMIZERS = {"adam": StackedAdam, "sgd": StackedSGD}
+
+
+def stackable(nets: Sequence[MultiTaskNet]) -> bool:
+    """Whether these networks can train as one stacked network: they hold no buffers (batch norm's statistics)."""
+    return not any(True for net in nets for _ in net.buffers())
+
+
+class _Members:
+    """The members of one job as one stacked network: their parameters, optimizer, batch orders and records."""
+
+    def __init__(self, nets, suite: TaskSuite, strategies: Sequence[Strategy], configs, device):
+        c = configs[0]
+        self.nets, self.suite, self.strategies, self.device = list(nets), suite, list(strategies), device
+        self.tasks = strategies[0].tasks
+        self.names = [t.name for t in self.tasks]
+        self.batch_size, self.eval_every, self.eval_at = c["batch_size"], c["eval_every"], set(c["eval_at"] or ())
+        self.steps_per_epoch = -(-len(suite.train) // self.batch_size)
+        self.total = c["steps"] if c["steps"] is not None else c["epochs"] * self.steps_per_epoch
+        self.params, _ = stack_module_state(self.nets)
+        self.owner = [name.split(".")[1] if name.startswith("heads.") else None for name in self.params]
+        lr = torch.tensor([m["lr"] for m in configs], dtype=torch.float64, device=device)
+        decay = torch.tensor([m["weight_decay"] for m in configs], dtype=torch.float64, device=device)
+        self.optimizer = OPTIMIZERS[c["optimizer"]](list(self.params.values()), lr, decay)
+        self.orders = [torch.Generator().manual_seed(m["seed"]) for m in configs]
+        self.recorders = [Recorder(max(1, self.total // 200), self.total) for _ in configs]
+        self.outcome: list = [None] * len(configs)
+        self.active = torch.ones(len(configs), dtype=torch.bool, device=device)
+        self.losses = vmap(self._losses_of_one)
+
+    def _losses_of_one(self, params, x, ys):
+        predictions = functional_call(self.nets[0], params, (x,), {"tasks": self.names})
+        return torch.stack([t.loss(predictions[t.name], y) for t, y in zip(self.tasks, ys)])
+
+    def plan(self) -> list[list[tuple[tuple[str, ...], dict[str, float]]]]:
+        """Each member's groups for the next batch, in order, each with the coefficient of every task's loss in
+        that group's loss."""
+        return [[(g, _coefficients(s, g)) for g in (s.next_groups() if isinstance(s, GroupedUpdates)
+                                                     else [tuple(self.names)])]
+                for s in self.strategies]
+
+    def train_batch(self, batches, step: int, epoch: int) -> None:
+        start = time.perf_counter()
+        x = torch.stack([b.x for b in batches]).to(self.device)
+        ys = [torch.stack([b.y[n] for b in batches]).to(self.device) for n in self.names]
+        plan = [p if self.outcome[i] is None else [] for i, p in enumerate(self.plan())]
+        first = None
+        for j in range(max(map(len, plan))):
+            losses = self.losses(self.params, x, ys)  # (members, tasks)
+            groups = [p[j] if j < len(p) else None for p in plan]
+            # fit checks every task's loss before the first group step, then the losses of each next group
+            counted = [self.names if j == 0 else (g[0] if g else ()) for g in groups]
+            self._stop_non_finite(losses.detach(), counted, step)
+            first = losses.detach() if j == 0 else first
+            self._group_step([g if self.outcome[i] is None else None for i, g in enumerate(groups)], losses)
+        seconds = (time.perf_counter() - start) / len(self.nets)
+        values = first.cpu().tolist()
+        for i, recorder in enumerate(self.recorders):
+            if self.outcome[i] is None:
+                groups = [g for g, _ in plan[i]]
+                m = len(groups)
+                recorder.step(step, epoch, StepRecord(dict(zip(self.names, values[i])), groups, m, m, m, seconds))
+
+    def _group_step(self, groups: list, losses: Tensor) -> None:
+        """One optimizer step of every member that has a group here, on that group's loss."""
+        coefficients = torch.tensor([[g[1].get(n, 0.0) if g else 0.0 for n in self.names] for g in groups],
+                                    dtype=losses.dtype, device=self.device)
+        stepping = torch.tensor([g is not None for g in groups], device=self.device) & self.active
+        chosen = torch.where(stepping[:, None], losses * coefficients, torch.zeros_like(losses))
+        for p in self.params.values():
+            p.grad = None
+        chosen.sum().backward()
+        in_group = {n: torch.tensor([bool(g) and n in g[0] for g in groups], device=self.device)
+                    for n in self.names}
+        masks = [stepping if owner is None else stepping & in_group.get(owner, torch.zeros_like(stepping))
+                 for owner in self.owner]
+        self.optimizer.step(masks)
+
+    def _stop_non_finite(self, losses: Tensor, counted: list, step: int) -> None:
+        """Stop each member one of whose ``counted`` tasks has a NaN or infinite loss, with ``fit``'s error."""
+        finite = torch.isfinite(losses).cpu()
+        for i, names in enumerate(counted):
+            bad = [t for t, n in enumerate(self.names) if n in names and not finite[i, t]]
+            if bad and self.outcome[i] is None:
+                self.outcome[i] = NonFiniteLossError(self.names[bad[0]], float(losses[i, bad[0]]), step)
+                self.active[i] = False
+
+    def evaluate(self, step: int) -> None:
+        """Every member still training evaluated as ``fit`` evaluates a network: its parameters copied into its
+        own network first."""
+        for i, (net, recorder) in enumerate(zip(self.nets, self.recorders)):
+            if self.outcome[i] is None:
+                with torch.no_grad():
+                    for name, p in net.named_parameters():
+                        p.copy_(self.params[name][i])
+                recorder.evaluate(net, self.suite, self.tasks, step)
+
+    def evaluated_after(self, step: int) -> bool:
+        asked = (self.eval_every and step % self.eval_every == 0) or step in self.eval_at
+        return bool(asked) and step < self.total
+
+
+def _coefficients(strategy: Strategy, group: tuple[str, ...]) -> dict[str, float]:
+    """The weight of each task's loss in a group's loss: an averaged loss's weights (uniform by default), 1 for
+    single-task training's task, and for grouped updates 1 (the sum) or 1 / |group| (the mean)."""
+    if isinstance(strategy, GroupedUpdates):
+        return {n: 1.0 / len(group) if strategy.group_loss == "mean" else 1.0 for n in group}
+    weights = getattr(strategy, "weights", None)
+    return {n: float(weights[n]) if weights is not None else 1.0 / len(group) for n in group}
+
+
+def fit_members(nets: Sequence[MultiTaskNet], suite: TaskSuite, strategies: Sequence[Strategy],
+                configs: Sequence[Mapping], device: torch.device) -> list[Run | NonFiniteLossError]:
+    """Train the members of one job (``nets[i]`` with ``strategies[i]``, set up, and the completed ``configs[i]``,
+    which share a signature) as one stacked network, as ``fit`` trains each alone: the same batches, groups,
+    losses, evaluations and records. A member whose loss becomes NaN or infinite stops there, alone: its entry is
+    the NonFiniteLossError that ``fit`` would raise, and the others train on."""
+    members = _Members(nets, suite, strategies, configs, device)
+    check_fits(nets[0], suite, members.tasks, device)
+    step, epoch = 0, 0
+    while step < members.total and members.active.any():
+        for strategy in strategies:
+            strategy.start_epoch(epoch)
+        for batches in zip(*(suite.train.batches(members.batch_size, order) for order in members.orders)):
+            members.train_batch(batches, step, epoch)
+            step += 1
+            if members.evaluated_after(step):
+                members.evaluate(step)
+            if step >= members.total or not members.active.any():
+                break
+        epoch += 1
+    members.evaluate(step)
+    return [members.outcome[i] or members.recorders[i].run(members.tasks, step, members.steps_per_epoch, device)
+            for i in range(len(configs))]
