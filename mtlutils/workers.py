@@ -13,12 +13,16 @@ each alone in fresh workers, with a warning, and a job lost again is reported as
 
 from __future__ import annotations
 
+import ast
 import atexit
 import functools
 import multiprocessing
 import os
 import re
 import signal
+import sys
+import threading
+import time
 import traceback
 import warnings
 from collections import deque
@@ -83,11 +87,52 @@ def guarded(function: Callable, item):
         return Failure(f"{type(error).__name__}: {error} ({os.path.basename(last.filename)}, line {last.lineno})")
 
 
-def _start_worker() -> None:
-    """Worker start: the numerical libraries on one thread (``runtime``), and Ctrl-C (which a terminal or Jupyter
-    sends to the whole process group) left to the parent, which stops the workers itself."""
+def _start_worker(parent: int) -> None:
+    """Worker start: the numerical libraries on one thread (``runtime``), Ctrl-C (which a terminal or Jupyter
+    sends to the whole process group) left to the parent, which stops the workers itself, and a watch on the
+    parent: a worker whose parent is gone (a kernel stopped with SIGTERM or killed) stops too, mid-run."""
     runtime.single_threaded_process()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int, every: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)  # the results of this worker have nowhere to go
+
+
+def _check_main_guard() -> None:
+    """Refuse to start worker processes from a script's top level outside ``if __name__ == "__main__":``: each
+    worker imports the script again to start (Python's spawn), and would run that code too."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or not path or not os.path.isfile(path):  # an interactive session, a kernel, python -c
+        return
+    frame = sys._getframe()
+    while frame is not None and not (frame.f_globals is vars(main) and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back
+    if frame is None:
+        return
+    with open(path, encoding="utf-8") as source:
+        guarded = _guarded_lines(ast.parse(source.read()))
+    if frame.f_lineno not in guarded:
+        raise RuntimeError(
+            f"{path}, line {frame.f_lineno}, starts worker processes from the script's top level. Each worker "
+            "imports the script again to start and would run that line too: put the script's work under "
+            'if __name__ == "__main__":, or set MTLUTILS_WORKERS=1 to train in this process.')
+
+
+def _guarded_lines(tree: ast.Module) -> set[int]:
+    """The lines of a module inside ``if __name__ == "__main__":``."""
+    lines = set()
+    for node in tree.body:
+        test = getattr(node, "test", None)
+        if (isinstance(node, ast.If) and isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
+                and test.left.id == "__name__" and any(getattr(c, "value", None) == "__main__"
+                                                       for c in test.comparators)):
+            lines.update(range(node.lineno, node.end_lineno + 1))
+    return lines
 
 
 _pool: ProcessPoolExecutor | None = None
@@ -100,7 +145,8 @@ def _local_pool(size: int) -> ProcessPoolExecutor:
     if _pool is None or _pool_size != size or _pool._broken:  # broken: a worker died while the pool was idle
         _stop_local_pool()
         # spawn: a fresh interpreter, safe under Jupyter kernels and with torch's threads (fork is not)
-        _pool = ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker)
+        _pool = ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                                    initargs=(os.getpid(),))
         _pool_size = size
     return _pool
 
@@ -153,6 +199,8 @@ def execute(function: Callable, items: Sequence) -> Iterator[tuple[int, object]]
         for index, item in enumerate(items):
             yield index, call(item)
         return
+    if _pool is None:
+        _check_main_guard()
     yield from _windowed(call, items, lambda: _local_pool(count), window=count, retry_lost=True)
 
 

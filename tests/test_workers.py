@@ -3,14 +3,19 @@
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from mtlutils import experiments, workers
 from tests import jobs
 from tests.same_runs import assert_same_run
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # a convolutional network (whose results depend on torch's thread count), a group-updating strategy, a regression
 GRID = [
@@ -131,3 +136,64 @@ def test_a_worker_that_dies_between_grids_is_replaced(monkeypatch):
     os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
     time.sleep(1)
     assert dict(workers.execute(jobs.double_or_raise, [3, 4])) == {0: 6, 1: 8}
+
+
+UNGUARDED = """
+import os
+os.environ["MTLUTILS_WORKERS"] = "2"
+from mtlutils import workers
+print(sorted(workers.execute(abs, [-1, -2])))
+"""
+
+
+@pytest.mark.parametrize("guarded", [False, True])
+def test_a_script_that_starts_workers_outside_its_main_guard_is_told_so(guarded, tmp_path):
+    script = tmp_path / "grid.py"
+    body = UNGUARDED.replace("print(", 'if __name__ == "__main__":\n    print(') if guarded else UNGUARDED
+    script.write_text(body)
+    done = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    if guarded:
+        assert done.returncode == 0 and done.stdout.strip() == "[(0, 1), (1, 2)]", done.stderr
+    else:
+        assert done.returncode != 0
+        assert f"{script}, line 5, starts worker processes" in done.stderr
+        assert 'if __name__ == "__main__":' in done.stderr and "died" not in done.stderr
+
+
+ORPHANS = """
+import os, threading, time
+from mtlutils import workers
+if __name__ == "__main__":
+    os.environ["MTLUTILS_WORKERS"] = "2"
+    threading.Thread(target=lambda: list(workers.execute(time.sleep, [120, 120])), daemon=True).start()
+    while workers._pool is None or len(workers._pool._processes) < 2:
+        time.sleep(0.1)
+    print(*workers._pool._processes, flush=True)
+    time.sleep(120)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the processes from /proc")
+def test_workers_stop_when_their_parent_is_killed(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(ORPHANS)
+    parent = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        assert len(pids) == 2 and all(map(alive, pids))
+        parent.terminate()  # SIGTERM, as a kernel is stopped: no atexit, no shutdown of the pool
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while any(map(alive, pids)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(map(alive, pids))
+    finally:
+        parent.kill()
