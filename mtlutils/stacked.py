@@ -9,18 +9,18 @@ every member's task losses on its own batch, one backward pass every member's gr
 ``Run`` is what its configuration alone gives, up to float rounding (``tests/test_stacked.py`` states how close),
 so it is cached under its own configuration's key.
 
-What stacks, with Adam or SGD, on networks without buffers, where it pays (``STACKS_ON``): the clusters MLP on
-every device (11x the runs per minute of runs alone on two CPU cores, ``benchmarks/grid_throughput.py --stacked``),
-LeNet (MultiMNIST, the digit attributes) on a GPU only: on a CPU, vmap runs its convolutions as grouped
-convolutions, which are slower than the separate ones (0.66x on two cores), while on a GPU one stacked step replaces
-many kernel launches (1.6x at 4 members, 4.6x at 10, 11.7x at 32 on an H200).
+Where it stacks (``STACKS_ON``): the clusters MLP on every device (on two CPU cores, 1.56x the runs per minute of
+runs alone with two workers, twice serially: ``benchmarks/grid_throughput.py --stacked``); LeNet (MultiMNIST, the
+digit attributes) on a GPU only: on a CPU, vmap runs its convolutions as grouped convolutions, slower than separate
+ones (0.66x on two cores), while on a GPU one stacked step replaces many kernel launches (1.6x at 4 members, 4.6x
+at 10, 11.7x at 32 on an H200). What stacks there, with Adam or SGD, on networks without buffers:
 - the averaged loss, with any weights, and single-task training;
-- the grouped updates with random or fixed groups (``alternated``, ``random_groups``, ``count_matched_groups``),
-  each member with its own groups: a member's heads outside its group, and a member with fewer groups in a batch,
-  take no step at all (no gradient, as ``fit`` gives them), never a step with a zero gradient.
+- the grouped updates (``alternated``, ``random_groups``, ``count_matched_groups``, ``selective_groups``), each
+  member with its own groups: a member's heads outside its group, and a member with fewer groups in a batch, take
+  no step at all (no gradient, as ``fit`` gives them), never a step with a zero gradient; selective group updates
+  keep each member's proximal affinity, measured on the forward passes between its group steps.
 What trains alone, and why:
-- ``selective_groups`` and ``affinity_probe``: their groups follow each member's affinity, measured between its
-  group steps; stacking them needs the proximal affinity's bookkeeping per member, not written yet;
+- ``affinity_probe``: TAG's lookahead takes a trial step of each member's network of its own;
 - torchjd's aggregators, scalarizers and split-batch weightings: torchjd computes on one network's Jacobian or
   losses; stacking them means a loop over members inside every step, not written yet;
 - ``idle_heads="moving"`` and ``optimizer_per_group=True``: one optimizer per group, or zero gradients that step;
@@ -42,13 +42,13 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from .models import MultiTaskNet
 from .record import Run
-from .strategies import GroupedUpdates, NonFiniteLossError, StepRecord, Strategy
+from .strategies import GroupedUpdates, NonFiniteLossError, SelectiveGroups, StepRecord, Strategy
 from .tasks import TaskSuite
 from .train import Recorder, check_fits
 
 BATCH_VARIABLE = "MTLUTILS_BATCH"
 DEFAULT_MEMBERS = 8
-STACKABLE = ("averaged", "single_task", "alternated", "random_groups", "count_matched_groups")
+STACKABLE = ("averaged", "single_task", "alternated", "random_groups", "count_matched_groups", "selective_groups")
 MEMBER_SETTINGS = ("seed", "lr", "weight_decay")  # and an averaged loss's weights
 STACKS_ON = {"clusters": ("cpu", "cuda"), "multimnist": ("cuda",), "digit_attributes": ("cuda",)}  # device kinds
 
@@ -199,26 +199,46 @@ class _Members:
                 for s in self.strategies]
 
     def train_batch(self, batches, step: int, epoch: int) -> None:
+        """One batch of every member still training: its groups stepped in turn, each on the losses of the forward
+        pass after the previous group's step, as ``GroupedUpdates.update_groups`` does for one network."""
         start = time.perf_counter()
         x = torch.stack([b.x for b in batches]).to(self.device)
         ys = [torch.stack([b.y[n] for b in batches]).to(self.device) for n in self.names]
         plan = [p if self.outcome[i] is None else [] for i, p in enumerate(self.plan())]
-        first = None
-        for j in range(max(map(len, plan))):
-            losses = self.losses(self.params, x, ys)  # (members, tasks)
-            groups = [p[j] if j < len(p) else None for p in plan]
-            # fit checks every task's loss before the first group step, then the losses of each next group
-            counted = [self.names if j == 0 else (g[0] if g else ()) for g in groups]
-            self._stop_non_finite(losses.detach(), counted, step)
-            first = losses.detach() if j == 0 else first
-            self._group_step([g if self.outcome[i] is None else None for i, g in enumerate(groups)], losses)
+        passes = [len(p) + self._measures_last(i) for i, p in enumerate(plan)]  # forward passes of each member
+        traces: list[list[dict]] = [[] for _ in plan]
+        for j in range(max(passes)):
+            with torch.set_grad_enabled(j < max(map(len, plan))):
+                losses = self.losses(self.params, x, ys)  # (members, tasks)
+            values = losses.detach()
+            self._stop_non_finite(values, [self._counted(i, p, j) for i, p in enumerate(plan)], step)
+            rows = values.cpu().tolist()
+            for i, trace in enumerate(traces):
+                if j < passes[i]:
+                    trace.append(dict(zip(self.names, rows[i])))
+            if j < max(map(len, plan)):
+                self._group_step([p[j] if j < len(p) and self.outcome[i] is None else None
+                                  for i, p in enumerate(plan)], losses)
         seconds = (time.perf_counter() - start) / len(self.nets)
-        values = first.cpu().tolist()
-        for i, recorder in enumerate(self.recorders):
+        for i, (strategy, recorder) in enumerate(zip(self.strategies, self.recorders)):
             if self.outcome[i] is None:
                 groups = [g for g, _ in plan[i]]
-                m = len(groups)
-                recorder.step(step, epoch, StepRecord(dict(zip(self.names, values[i])), groups, m, m, m, seconds))
+                record = StepRecord(traces[i][0], groups, passes[i], len(groups), len(groups), seconds)
+                if isinstance(strategy, SelectiveGroups):
+                    record.extra.update(strategy.after_groups(groups, traces[i]))
+                recorder.step(step, epoch, record)
+
+    def _measures_last(self, i: int) -> bool:
+        """Whether member i measures its losses once more after its last group (``measure_last``)."""
+        strategy = self.strategies[i]
+        return isinstance(strategy, SelectiveGroups) and strategy.measure_last and self.outcome[i] is None
+
+    def _counted(self, i: int, plan: list, j: int):
+        """The tasks whose losses ``fit`` computes, and so checks, in member i's forward pass j: all of them before
+        the first group, and after each group those a traced strategy records or else the next group's."""
+        if j == 0 or (isinstance(self.strategies[i], SelectiveGroups) and j < len(plan) + self._measures_last(i)):
+            return self.names if plan or j == 0 else ()
+        return plan[j][0] if j < len(plan) else ()
 
     def _group_step(self, groups: list, losses: Tensor) -> None:
         """One optimizer step of every member that has a group here, on that group's loss."""

@@ -27,6 +27,9 @@ FAMILIES = {  # one configuration of each family that stacks, with what each mem
     "count-matched groups": dict(strategy="count_matched_groups", strategy_kwargs={"counts": [1, 3, 2]}),
     "random groups, mean, SGD": dict(strategy="random_groups", optimizer="sgd",
                                      strategy_kwargs={"group_size": 2, "group_loss": "mean"}),
+    "selective groups": dict(strategy="selective_groups", strategy_kwargs={"warmup": 2, "beta": 0.1}),
+    "selective groups, as coded": dict(strategy="selective_groups", strategy_kwargs={
+        "warmup": 1, "beta": 0.2, "attribution": "as_coded", "measure_last": False, "regroup_every": 2}),
 }
 MEMBERS = [dict(seed=0, lr=3e-3, weight_decay=0.0), dict(seed=1, lr=1e-2, weight_decay=1e-2),
            dict(seed=2, lr=3e-3, weight_decay=0.0)]
@@ -69,7 +72,9 @@ def largest_difference(a, b) -> float:
     assert (a.history[passes].to_numpy() == b.history[passes].to_numpy()).all()
     assert list(a.evals.step) == list(b.evals.step) and a.cost["steps"] == b.cost["steps"]
     losses = np.abs(a.history.filter(like="loss").to_numpy() - b.history.filter(like="loss").to_numpy()).max()
-    return max(losses, np.abs(a.evals.value.to_numpy() - b.evals.value.to_numpy()).max())
+    assert [step for step, _ in a.affinity] == [step for step, _ in b.affinity]
+    affinity = max((np.abs(x - y).max() for (_, x), (_, y) in zip(a.affinity, b.affinity)), default=0.0)
+    return max(losses, affinity, np.abs(a.evals.value.to_numpy() - b.evals.value.to_numpy()).max())
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +128,7 @@ def test_the_float32_drift_is_that_of_another_convolution_algorithm():
 def test_jobs_are_formed_from_the_grid_alone():
     base = dict(dataset="clusters", size="smoke", epochs=1)
     configs = [config.resolve(c) for c in [
-        {**base, "seed": 0}, {**base, "seed": 1, "lr": 1e-2}, {**base, "strategy": "selective_groups"},
+        {**base, "seed": 0}, {**base, "seed": 1, "lr": 1e-2}, {**base, "strategy": "affinity_probe"},
         {**base, "seed": 2, "weight_decay": 0.1}, {**base, "epochs": 2}, {**base, "seed": 3}]]
     assert stacked.jobs(configs, 8) == [[0, 1, 3, 5], [2], [4]]
     assert stacked.jobs(configs, 2) == [[0, 1], [2], [3, 5], [4]]

@@ -53,19 +53,27 @@ class SelectiveGroups(GroupedUpdates):
         self.groups = [(name,) for name in self.task_names]
         self.batches = 0
 
-    def _update(self, net, batch):
+    def next_groups(self):
+        """The groups of the next batch: regrouped from the affinity when it is time, in a new random order."""
         official = self.attribution == "as_coded"
         warmup = self.warmup + official
         if self.batches >= warmup and (self.batches - warmup) % self.regroup_every == 0:
             self.groups = groups_from_affinity(self.affinity.matrix, self.task_names, self.groups, as_coded=official)
         order = torch.randperm(len(self.groups), generator=self.generator)
         groups = [self.groups[i] for i in order]
-        if official and len(groups) == 1:
-            groups = groups * 2
-        record, trace = self.update_groups(net, batch, groups, measure_last=self.measure_last)
+        return groups * 2 if official and len(groups) == 1 else groups
+
+    def after_groups(self, groups, trace) -> dict:
+        """Credit the batch's loss changes (``trace``, as ``update_groups`` measures them) to the affinity; returns
+        what the step reports (``StepRecord.extra``)."""
         self.affinity.update(groups, trace, self.attribution)
         self.batches += 1
-        record.extra["affinity"] = self.affinity.matrix
+        return {"affinity": self.affinity.matrix}
+
+    def _update(self, net, batch):
+        groups = self.next_groups()
+        record, trace = self.update_groups(net, batch, groups, measure_last=self.measure_last)
+        record.extra.update(self.after_groups(groups, trace))
         return record
 
     def _extra_state(self):
