@@ -39,7 +39,11 @@ def _suite(dataset: str, size: str, data_seed: int, data_json: str) -> TaskSuite
 
 def suite_for(config: Mapping) -> TaskSuite:
     """The dataset of a configuration (kept in memory across the runs of a grid)."""
-    c = complete(config)
+    return _suite_of(complete(config))
+
+
+def _suite_of(c: Mapping) -> TaskSuite:
+    """``suite_for`` of a configuration already completed."""
     return _suite(c["dataset"], c["size"], c["data_seed"], json.dumps(c["data"], sort_keys=True))
 
 
@@ -50,7 +54,7 @@ def train(config: Mapping, progress: bool = False) -> Run:
 
 def _train_resolved(c: dict, progress: bool = False) -> Run:
     with runtime.one_thread():
-        suite = _suite(c["dataset"], c["size"], c["data_seed"], json.dumps(c["data"], sort_keys=True))
+        suite = _suite_of(c)
         net = models.for_suite(suite, seed=c["seed"], **c["model"])
         return fit(
             net, suite, build_strategy(c), epochs=c["epochs"], steps=c["steps"], batch_size=c["batch_size"],
@@ -65,10 +69,8 @@ def _train_job(job: list[dict]) -> list[Run | workers.Failure]:
         return [_train_resolved(job[0])]
     with runtime.one_thread():
         c = job[0]
-        suite = _suite(c["dataset"], c["size"], c["data_seed"], json.dumps(c["data"], sort_keys=True))
+        suite = _suite_of(c)
         nets = [models.for_suite(suite, seed=m["seed"], **m["model"]) for m in job]
-        if not stacked.stackable(nets):
-            return [workers.guarded(_train_resolved, m) for m in job]
         device = runtime.resolve_device(c["device"])
         strategies = [build_strategy(m) for m in job]
         for net, strategy, m in zip(nets, strategies, job):

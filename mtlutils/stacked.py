@@ -162,11 +162,6 @@ class StackedSGD:
 OPTIMIZERS = {"adam": StackedAdam, "sgd": StackedSGD}
 
 
-def stackable(nets: Sequence[MultiTaskNet]) -> bool:
-    """Whether these networks can train as one stacked network: they hold no buffers (batch norm's statistics)."""
-    return not any(True for net in nets for _ in net.buffers())
-
-
 class _Members:
     """The members of one job as one stacked network: their parameters, optimizer, batch orders and records."""
 

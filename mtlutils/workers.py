@@ -78,7 +78,7 @@ def where() -> str:
     return "in this process" if count == 1 else f"in {count} worker processes"
 
 
-def guarded(function: Callable, item):
+def _guarded(function: Callable, item):
     """Run ``function(item)`` in a worker; an exception comes back as a Failure (it may not survive pickling)."""
     try:
         return function(item)
@@ -188,7 +188,7 @@ def execute(function: Callable, items: Sequence) -> Iterator[tuple[int, object]]
 
     ``function`` must be importable by name (a module-level function) for the workers to find it.
     """
-    call = functools.partial(guarded, function)
+    call = functools.partial(_guarded, function)
     address = scheduler_address()
     if address:
         executor = _dask_executor(address)
