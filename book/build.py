@@ -7,6 +7,10 @@ Each chapter's source is notebooks/NN_topic.py (jupytext py:percent). It is read
 papermill with SIZE injected into its parameters cell; the executed .ipynb files are staged with the book's
 configuration and pages, and Jupyter Book builds the HTML from them without executing anything again. Chapters
 execute two at a time in their order (``--at-once N``), so that one chapter's serial cells leave no core idle.
+
+The built site is the whole book as published (book/publish.py): the pages, the reader editions in ``_notebooks/``,
+the wheel of mtlutils in ``_wheels/``, and the runs this build used in ``_runs/`` (with ``index.json``), every URL
+derived from where the book lives (book/urls.py, ``BOOK_REPOSITORY``).
 """
 
 from __future__ import annotations
@@ -19,13 +23,18 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
+from typing import Iterable
 
+import yaml
+
+import urls
 from editions import NOTEBOOKS, ROOT
 
-COLAB_LINK = re.compile(r"(https://colab\.research\.google\.com/github/[^\"']+?/blob/)[^\"']+?\.ipynb")
+COLAB_LINK = re.compile(r"https://colab\.research\.google\.com/github/[^\"']+?\.ipynb")
 
 
 def execute(source: Path, size: str, out_dir: Path, cache_dir: Path, parameters: dict | None = None) -> Path:
@@ -60,14 +69,16 @@ def execute(source: Path, size: str, out_dir: Path, cache_dir: Path, parameters:
     return target
 
 
-def build(executed_dir: Path, out_dir: Path, strict: bool = True) -> Path:
-    """Stage the configuration, the pages and the executed chapters, then build HTML into ``out_dir/_build/html``."""
+def build(executed_dir: Path, out_dir: Path, strict: bool = True, runs: Iterable[Path] = ()) -> Path:
+    """Stage the configuration, the pages and the executed chapters, then build HTML into ``out_dir/_build/html``,
+    with the reader editions, the wheel of mtlutils and the run files ``runs`` beside the pages."""
+    urls.repository()  # a malformed BOOK_REPOSITORY is refused before anything is built
     staging = out_dir / "_build" / "source"
     if staging.exists():
         shutil.rmtree(staging)
     (staging / "notebooks").mkdir(parents=True)
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(ROOT / name, staging / name)
+    (staging / "_config.yml").write_text(yaml.safe_dump(urls.jupyter_book_config(), sort_keys=False))
+    shutil.copy(ROOT / "_toc.yml", staging / "_toc.yml")
     shutil.copytree(ROOT / "book", staging / "book", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     for source in NOTEBOOKS:
         executed = executed_dir / f"{source.stem}.ipynb"
@@ -81,6 +92,8 @@ def build(executed_dir: Path, out_dir: Path, strict: bool = True) -> Path:
     subprocess.run(command, check=True)
     html = out_dir / "_build" / "html"
     publish_reader_editions(executed_dir, html)
+    build_wheel(html / urls.WHEELS_DIR)
+    ship_runs(runs, html / urls.RUNS_DIR)
     return html / "index.html"
 
 
@@ -90,14 +103,52 @@ def publish_reader_editions(executed_dir: Path, html: Path) -> None:
     published book's branch."""
     import reader
 
-    for edition in reader.write_all(html / "_notebooks", executed_dir):
+    for edition in reader.write_all(html / urls.NOTEBOOKS_DIR, executed_dir):
         shutil.copy(edition, html / "_sources" / "notebooks" / edition.name)
         page = html / "notebooks" / f"{edition.stem}.html"
-        text, count = COLAB_LINK.subn(rf"\g<1>{reader.PUBLISHED_BRANCH}/_notebooks/{edition.name}", page.read_text())
+        text, count = COLAB_LINK.subn(urls.colab_url(edition.name), page.read_text())
         if not count:
             raise ValueError(f"{page} has no Colab button to point at the reader edition: check launch_buttons "
                              "in _config.yml.")
         page.write_text(text)
+
+
+def build_wheel(out_dir: Path) -> Path:
+    """The wheel of mtlutils, built from a copy of its sources (so that parallel builds share nothing), in
+    ``out_dir``; the reader editions install it from the site (``urls.wheel_url``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "source"
+        shutil.copytree(ROOT / "mtlutils", source / "mtlutils", ignore=shutil.ignore_patterns("__pycache__"))
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy(ROOT / name, source / name)
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                        "--wheel-dir", str(Path(tmp) / "wheel"), str(source)], check=True)
+        built = Path(tmp) / "wheel" / urls.wheel_name()
+        if not built.exists():
+            raise FileNotFoundError(f"pip built {[p.name for p in (Path(tmp) / 'wheel').iterdir()]}, not "
+                                    f"{built.name}, which the reader editions install: check pyproject.toml.")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy(built, out_dir / built.name))
+
+
+def used_runs(cache_dir: Path, since: float) -> list[Path]:
+    """The run files of ``cache_dir`` that a build which started at ``since`` (``time.time()``) stored or read: the
+    cache updates a file's time whenever it is used."""
+    return sorted(path for path in cache_dir.glob("*.json") if path.stat().st_mtime >= since)
+
+
+def ship_runs(runs: Iterable[Path], out_dir: Path) -> None:
+    """Copy the run files ``runs`` into ``out_dir`` with ``index.json``, the list of their keys, which a reader's
+    chapter reads once before fetching the runs it lacks (``mtlutils.published``)."""
+    from mtlutils import cache
+
+    shutil.rmtree(out_dir, ignore_errors=True)  # the runs of an earlier build of this site go
+    out_dir.mkdir(parents=True)
+    keys = []
+    for path in runs:
+        shutil.copy(path, out_dir / path.name)
+        keys.append(path.stem)
+    (out_dir / "index.json").write_text(json.dumps({"format": cache.FORMAT, "keys": keys}))
 
 
 def timings_table(executed_dir: Path) -> str:
@@ -174,6 +225,7 @@ def main() -> None:
     executed_dir = out_dir / "_build" / f"executed-{args.size}"
     cache_dir = ROOT / "_build" / "cache"
     cold = not any(cache_dir.glob("*.json"))
+    started = time.time() - 2  # a file system may round file times down by up to two seconds
     start = time.perf_counter()
     seconds = execute_all(NOTEBOOKS, args.size, executed_dir, cache_dir, args.at_once)
     total = time.perf_counter() - start
@@ -184,7 +236,7 @@ def main() -> None:
         record = {"size": args.size, "cores": os.cpu_count(), "where": workers.where(), "seconds": seconds,
                   "at_once": args.at_once, "total": total}
         (executed_dir / "timings.json").write_text(json.dumps(record, indent=1))
-    index = build(executed_dir, out_dir, strict=not args.no_strict)
+    index = build(executed_dir, out_dir, strict=not args.no_strict, runs=used_runs(cache_dir, started))
     print(f"The book is at {index}")
 
 

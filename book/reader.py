@@ -13,8 +13,8 @@ with no outputs, where the book has not been built. Of the MyST markup that only
 - a paragraph with computed values (``{glue:text}`` and ``{glue:md}``) becomes a code cell with its source hidden
   that fills the values in when it runs (``mtlutils.prose.show``); it carries the output of the book's run, so it
   reads before the notebook runs;
-- a first cell installs mtlutils at the book's version where it is missing (Colab), and does nothing where it is
-  installed.
+- a first cell installs mtlutils from the wheel the book was built with (on the book's site) where it is missing
+  (Colab), and does nothing where it is installed; it points ``MTLUTILS_RUNS_URL`` at the book's runs.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import re
-import subprocess
 from functools import cache
 from itertools import groupby
 from pathlib import Path
@@ -30,19 +29,20 @@ from typing import Callable
 
 import jupytext
 import nbformat
-import yaml
 
+import urls
 from editions import CITE, EXERCISE, GLUE, NOTEBOOKS, ROOT, split_solutions, write_editions
 from mtlutils.prose import fill
 
-PUBLISHED_BRANCH = "gh-pages"  # where `ghp-import -n -p -f _build/html` publishes the book, _notebooks/ with it
 GLUE_PREFIX = "application/papermill.record/"  # how myst-nb's glue stores a value among a cell's outputs
 NAME = re.compile(r"[A-Za-z_]\w*")
 COMPUTED = "computed-paragraph"  # the tag of a paragraph's code cell
 INSTALL = '''\
-# mtlutils, the book's package, at the book's version: installed where it is missing (as on Colab), left alone where
-# it is there.
+# mtlutils, the book's package, as the book was built with it: installed where it is missing (as on Colab), left
+# alone where it is there. The book's finished runs are fetched from its site before any is trained here: set
+# MTLUTILS_RUNS_URL to "" before this cell to train every run here.
 import importlib.util
+import os
 import subprocess
 import sys
 
@@ -50,24 +50,8 @@ if importlib.util.find_spec("mtlutils") is None:
     print("Installing mtlutils and what it needs (a few minutes)...", flush=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", {source!r}], check=True)
     importlib.invalidate_caches()
+os.environ.setdefault("MTLUTILS_RUNS_URL", {runs!r})
 from mtlutils import prose  # fills in the computed sentences below'''
-
-
-@cache
-def book_config() -> dict:
-    return yaml.safe_load((ROOT / "_config.yml").read_text())
-
-
-def references_url() -> str:
-    return book_config()["html"]["baseurl"].rstrip("/") + "/book/references.html"
-
-
-def install_source() -> str:
-    """What pip installs mtlutils from: the book's repository at the commit this book is built from."""
-    repository = book_config()["repository"]["url"]
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
-    version = commit.stdout.strip() if commit.returncode == 0 else book_config()["repository"]["branch"]
-    return f"git+{repository}@{version}"
 
 
 @cache
@@ -211,10 +195,10 @@ def folded(label: str, parts: list) -> list[nbformat.NotebookNode]:
 def reader_edition(notebook: nbformat.NotebookNode, source: str | None = None,
                    solution: Callable[[str, list], list] = folded) -> nbformat.NotebookNode:
     """The reader edition of a chapter's ``notebook`` (executed or not); ``source`` is what its first cell installs
-    mtlutils from (default: `install_source`); ``solution(label, parts)`` gives the cells that stand for a solution
+    mtlutils from (default: the wheel on the book's site); ``solution(label, parts)`` gives the cells that stand for a solution
     (default: `folded`)."""
-    url, glued, numbers = references_url(), glued_values(notebook), [0]
-    cells = [nbformat.v4.new_code_cell(INSTALL.format(source=source or install_source()))]
+    url, glued, numbers = urls.references_url(), glued_values(notebook), [0]
+    cells = [nbformat.v4.new_code_cell(INSTALL.format(source=source or urls.wheel_url(), runs=urls.runs_url()))]
     label, parts, inside = None, None, None  # the solution being collected, its parts, and the one still open
 
     def markdown(text: str) -> None:

@@ -87,6 +87,28 @@ def decode(value):
 _TAGS = {"__frame__", "__array__", "__tuple__"}
 
 
+def verified(data: bytes, key: str, config: Mapping, where: str, then: str) -> Run | None:
+    """The run that the contents ``data`` of a cache file hold, when their format, key, configuration and checksum
+    are the ones asked for; else None, with a DamagedCacheWarning naming ``where`` the file came from, why it is
+    not used, and ``then``, what happens instead."""
+    header_line, _, body = data.partition(b"\n")
+    try:
+        header = json.loads(header_line)
+        problem = (
+            "it was written by another version of the cache" if header.get("format") != FORMAT
+            else "it is filed under another key" if header.get("key") != key
+            else "it holds the run of another configuration" if header.get("config") != canonical(config)
+            else "its contents do not match their checksum (cut short or changed)"
+            if hashlib.sha256(body).hexdigest() != header.get("sha256") else None
+        )
+        if problem is None:
+            return Run(**decode(json.loads(body)))
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        problem = f"it cannot be read ({type(error).__name__}: {error})"
+    warnings.warn(f"The cached run {where} is not used: {problem}. {then}.", DamagedCacheWarning, stacklevel=3)
+    return None
+
+
 STALE_SECONDS = 3600  # a temporary file this old belongs to a write that was killed: a write takes milliseconds
 
 
@@ -125,42 +147,37 @@ class RunCache:
 
     def load(self, key: str, config: Mapping) -> Run | None:
         """The stored run of ``config`` under ``key``, or None when there is none or the file cannot be used (then
-        with a DamagedCacheWarning naming the file and why)."""
+        with a DamagedCacheWarning naming the file and why). A file used has its time updated, so that a build can
+        tell the runs it used (``book/build.py``)."""
         path = self.path(key)
         try:
             data = path.read_bytes()
         except (FileNotFoundError, NotADirectoryError):  # no such run, or no such folder yet
             return None
-        header_line, _, body = data.partition(b"\n")
+        run = verified(data, key, config, str(path), "The run is trained again and the file replaced")
+        if run is not None:
+            try:
+                os.utime(path)
+            except OSError:  # a read-only copy of a cache is still used
+                pass
+        return run
+
+    def store_file(self, key: str, data: bytes) -> Path:
+        """Write the verified contents ``data`` of a cache file under ``key`` atomically: a unique temporary file,
+        then a rename."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.path(key)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         try:
-            header = json.loads(header_line)
-            problem = (
-                "it was written by another version of the cache" if header.get("format") != FORMAT
-                else "it is filed under another key" if header.get("key") != key
-                else "it holds the run of another configuration" if header.get("config") != canonical(config)
-                else "its contents do not match their checksum (cut short or changed)"
-                if hashlib.sha256(body).hexdigest() != header.get("sha256") else None
-            )
-            if problem is None:
-                return Run(**decode(json.loads(body)))
-        except (ValueError, TypeError, KeyError, AttributeError) as error:
-            problem = f"it cannot be read ({type(error).__name__}: {error})"
-        warnings.warn(f"The cached run {path} is not used: {problem}. The run is trained again and the file replaced.",
-                      DamagedCacheWarning, stacklevel=2)
-        return None
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
 
     def store(self, key: str, config: Mapping, run: Run) -> Path:
         """Write ``run`` under ``key`` atomically: a unique temporary file, then a rename."""
         fields = {field.name: getattr(run, field.name) for field in dataclasses.fields(run)}
         body = json.dumps(encode(fields)).encode()
         header = {"format": FORMAT, "key": key, "config": canonical(config), "sha256": hashlib.sha256(body).hexdigest()}
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.path(key)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-        try:
-            tmp.write_bytes(json.dumps(header).encode() + b"\n" + body)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
-
+        return self.store_file(key, json.dumps(header).encode() + b"\n" + body)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import cache, data, models, runtime, stacked, toy, workers
+from . import cache, data, models, published, runtime, stacked, toy, workers
 from .config import build_strategy, complete, config_key, describe_config, resolve
 from .metrics import delta_m
 from .record import Run
@@ -95,17 +95,21 @@ class GridError(RuntimeError):
 
 
 def run_grid(configs: Iterable[Mapping], cache_dir: str | Path | None = None, progress: bool = True) -> list[Run]:
-    """Every configuration's run: read from the cache, or trained where ``mtlutils.workers`` sends the runs (on this
-    machine's cores by default) and stored as each one finishes. One progress bar counts the runs trained, found
-    in the cache and failed. Failed runs raise one GridError after the others have finished."""
+    """Every configuration's run: read from the cache, fetched from the book's site (``mtlutils.published``), or
+    trained where ``mtlutils.workers`` sends the runs (on this machine's cores by default) and stored as each one
+    finishes. One progress bar counts the runs trained, found in the cache and failed. Failed runs raise one GridError after the others have finished."""
     resolved = [resolve(c) for c in configs]
     store = cache.RunCache(cache_dir if cache_dir is not None else cache.default_cache_dir())
     unique = {config_key(c): c for c in resolved}  # a configuration asked for twice trains once
     found = {key: hit for key, config in unique.items() if (hit := store.load(key, config)) is not None}
-    todo = [(key, config) for key, config in unique.items() if key not in found]
-    if todo:
+    missing = {key: config for key, config in unique.items() if key not in found}
+    if missing:
         store.check_writable()
-        found.update(_train_and_store(todo, store, len(unique), progress))
+        if (url := published.runs_url()) is not None:
+            found.update(published.fetch(missing, store, url))
+        todo = [(key, config) for key, config in missing.items() if key not in found]
+        if todo:
+            found.update(_train_and_store(todo, store, len(unique), progress))
     return [found[config_key(c)] for c in resolved]
 
 

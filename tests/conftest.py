@@ -22,6 +22,8 @@ def _isolated(tmp_path, monkeypatch):
     """Every test writes its run cache and figures to its own temporary folder."""
     monkeypatch.setenv("MTLUTILS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("MTLUTILS_FIGURES", str(tmp_path / "figures"))
+    monkeypatch.delenv("MTLUTILS_RUNS_URL", raising=False)  # nothing is fetched from a book's site unless a test asks
+    monkeypatch.delenv("BOOK_REPOSITORY", raising=False)
     torch.manual_seed(0)
 
 
@@ -57,8 +59,21 @@ def smoke_executed(smoke_cache, tmp_path_factory):
     return execute
 
 
+FORK = "a-reader/own-mtl-book"  # the repository the smoke book is built for: not the one of _config.yml
+
+
 @pytest.fixture(scope="session")
-def smoke_book(smoke_executed, tmp_path_factory):
-    """The book built strictly (-W) from every chapter executed in smoke mode; the path of its index.html."""
+def smoke_book(smoke_executed, smoke_cache, tmp_path_factory):
+    """The book built strictly (-W) from every chapter executed in smoke mode, for the repository ``FORK``
+    (``BOOK_REPOSITORY``), with the runs of the smoke cache; the path of its index.html."""
     executed = [smoke_executed(source) for source in build.NOTEBOOKS]
-    return build.build(executed[0].parent, tmp_path_factory.mktemp("smoke-book"), strict=True)
+    previous = os.environ.get("BOOK_REPOSITORY")
+    os.environ["BOOK_REPOSITORY"] = FORK
+    try:
+        return build.build(executed[0].parent, tmp_path_factory.mktemp("smoke-book"), strict=True,
+                           runs=sorted(smoke_cache.glob("*.json")))
+    finally:
+        if previous is None:
+            del os.environ["BOOK_REPOSITORY"]
+        else:
+            os.environ["BOOK_REPOSITORY"] = previous
