@@ -9,8 +9,9 @@ every member's task losses on its own batch, one backward pass every member's gr
 ``Run`` is what its configuration alone gives, up to float rounding (``tests/test_stacked.py`` states how close),
 so it is cached under its own configuration's key.
 
-Where it stacks (``STACKS_ON``): the clusters MLP on every device (on two CPU cores, 1.56x the runs per minute of
-runs alone with two workers, twice serially: ``benchmarks/grid_throughput.py --stacked``); LeNet (MultiMNIST, the
+Where it stacks (``STACKS_ON``): the clusters MLP on every device, its layers as batched matrix products
+(``_stacked_forward``; on two CPU cores, 2.35x the runs per minute of runs alone with two workers:
+``benchmarks/grid_throughput.py --stacked --repeats 3``); LeNet (MultiMNIST, the
 digit attributes) on a GPU only: on a CPU, vmap runs its convolutions as grouped convolutions, slower than separate
 ones (0.66x on two cores), while on a GPU one stacked step replaces many kernel launches (1.6x at 4 members, 4.6x
 at 10, 11.7x at 32 on an H200). What stacks there, with Adam or SGD, on networks without buffers:
@@ -31,13 +32,14 @@ What trains alone, and why:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from .models import MultiTaskNet
@@ -102,40 +104,59 @@ class StackedAdam:
     member (AdamW, Loshchilov & Hutter, 2019, which is Adam when the decay is 0), as torch's Adam and AdamW compute
     it: for member i at its t-th step of a parameter, p <- p (1 - lr_i wd_i); m <- b1 m + (1 - b1) g;
     v <- b2 v + (1 - b2) g^2; p <- p - lr_i / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
-    ``step(masks)`` moves, of each parameter, only the members its mask marks: the others keep their values,
-    moments and step counts, as torch's optimizers leave a parameter without a gradient."""
+    ``step(masks)`` moves, of each parameter k, only the members that ``masks[k]`` marks: the others keep their
+    values, moments and step counts, as torch's optimizers leave a parameter without a gradient. When every member
+    of every parameter steps, one multi-tensor operation (``torch._foreach_*``) updates them all."""
 
     def __init__(self, params: Sequence[Tensor], lr: Tensor, weight_decay: Tensor, betas=(0.9, 0.999),
                  eps: float = 1e-8):
         self.params, self.lr, self.betas, self.eps = list(params), lr.double(), betas, eps
         self.decayed = bool((weight_decay > 0).any())
         self.shrink = [(1 - lr.double() * weight_decay.double()).to(p.dtype).view(_members(p)) for p in self.params]
-        self.state = [(torch.zeros_like(self.lr), torch.zeros_like(p), torch.zeros_like(p)) for p in self.params]
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+        # each parameter's step counts (in float64, as torch keeps them), step sizes and second-moment corrections,
+        # one row a parameter, with each row seen in its parameter's shape
+        self.counts = torch.zeros(len(self.params), len(lr), dtype=torch.float64, device=lr.device)
+        self.sizes = torch.zeros_like(self.counts, dtype=self.params[0].dtype)
+        self.roots = torch.zeros_like(self.sizes)
+        self.size_of = [self.sizes[k].view(_members(p)) for k, p in enumerate(self.params)]
+        self.root_of = [self.roots[k].view(_members(p)) for k, p in enumerate(self.params)]
 
     @torch.no_grad()
-    def step(self, masks: Sequence[Tensor]) -> None:
+    def step(self, masks: Tensor) -> None:
         b1, b2 = self.betas
-        for p, shrink, (steps, m, v), on in zip(self.params, self.shrink, self.state, masks):
-            everyone = bool(on.all())
-            if p.grad is None or not (everyone or on.any()):
+        masks = masks & torch.tensor([p.grad is not None for p in self.params], device=masks.device)[:, None]
+        self.counts += masks
+        t = self.counts.clamp(min=1)
+        self.sizes.copy_(self.lr / (1 - b1 ** t))
+        self.roots.copy_((1 - b2 ** t).sqrt())
+        if bool(masks.all()):
+            self._step_all([p.grad for p in self.params])
+            return
+        for k, (p, on) in enumerate(zip(self.params, masks)):
+            if not on.any():
                 continue
-            steps += on.double()
-            t = steps.clamp(min=1)  # the counts and corrections in float64, as torch keeps them
-            step_size = (self.lr / (1 - b1 ** t)).to(p.dtype).view(_members(p))
-            root = (1 - b2 ** t).sqrt().to(p.dtype).view(_members(p))
-            g = p.grad
-            if everyone:  # in place, as torch's Adam
-                if self.decayed:
-                    p.mul_(shrink)
-                m.lerp_(g, 1 - b1)
-                v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                p.sub_(m / (v.sqrt() / root).add_(self.eps) * step_size)
-                continue
-            keep = on.view(_members(p))
-            p.copy_(torch.where(keep, p * shrink, p))
+            g, m, v, keep = p.grad, self.m[k], self.v[k], on.view(_members(p))
+            p.copy_(torch.where(keep, p * self.shrink[k], p))
             m.copy_(torch.where(keep, m.lerp(g, 1 - b1), m))
             v.copy_(torch.where(keep, v * b2 + (1 - b2) * g * g, v))
-            p.copy_(torch.where(keep, p - m / (v.sqrt() / root).add_(self.eps) * step_size, p))
+            p.copy_(torch.where(keep, p - m / (v.sqrt() / self.root_of[k]).add_(self.eps) * self.size_of[k], p))
+
+    def _step_all(self, grads: list[Tensor]) -> None:
+        """Every member of every parameter steps, in place, as torch's Adam."""
+        b1, b2 = self.betas
+        if self.decayed:
+            torch._foreach_mul_(self.params, self.shrink)
+        torch._foreach_lerp_(self.m, grads, 1 - b1)
+        torch._foreach_mul_(self.v, b2)
+        torch._foreach_addcmul_(self.v, grads, grads, value=1 - b2)
+        denominators = torch._foreach_sqrt(self.v)
+        torch._foreach_div_(denominators, self.root_of)
+        torch._foreach_add_(denominators, self.eps)
+        updates = torch._foreach_div(self.m, denominators)
+        torch._foreach_mul_(updates, self.size_of)
+        torch._foreach_sub_(self.params, updates)
 
 
 def _members(p: Tensor) -> tuple[int, ...]:
@@ -145,16 +166,16 @@ def _members(p: Tensor) -> tuple[int, ...]:
 
 class StackedSGD:
     """Plain SGD over stacked parameters, one learning rate and one (L2) weight decay per member, as torch's SGD
-    without momentum computes it: p <- p - lr_i (g + wd_i p), for the members a parameter's mask marks."""
+    without momentum computes it: p <- p - lr_i (g + wd_i p), for the members that ``masks[k]`` marks."""
 
     def __init__(self, params: Sequence[Tensor], lr: Tensor, weight_decay: Tensor):
         self.params, self.lr, self.weight_decay = list(params), lr.double(), weight_decay.double()
 
     @torch.no_grad()
-    def step(self, masks: Sequence[Tensor]) -> None:
+    def step(self, masks: Tensor) -> None:
         for p, on in zip(self.params, masks):
             if p.grad is not None:
-                shape = (-1,) + (1,) * (p.dim() - 1)
+                shape = _members(p)
                 lr, decay = self.lr.to(p.dtype).view(shape), self.weight_decay.to(p.dtype).view(shape)
                 p.copy_(torch.where(on.view(shape), p - lr * (p.grad + decay * p), p))
 
@@ -181,12 +202,24 @@ class _Members:
         self.orders = [torch.Generator().manual_seed(m["seed"]) for m in configs]
         self.recorders = [Recorder(max(1, self.total // 200), self.total) for _ in configs]
         self.outcome: list = [None] * len(configs)
-        self.active = torch.ones(len(configs), dtype=torch.bool, device=device)
-        self.losses = vmap(self._losses_of_one)
+        self.step_inputs: dict[tuple, tuple] = {}  # _inputs_of for each plan of groups met
+        forward = _stacked_forward(self.nets[0])
+        self.losses = vmap(self._losses_of_one) if forward is None else self._losses_of_all(forward)
 
     def _losses_of_one(self, params, x, ys):
         predictions = functional_call(self.nets[0], params, (x,), {"tasks": self.names})
         return torch.stack([t.loss(predictions[t.name], y) for t, y in zip(self.tasks, ys)])
+
+    def _losses_of_all(self, forward):
+        """The members' task losses from their stacked predictions (``_stacked_forward``), the losses vmapped."""
+        losses = vmap(lambda predictions, ys: torch.stack([t.loss(p, y) for t, p, y in
+                                                           zip(self.tasks, predictions, ys)]))
+
+        def of_all(params, x, ys):
+            features = forward["trunk"](params, x)
+            return losses([forward[f"heads.{n}"](params, features) for n in self.names], ys)
+
+        return of_all
 
     def plan(self) -> list[list[tuple[tuple[str, ...], dict[str, float]]]]:
         """Each member's groups for the next batch, in order, each with the coefficient of every task's loss in
@@ -195,12 +228,20 @@ class _Members:
                                                      else [tuple(self.names)])]
                 for s in self.strategies]
 
-    def train_batch(self, batches, step: int, epoch: int) -> None:
+    def batches(self):
+        """Each member's batches of one epoch, in the order its own generator draws (as ``Split.batches`` draws
+        it alone), stacked: (inputs, [targets of each task]), members first."""
+        train = self.suite.train
+        orders = torch.stack([torch.randperm(len(train), generator=order) for order in self.orders])
+        for start in range(0, len(train), self.batch_size):
+            index = orders[:, start:start + self.batch_size]
+            yield train.x[index], [train.y[n][index] for n in self.names]
+
+    def train_batch(self, x: Tensor, ys: list[Tensor], step: int, epoch: int) -> None:
         """One batch of every member still training: its groups stepped in turn, each on the losses of the forward
         pass after the previous group's step, as ``GroupedUpdates.update_groups`` does for one network."""
         start = time.perf_counter()
-        x = torch.stack([b.x for b in batches]).to(self.device)
-        ys = [torch.stack([b.y[n] for b in batches]).to(self.device) for n in self.names]
+        x, ys = x.to(self.device), [y.to(self.device) for y in ys]
         plan = [p if self.outcome[i] is None else [] for i, p in enumerate(self.plan())]
         passes = [len(p) + self._measures_last(i) for i, p in enumerate(plan)]  # forward passes of each member
         traces: list[list[dict]] = [[] for _ in plan]
@@ -239,18 +280,30 @@ class _Members:
 
     def _group_step(self, groups: list, losses: Tensor) -> None:
         """One optimizer step of every member that has a group here, on that group's loss."""
-        coefficients = torch.tensor([[g[1].get(n, 0.0) if g else 0.0 for n in self.names] for g in groups],
-                                    dtype=losses.dtype, device=self.device)
-        stepping = torch.tensor([g is not None for g in groups], device=self.device) & self.active
-        chosen = torch.where(stepping[:, None], losses * coefficients, torch.zeros_like(losses))
+        groups = [g if self.outcome[i] is None else None for i, g in enumerate(groups)]
+        key = tuple(g[0] if g else None for g in groups)
+        if key not in self.step_inputs:
+            if len(self.step_inputs) >= 256:  # random groups seldom repeat: keep the table small
+                self.step_inputs.clear()
+            self.step_inputs[key] = self._inputs_of(groups, losses.dtype)
+        coefficients, stepping, masks = self.step_inputs[key]
         for p in self.params.values():
             p.grad = None
+        chosen = losses * coefficients
+        if stepping is not None:  # the losses of a member that takes no step, NaN ones included, give no gradient
+            chosen = torch.where(stepping[:, None], chosen, torch.zeros_like(chosen))
         chosen.sum().backward()
-        in_group = {n: torch.tensor([bool(g) and n in g[0] for g in groups], device=self.device)
-                    for n in self.names}
-        masks = [stepping if owner is None else stepping & in_group.get(owner, torch.zeros_like(stepping))
-                 for owner in self.owner]
         self.optimizer.step(masks)
+
+    def _inputs_of(self, groups: list, dtype: torch.dtype) -> tuple[Tensor, Tensor | None, Tensor]:
+        """For one plan of groups: the coefficient of every member's task losses, (members, tasks); which members
+        step (None: all of them); and each parameter's mask of the members that step it, (parameters, members)."""
+        coefficients = torch.tensor([[g[1].get(n, 0.0) if g else 0.0 for n in self.names] for g in groups],
+                                    dtype=dtype, device=self.device)
+        stepping = torch.tensor([g is not None for g in groups], device=self.device)
+        masks = torch.tensor([[g is not None and (owner is None or owner in g[0]) for g in groups]
+                              for owner in self.owner], device=self.device)
+        return coefficients, None if bool(stepping.all()) else stepping, masks
 
     def _stop_non_finite(self, losses: Tensor, counted: list, step: int) -> None:
         """Stop each member one of whose ``counted`` tasks has a NaN or infinite loss, with ``fit``'s error."""
@@ -259,7 +312,6 @@ class _Members:
             bad = [t for t, n in enumerate(self.names) if n in names and not finite[i, t]]
             if bad and self.outcome[i] is None:
                 self.outcome[i] = NonFiniteLossError(self.names[bad[0]], float(losses[i, bad[0]]), step)
-                self.active[i] = False
 
     def evaluate(self, step: int) -> None:
         """Every member still training evaluated as ``fit`` evaluates a network: its parameters copied into its
@@ -271,9 +323,39 @@ class _Members:
                         p.copy_(self.params[name][i])
                 recorder.evaluate(net, self.suite, self.tasks, step)
 
+    def training(self) -> bool:
+        """Whether a member is still training (none stopped on a NaN or infinite loss)."""
+        return any(outcome is None for outcome in self.outcome)
+
     def evaluated_after(self, step: int) -> bool:
         asked = (self.eval_every and step % self.eval_every == 0) or step in self.eval_at
         return bool(asked) and step < self.total
+
+
+def _stacked_forward(net: MultiTaskNet) -> dict[str, Callable] | None:
+    """For a network whose trunk and heads are made of linear layers and ReLUs (the clusters MLP): the forward
+    pass of its trunk and of each head (``"heads.NAME"``) on the stacked parameters, as batched matrix products, a
+    function ``(params, h)`` each; vmap's generic rules cost more than the products at this size. None for any
+    other network."""
+    parts = {"trunk": _stacked(net.trunk, "trunk.")}
+    parts.update({f"heads.{n}": _stacked(head, f"heads.{n}.") for n, head in net.heads.items()})
+    return None if any(part is None for part in parts.values()) else parts
+
+
+def _stacked(module: nn.Module, prefix: str) -> Callable | None:
+    """``module`` on stacked inputs ``h`` (members, batch, features) with the stacked parameters named ``prefix...``;
+    None where it holds anything but nn.Linear, nn.ReLU and nn.Sequential of them."""
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        weight, bias = prefix + "weight", prefix + "bias"
+        return lambda params, h: torch.baddbmm(params[bias].unsqueeze(1), h, params[weight].transpose(1, 2))
+    if isinstance(module, nn.ReLU):
+        return lambda params, h: torch.relu(h)
+    if isinstance(module, nn.Sequential):
+        parts = [_stacked(child, f"{prefix}{name}.") for name, child in module.named_children()]
+        if any(part is None for part in parts):
+            return None
+        return lambda params, h: functools.reduce(lambda out, part: part(params, out), parts, h)
+    return None
 
 
 def _coefficients(strategy: Strategy, group: tuple[str, ...]) -> dict[str, float]:
@@ -294,15 +376,15 @@ def fit_members(nets: Sequence[MultiTaskNet], suite: TaskSuite, strategies: Sequ
     members = _Members(nets, suite, strategies, configs, device)
     check_fits(nets[0], suite, members.tasks, device)
     step, epoch = 0, 0
-    while step < members.total and members.active.any():
+    while step < members.total and members.training():
         for strategy in strategies:
             strategy.start_epoch(epoch)
-        for batches in zip(*(suite.train.batches(members.batch_size, order) for order in members.orders)):
-            members.train_batch(batches, step, epoch)
+        for x, ys in members.batches():
+            members.train_batch(x, ys, step, epoch)
             step += 1
             if members.evaluated_after(step):
                 members.evaluate(step)
-            if step >= members.total or not members.active.any():
+            if step >= members.total or not members.training():
                 break
         epoch += 1
     members.evaluate(step)

@@ -117,10 +117,11 @@ class Recorder:
 
     def run(self, tasks: Sequence[Task], step: int, steps_per_epoch: int, device: torch.device) -> Run:
         history, evals = pd.DataFrame(self.rows), pd.DataFrame(self.evals)
-        final = evals[evals.step == step]
         names = [t.name for t in tasks]
-        metrics = {split: {task: {r.metric: r.value for r in final[(final.split == split) & (final.task == task)]
-                                  .itertuples()} for task in names} for split in ("val", "test")}
+        metrics = {split: {task: {} for task in names} for split in ("val", "test")}
+        for row in self.evals:  # the evaluation after the last step
+            if row["step"] == step and row["task"] in metrics[row["split"]]:
+                metrics[row["split"]][row["task"]][row["metric"]] = float(row["value"])
         cost = dict(
             steps=step, epochs=step / steps_per_epoch, forward_passes=int(history.forward_passes.sum()),
             backward_passes=int(history.backward_passes.sum()), optimizer_steps=int(history.optimizer_steps.sum()),
