@@ -5,6 +5,10 @@
 - A run on the CPU computes with one torch thread (``one_thread``) wherever it runs, so its result depends on its
   configuration alone, not on the machine's core count or on how a grid was spread over workers; a worker process
   also keeps the numerical libraries below torch on one thread (``single_threaded_process``).
+- A run on a GPU computes with torch's deterministic algorithms (``deterministic``), cuDNN's among them and its
+  autotuner off, and with the cuBLAS workspace that makes its products reproducible (``CUBLAS_WORKSPACE_CONFIG``,
+  set when mtlutils is imported, since cuBLAS reads it once, at its first product), so that serial, worker and Dask
+  runs of one configuration agree there as on the CPU.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import torch
 DEVICE_VARIABLE = "MTLUTILS_DEVICE"
 RUN_THREADS = 1
 _LIBRARY_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's reproducible products (see above)
 
 
 def device_name(device: str | torch.device = "auto") -> str:
@@ -34,15 +39,26 @@ def device_name(device: str | torch.device = "auto") -> str:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """The device a run trains on here (``device_name``), checked to exist on this machine."""
+    """The device a run trains on here (``device_name``), checked to exist on this machine, and made
+    deterministic (``deterministic``)."""
     name = device_name(device)
     try:
-        return _existing(name)
+        return deterministic(_existing(name))
     except ValueError as error:
         named = os.environ.get(DEVICE_VARIABLE, "").strip()
         if named and str(device) in ("auto", str(_parsed(named))):
             raise _from_variable(named, error) from None
         raise
+
+
+def deterministic(device: torch.device) -> torch.device:
+    """``device``, with torch's deterministic algorithms on where it is a GPU (the CPU's already are): cuDNN's
+    deterministic convolutions, its autotuner off, and a warning for an operation that has no deterministic form."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return device
 
 
 def _from_variable(named: str, error: ValueError) -> ValueError:

@@ -49,19 +49,19 @@ from .tasks import TaskSuite
 from .train import Recorder, check_fits
 
 BATCH_VARIABLE = "MTLUTILS_BATCH"
-DEFAULT_MEMBERS = 8  # on a GPU; on a CPU runs train alone unless MTLUTILS_BATCH asks (see members_per_job)
+DEFAULT_MEMBERS = 8
 STACKABLE = ("averaged", "single_task", "alternated", "random_groups", "count_matched_groups", "selective_groups")
 MEMBER_SETTINGS = ("seed", "lr", "weight_decay")  # and an averaged loss's weights
 STACKS_ON = {"clusters": ("cpu", "cuda"), "multimnist": ("cuda",), "digit_attributes": ("cuda",)}  # device kinds
 
 
 def members_per_job() -> int:
-    """``$MTLUTILS_BATCH``, the most runs trained as one stacked network (1: none). By default ``DEFAULT_MEMBERS``
-    where torch sees a GPU, and 1 on a CPU: on two CPU cores the small-mode book took 22.4 minutes stacked against
-    21.2 alone (its LeNet runs do not stack there, and its short MLP runs gained nothing in the chapters)."""
+    """``$MTLUTILS_BATCH``, the most runs trained as one stacked network (1: none), by default ``DEFAULT_MEMBERS``.
+    On a CPU only the MLP stacks (``STACKS_ON``): from an empty cache on two cores, the small-mode book took 17.9
+    minutes so against 19.1 with ``MTLUTILS_BATCH=1`` (chapter 1, all MLP, 98 s against 124)."""
     text = os.environ.get(BATCH_VARIABLE, "").strip()
     if not text:
-        return DEFAULT_MEMBERS if torch.cuda.is_available() else 1
+        return DEFAULT_MEMBERS
     if not text.isdigit() or int(text) < 1:
         raise ValueError(f"{BATCH_VARIABLE} must be a positive integer (the most runs trained at once as one "
                          f"stacked network; 1 trains every run alone), not {text!r}.")
@@ -372,7 +372,17 @@ def fit_members(nets: Sequence[MultiTaskNet], suite: TaskSuite, strategies: Sequ
     """Train the members of one job (``nets[i]`` with ``strategies[i]``, set up, and the completed ``configs[i]``,
     which share a signature) as one stacked network, as ``fit`` trains each alone: the same batches, groups,
     losses, evaluations and records. A member whose loss becomes NaN or infinite stops there, alone: its entry is
-    the NonFiniteLossError that ``fit`` would raise, and the others train on."""
+    the NonFiniteLossError that ``fit`` would raise, and the others train on. A job too large for the device's
+    memory stops with a MemoryError that says which ``MTLUTILS_BATCH`` to set."""
+    try:
+        return _fit_members(nets, suite, strategies, configs, device)
+    except torch.cuda.OutOfMemoryError:
+        raise MemoryError(f"{len(nets)} runs stacked as one network do not fit in the memory of {device}: set "
+                          f"{BATCH_VARIABLE}={max(1, len(nets) // 2)} or fewer ({BATCH_VARIABLE}=1 trains every run "
+                          "alone).") from None
+
+
+def _fit_members(nets, suite, strategies, configs, device) -> list[Run | NonFiniteLossError]:
     members = _Members(nets, suite, strategies, configs, device)
     check_fits(nets[0], suite, members.tasks, device)
     step, epoch = 0, 0

@@ -168,3 +168,17 @@ def test_a_malformed_batch_variable_is_refused_before_any_run(value, tmp_path, m
     with pytest.raises(ValueError, match="MTLUTILS_BATCH must be a positive integer"):
         experiments.run_grid([dict(dataset="clusters", size="smoke", epochs=1)], tmp_path, progress=False)
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_a_job_too_large_for_the_devices_memory_names_the_batch_to_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTLUTILS_WORKERS", "1")
+    monkeypatch.setenv("MTLUTILS_BATCH", "4")
+
+    def out_of_memory(*args, **kwargs):  # what torch raises when a GPU's memory runs out
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(stacked._Members, "train_batch", out_of_memory)
+    grid = experiments.grid(dict(dataset="clusters", size="smoke", epochs=1), seed=range(4))
+    with pytest.raises(experiments.GridError, match=r"4 runs stacked as one network do not fit in the memory of "
+                                                     r"cpu: set MTLUTILS_BATCH=2 or fewer"):
+        experiments.run_grid(grid, tmp_path, progress=False)

@@ -1,9 +1,10 @@
 import dataclasses
+import os
 
 import pytest
 import torch
 
-from mtlutils import data, models, strategies, train
+from mtlutils import data, models, runtime, strategies, train
 from mtlutils.tasks import Split
 from mtlutils.strategies import Alternated, Averaged, NonFiniteLossError, adam, sgd
 from mtlutils.runtime import resolve_device
@@ -169,3 +170,19 @@ def test_the_shape_check_leaves_the_network_as_it_was(suite):
     before = {k: v.clone() for k, v in net.state_dict().items()}
     train.check_fits(net, suite, suite.tasks, torch.device("cpu"))
     assert net.training and all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_a_run_on_a_gpu_uses_deterministic_algorithms_and_one_on_the_cpu_changes_nothing():
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"  # set on import, before any product on a GPU
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+              torch.backends.cudnn.benchmark)
+    try:
+        assert runtime.deterministic(torch.device("cpu")) == torch.device("cpu")
+        assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+                torch.backends.cudnn.benchmark) == before
+        runtime.deterministic(torch.device("cuda"))
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1:]

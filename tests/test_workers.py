@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from mtlutils import experiments, workers
 from tests import jobs
@@ -49,7 +50,12 @@ def test_local_workers_give_the_serial_results_bit_for_bit(tmp_path, monkeypatch
 
 def test_the_worker_count_is_read_and_checked(monkeypatch):
     monkeypatch.delenv("MTLUTILS_WORKERS", raising=False)
-    assert workers.worker_count() == os.cpu_count()
+    monkeypatch.delenv("MTLUTILS_DEVICE", raising=False)
+    assert workers.worker_count() == (max(1, torch.cuda.device_count()) if torch.cuda.is_available()
+                                      else os.cpu_count())
+    monkeypatch.setenv("MTLUTILS_DEVICE", "cuda")  # runs bound for the GPU: one worker per GPU, at least one
+    assert workers.worker_count() == max(1, torch.cuda.device_count())
+    monkeypatch.delenv("MTLUTILS_DEVICE")
     monkeypatch.setenv("MTLUTILS_WORKERS", "3")
     assert workers.worker_count() == 3 and workers.where() == "in 3 worker processes"
     for bad in ("0", "two", "-1"):
