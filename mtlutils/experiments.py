@@ -97,7 +97,8 @@ class GridError(RuntimeError):
 def run_grid(configs: Iterable[Mapping], cache_dir: str | Path | None = None, progress: bool = True) -> list[Run]:
     """Every configuration's run: read from the cache, fetched from the book's site (``mtlutils.published``), or
     trained where ``mtlutils.workers`` sends the runs (on this machine's cores by default) and stored as each one
-    finishes. One progress bar counts the runs trained, found in the cache and failed. Failed runs raise one GridError after the others have finished."""
+    finishes. One progress bar counts the runs trained, found in the cache and failed. Failed runs raise one
+    GridError after the others have finished."""
     resolved = [resolve(c) for c in configs]
     store = cache.RunCache(cache_dir if cache_dir is not None else cache.default_cache_dir())
     unique = {config_key(c): c for c in resolved}  # a configuration asked for twice trains once

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
 import urllib.request
 import warnings
 from concurrent.futures import ThreadPoolExecutor

@@ -58,7 +58,7 @@ STACKS_ON = {"clusters": ("cpu", "cuda"), "multimnist": ("cuda",), "digit_attrib
 def members_per_job() -> int:
     """``$MTLUTILS_BATCH``, the most runs trained as one stacked network (1: none), by default ``DEFAULT_MEMBERS``.
     On a CPU only the MLP stacks (``STACKS_ON``): from an empty cache on two cores, the small-mode book took 17.9
-    minutes so against 19.1 with ``MTLUTILS_BATCH=1`` (chapter 1, all MLP, 98 s against 124)."""
+    minutes stacked against 19.1 with ``MTLUTILS_BATCH=1`` (chapter 1, all MLP, 98 s against 124)."""
     text = os.environ.get(BATCH_VARIABLE, "").strip()
     if not text:
         return DEFAULT_MEMBERS
