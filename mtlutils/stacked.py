@@ -19,11 +19,15 @@ at 10, 11.7x at 32 on an H200). What stacks there, with Adam or SGD, on networks
 - the grouped updates (``alternated``, ``random_groups``, ``count_matched_groups``, ``selective_groups``), each
   member with its own groups: a member's heads outside its group, and a member with fewer groups in a batch, take
   no step at all (no gradient, as ``fit`` gives them), never a step with a zero gradient; selective group updates
-  keep each member's proximal affinity, measured on the forward passes between its group steps.
+  keep each member's proximal affinity, measured on the forward passes between its group steps;
+- torchjd's scalarizers that learn nothing and keep nothing between steps (``STATELESS_SCALARIZERS``: the
+  geometric mean, STCH, COSMOS): each member's own scalarizer on its own losses, its task weights recorded.
 What trains alone, and why:
 - ``affinity_probe``: TAG's lookahead takes a trial step of each member's network of its own;
-- torchjd's aggregators, scalarizers and split-batch weightings: torchjd computes on one network's Jacobian or
-  losses; stacking them means a loop over members inside every step, not written yet;
+- torchjd's aggregators and split-batch weightings (they compute on one network's Jacobian), and the scalarizers
+  with state: UW's and IMTL-L's learned parameters, FAMO's logits and its own optimizer, DWA's loss history, the
+  random weights' draws from the global generator, and PBI, whose default weights are float32 whatever the
+  network's type; stacking them means a member's state inside every step, not written yet;
 - ``idle_heads="moving"`` and ``optimizer_per_group=True``: one optimizer per group, or zero gradients that step;
 - gradient cosines (``gradient_cosine_every``), and networks with batch norm (CelebA's ResNet, NYUv2's SegNet),
   whose running statistics would need a functional batch norm;
@@ -44,13 +48,15 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from .models import MultiTaskNet
 from .record import Run
-from .strategies import GroupedUpdates, NonFiniteLossError, SelectiveGroups, StepRecord, Strategy
+from .strategies import GroupedUpdates, NonFiniteLossError, Scalarized, SelectiveGroups, StepRecord, Strategy
 from .tasks import TaskSuite
 from .train import Recorder, check_fits
 
 BATCH_VARIABLE = "MTLUTILS_BATCH"
 DEFAULT_MEMBERS = 8
-STACKABLE = ("averaged", "single_task", "alternated", "random_groups", "count_matched_groups", "selective_groups")
+STACKABLE = ("averaged", "single_task", "alternated", "random_groups", "count_matched_groups", "selective_groups",
+             "scalarized")
+STATELESS_SCALARIZERS = ("geometric_mean", "stch", "cosmos")  # nothing learned, nothing kept between steps
 MEMBER_SETTINGS = ("seed", "lr", "weight_decay")  # and an averaged loss's weights
 STACKS_ON = {"clusters": ("cpu", "cuda"), "multimnist": ("cuda",), "digit_attributes": ("cuda",)}  # device kinds
 
@@ -73,6 +79,7 @@ def signature(c: Mapping) -> str | None:
     options = c["strategy_kwargs"]
     if (c["strategy"] not in STACKABLE or c["optimizer"] not in OPTIMIZERS or c["gradient_cosine_every"]
             or options.get("idle_heads", "still") != "still" or options.get("optimizer_per_group", False)
+            or c["strategy"] == "scalarized" and options.get("scalarizer", "uw") not in STATELESS_SCALARIZERS
             or torch.device(c["device"]).type not in STACKS_ON.get(c["dataset"], ())):
         return None
     shared = {k: v for k, v in c.items() if k not in MEMBER_SETTINGS}
@@ -203,6 +210,8 @@ class _Members:
         self.recorders = [Recorder(max(1, self.total // 200), self.total) for _ in configs]
         self.outcome: list = [None] * len(configs)
         self.step_inputs: dict[tuple, tuple] = {}  # _inputs_of for each plan of groups met
+        self.scalarized = isinstance(strategies[0], Scalarized)  # a job's members share their strategy
+        self.task_weights: Tensor | None = None  # a scalarizer's weight of each task's loss in the last step
         forward = _stacked_forward(self.nets[0])
         self.losses = vmap(self._losses_of_one) if forward is None else self._losses_of_all(forward)
 
@@ -264,6 +273,8 @@ class _Members:
                 record = StepRecord(traces[i][0], groups, passes[i], len(groups), len(groups), seconds)
                 if isinstance(strategy, SelectiveGroups):
                     record.extra.update(strategy.after_groups(groups, traces[i]))
+                if self.scalarized:
+                    record.extra["task_weights"] = self.task_weights[i].detach().cpu().double().numpy()
                 recorder.step(step, epoch, record)
 
     def _measures_last(self, i: int) -> bool:
@@ -289,9 +300,14 @@ class _Members:
         coefficients, stepping, masks = self.step_inputs[key]
         for p in self.params.values():
             p.grad = None
-        chosen = losses * coefficients
+        if self.scalarized:  # each member's torchjd scalarizer on its own losses, as ``Scalarized`` steps alone
+            chosen = torch.stack([s.module(row) for s, row in zip(self.strategies, losses)])
+            (self.task_weights,) = torch.autograd.grad(chosen.sum(), losses, retain_graph=True)
+        else:
+            chosen = losses * coefficients
         if stepping is not None:  # the losses of a member that takes no step, NaN ones included, give no gradient
-            chosen = torch.where(stepping[:, None], chosen, torch.zeros_like(chosen))
+            keep = stepping.view(-1, *[1] * (chosen.dim() - 1))
+            chosen = torch.where(keep, chosen, torch.zeros_like(chosen))
         chosen.sum().backward()
         self.optimizer.step(masks)
 

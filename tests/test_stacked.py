@@ -30,6 +30,8 @@ FAMILIES = {  # one configuration of each family that stacks, with what each mem
     "selective groups": dict(strategy="selective_groups", strategy_kwargs={"warmup": 2, "beta": 0.1}),
     "selective groups, as coded": dict(strategy="selective_groups", strategy_kwargs={
         "warmup": 1, "beta": 0.2, "attribution": "as_coded", "measure_last": False, "regroup_every": 2}),
+    **{f"scalarized, {name}": dict(strategy="scalarized", strategy_kwargs={"scalarizer": name})
+       for name in stacked.STATELESS_SCALARIZERS},
 }
 MEMBERS = [dict(seed=0, lr=3e-3, weight_decay=0.0), dict(seed=1, lr=1e-2, weight_decay=1e-2),
            dict(seed=2, lr=3e-3, weight_decay=0.0)]
@@ -74,7 +76,11 @@ def largest_difference(a, b) -> float:
     losses = np.abs(a.history.filter(like="loss").to_numpy() - b.history.filter(like="loss").to_numpy()).max()
     assert [step for step, _ in a.affinity] == [step for step, _ in b.affinity]
     affinity = max((np.abs(x - y).max() for (_, x), (_, y) in zip(a.affinity, b.affinity)), default=0.0)
-    return max(losses, affinity, np.abs(a.evals.value.to_numpy() - b.evals.value.to_numpy()).max())
+    weights = [(s, w) for s, w in a.measurements.get("task_weights", [])]  # a scalarizer's weights, step by step
+    assert [s for s, _ in weights] == [s for s, _ in b.measurements.get("task_weights", [])]
+    weights = max((np.abs(w - v).max() for (_, w), (_, v) in zip(weights, b.measurements.get("task_weights", []))),
+                  default=0.0)
+    return max(losses, affinity, weights, np.abs(a.evals.value.to_numpy() - b.evals.value.to_numpy()).max())
 
 
 @pytest.fixture(scope="module")
