@@ -26,8 +26,8 @@ What trains alone, and why:
 - ``affinity_probe``: TAG's lookahead takes a trial step of each member's network of its own;
 - torchjd's aggregators and split-batch weightings (they compute on one network's Jacobian), and the scalarizers
   with state: UW's and IMTL-L's learned parameters, FAMO's logits and its own optimizer, DWA's loss history, the
-  random weights' draws from the global generator, and PBI, whose default weights are float32 whatever the
-  network's type; stacking them means a member's state inside every step, not written yet;
+  random weights' draws from the global generator (stacking them means a member's state inside every step, not
+  written yet), and PBI, not checked yet: its default weights are float32, so the float64 test cannot run it;
 - ``idle_heads="moving"`` and ``optimizer_per_group=True``: one optimizer per group, or zero gradients that step;
 - gradient cosines (``gradient_cosine_every``), and networks with batch norm (CelebA's ResNet, NYUv2's SegNet),
   whose running statistics would need a functional batch norm;
