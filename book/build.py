@@ -138,17 +138,16 @@ def used_runs(cache_dir: Path, since: float) -> list[Path]:
 
 
 def ship_runs(runs: Iterable[Path], out_dir: Path) -> None:
-    """Copy the run files ``runs`` into ``out_dir`` with ``index.json``, the list of their keys, which a reader's
-    chapter reads once before fetching the runs it lacks (``mtlutils.published``)."""
-    from mtlutils import cache
+    """Copy the run files ``runs`` into ``out_dir`` with the index of their keys, which a reader's chapter reads
+    once before fetching the runs it lacks (``mtlutils.published``)."""
+    from mtlutils import published
 
     shutil.rmtree(out_dir, ignore_errors=True)  # the runs of an earlier build of this site go
     out_dir.mkdir(parents=True)
-    keys = []
+    runs = list(runs)
     for path in runs:
         shutil.copy(path, out_dir / path.name)
-        keys.append(path.stem)
-    (out_dir / "index.json").write_text(json.dumps({"format": cache.FORMAT, "keys": keys}))
+    (out_dir / published.INDEX).write_bytes(published.index([path.stem for path in runs]))
 
 
 def timings_table(executed_dir: Path) -> str:

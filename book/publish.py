@@ -19,8 +19,10 @@ from editions import ROOT
 
 def check_site(html: Path) -> None:
     """Refuse a site that lacks what the published book needs, naming it and the command that builds it."""
+    from mtlutils import published
+
     needed = [html / "index.html", html / urls.NOTEBOOKS_DIR, html / urls.WHEELS_DIR / urls.wheel_name(),
-              html / urls.RUNS_DIR / "index.json"]
+              html / urls.RUNS_DIR / published.INDEX]
     missing = [str(path) for path in needed if not path.exists()]
     if missing:
         raise FileNotFoundError(f"The site in {html} is not a built book: {', '.join(missing)} missing. Build it "

@@ -195,8 +195,8 @@ def folded(label: str, parts: list) -> list[nbformat.NotebookNode]:
 def reader_edition(notebook: nbformat.NotebookNode, source: str | None = None,
                    solution: Callable[[str, list], list] = folded) -> nbformat.NotebookNode:
     """The reader edition of a chapter's ``notebook`` (executed or not); ``source`` is what its first cell installs
-    mtlutils from (default: the wheel on the book's site); ``solution(label, parts)`` gives the cells that stand for a solution
-    (default: `folded`)."""
+    mtlutils from (default: the wheel on the book's site); ``solution(label, parts)`` gives the cells that stand for
+    a solution (default: `folded`)."""
     url, glued, numbers = urls.references_url(), glued_values(notebook), [0]
     cells = [nbformat.v4.new_code_cell(INSTALL.format(source=source or urls.wheel_url(), runs=urls.runs_url()))]
     label, parts, inside = None, None, None  # the solution being collected, its parts, and the one still open

@@ -23,6 +23,7 @@ from .record import Run
 
 TIMEOUT_SECONDS = 20
 AT_ONCE = 8  # downloads in flight at a time
+INDEX = "index.json"  # beside the run files: the keys of the runs the folder holds
 
 
 class PublishedRunsUnavailable(UserWarning):
@@ -43,16 +44,21 @@ def _get(url: str) -> bytes:
         return response.read()
 
 
+def index(keys: list[str]) -> bytes:
+    """The contents of ``INDEX`` for a folder of run files with these ``keys``, as the build writes it."""
+    return json.dumps({"format": cache.FORMAT, "keys": list(keys)}).encode()
+
+
 @once
 def published_keys(url: str) -> frozenset[str]:
     """The keys that the index at ``url`` lists, read once per process; none, said once, when it cannot be read
     or was written by another version of the cache."""
     try:
-        index = json.loads(_get(url + "index.json"))
-        if index.get("format") != cache.FORMAT:
-            raise ValueError(f"its runs were written by version {index.get('format')} of the cache, not "
+        listed = json.loads(_get(url + INDEX))
+        if listed.get("format") != cache.FORMAT:
+            raise ValueError(f"its runs were written by version {listed.get('format')} of the cache, not "
                              f"{cache.FORMAT}")
-        return frozenset(index["keys"])
+        return frozenset(listed["keys"])
     except (OSError, ValueError, KeyError, AttributeError) as error:  # URLError and timeouts are OSErrors
         reason = getattr(error, "reason", error)
         warnings.warn(f"The book's runs at {url} cannot be used ({reason}); runs missing from the local cache "

@@ -28,7 +28,7 @@ def book_runs(tmp_path_factory):
         patch.setenv("MTLUTILS_BATCH", "1")  # alone, as a run retrained here alone trains
         runs = experiments.run_grid(GRID, folder, progress=False)
     files = {path.name: path.read_bytes() for path in folder.glob("*.json")}
-    files["index.json"] = json.dumps({"format": cache.FORMAT, "keys": [name[:-5] for name in files]}).encode()
+    files["index.json"] = published.index([name[:-5] for name in files])
     return files, runs
 
 

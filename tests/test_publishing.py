@@ -87,7 +87,8 @@ def test_every_url_follows_where_the_book_lives(monkeypatch):
     assert all(re.search(r"[Ss]omeone", url) and "mtl-book" not in url for url in derived)
     assert repr(urls.wheel_url()) in cell and repr(urls.runs_url()) in cell
     monkeypatch.setenv("BOOK_REPOSITORY", "Someone/someone.github.io")  # the owner's own site
-    assert urls.site_url() == "https://someone.github.io/" and urls.wheel_url().startswith("https://someone.github.io/_")
+    assert urls.site_url() == "https://someone.github.io/"
+    assert urls.wheel_url().startswith("https://someone.github.io/_")
     for bad in ("someone", "a/b/c", "https://github.com/a/b", "a/b.git"):
         monkeypatch.setenv("BOOK_REPOSITORY", bad)
         with pytest.raises(ValueError, match=r"BOOK_REPOSITORY gives .* give it as owner/name"):
