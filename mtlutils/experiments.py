@@ -72,10 +72,7 @@ def _train_job(job: list[dict]) -> list[Run | workers.Failure]:
         suite = _suite_of(c)
         nets = [models.for_suite(suite, seed=m["seed"], **m["model"]) for m in job]
         device = runtime.resolve_device(c["device"])
-        strategies = [build_strategy(m) for m in job]
-        for net, strategy, m in zip(nets, strategies, job):
-            strategy.setup(net.to(device), suite.tasks, seed=m["seed"])
-        outcomes = stacked.fit_members(nets, suite, strategies, job, device)
+        outcomes = stacked.fit_members(nets, suite, [build_strategy(m) for m in job], job, device)
     return [workers.Failure(f"{type(o).__name__}: {o}") if isinstance(o, Exception) else o for o in outcomes]
 
 

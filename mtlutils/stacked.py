@@ -3,35 +3,41 @@
 A grid's runs often differ only in what a stacked network can hold per member: the seed (the initialisation, the
 order of the batches and any random groups), the learning rate, the weight decay and the weights of an averaged
 loss. Such runs form a job (``jobs``) of at most ``$MTLUTILS_BATCH`` members (``members_per_job``; 1 turns stacking
-off): their networks' parameters are stacked (``torch.func.stack_module_state``), one ``vmap``-ed forward pass gives
+off): their networks' parameters are stacked (``torch.func.stack_module_state``), one forward pass gives
 every member's task losses on its own batch, one backward pass every member's gradients, and one optimizer step
 (``StackedAdam``, ``StackedSGD``) updates every member with its own learning rate and weight decay. Each member's
 ``Run`` is what its configuration alone gives, up to float rounding (``tests/test_stacked.py`` states how close),
 so it is cached under its own configuration's key.
 
-Where it stacks (``STACKS_ON``): the clusters MLP on every device, its layers as batched matrix products
-(``_stacked_forward``; on two CPU cores, 2.35x the runs per minute of runs alone with two workers:
-``benchmarks/grid_throughput.py --stacked --repeats 3``); LeNet (MultiMNIST, the
-digit attributes) on a GPU only: on a CPU, vmap runs its convolutions as grouped convolutions, slower than separate
-ones (0.66x on two cores), while on a GPU one stacked step replaces many kernel launches (1.6x at 4 members, 4.6x
-at 10, 11.7x at 32 on an H200). What stacks there, with Adam or SGD, on networks without buffers:
+What stacks (``signature``), with Adam or SGD, on every device: the networks of the clusters, MultiMNIST and
+digit-attribute suites (``STACKED_DATASETS``: the MLP and LeNet, which hold no buffers), their linear layers as
+batched matrix products and their convolutions as one grouped convolution in the channels-last layout
+(``_stacked_forward``), trained by
 - the averaged loss, with any weights, and single-task training;
 - the grouped updates (``alternated``, ``random_groups``, ``count_matched_groups``, ``selective_groups``), each
   member with its own groups: a member's heads outside its group, and a member with fewer groups in a batch, take
   no step at all (no gradient, as ``fit`` gives them), never a step with a zero gradient; selective group updates
   keep each member's proximal affinity, measured on the forward passes between its group steps;
-- torchjd's scalarizers that learn nothing and keep nothing between steps (``STATELESS_SCALARIZERS``: the
-  geometric mean, STCH, COSMOS): each member's own scalarizer on its own losses, its task weights recorded.
+- every torchjd aggregator of ``AGGREGATORS``: each member's Jacobian of its task losses by its shared parameters
+  (a backward pass per task gives every member's row), aggregated by the member's own aggregator, state included;
+- every torchjd scalarizer of ``SCALARIZERS``: each member's own scalarizer on its own
+  losses, its task weights recorded; UW's and IMTL-L's parameters stepped by an optimizer of the member's own,
+  FAMO's logits updated from the member's losses after the step, DWA's history kept per member.
+Where a method draws random numbers (random weights, PCGrad's and GradVac's orders, GradDrop's masks), each member
+draws from its own copy of torch's global generator, seeded as ``fit`` seeds it, so it draws what it draws alone.
 What trains alone, and why:
 - ``affinity_probe``: TAG's lookahead takes a trial step of each member's network of its own;
-- torchjd's aggregators and split-batch weightings (they compute on one network's Jacobian), and the scalarizers
-  with state: UW's and IMTL-L's learned parameters, FAMO's logits and its own optimizer, DWA's loss history, the
-  random weights' draws from the global generator (stacking them means a member's state inside every step, not
-  written yet), and PBI, not checked yet: its default weights are float32, so the float64 test cannot run it;
+- ``split_batch_weighted`` (MoDo, SDMGrad): each member's Jacobians on two or three parts of its batch; not
+  stacked yet;
 - ``idle_heads="moving"`` and ``optimizer_per_group=True``: one optimizer per group, or zero gradients that step;
 - gradient cosines (``gradient_cosine_every``), and networks with batch norm (CelebA's ResNet, NYUv2's SegNet),
-  whose running statistics would need a functional batch norm;
-- LeNet on a CPU (above).
+  whose running statistics would need a functional batch norm.
+
+How much it saves (``benchmarks/grid_throughput.py --stacked``): on a CPU the MLP's step is nearly all overhead,
+which stacking shares (3.2x the runs per minute of runs alone on two cores), while LeNet's is mostly convolution
+arithmetic, which a grouped convolution computes at about the cost of the separate ones (1.2x; its aggregators
+1.7x, since their per-task backward passes are shared too); on a GPU one stacked step replaces many kernel
+launches (LeNet 1.6x at 4 members, 4.6x at 10, 11.7x at 32 on an H200).
 """
 
 from __future__ import annotations
@@ -44,27 +50,27 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch.func import functional_call, stack_module_state, vmap
+from torchjd import scalarization
 
 from .models import MultiTaskNet
 from .record import Run
-from .strategies import GroupedUpdates, NonFiniteLossError, Scalarized, SelectiveGroups, StepRecord, Strategy
+from .strategies import (Aggregated, GroupedUpdates, NonFiniteLossError, Scalarized, SelectiveGroups, StepRecord,
+                         Strategy)
 from .tasks import TaskSuite
 from .train import Recorder, check_fits
 
 BATCH_VARIABLE = "MTLUTILS_BATCH"
 DEFAULT_MEMBERS = 8
 STACKABLE = ("averaged", "single_task", "alternated", "random_groups", "count_matched_groups", "selective_groups",
-             "scalarized")
-STATELESS_SCALARIZERS = ("geometric_mean", "stch", "cosmos")  # nothing learned, nothing kept between steps
+             "aggregated", "scalarized")
 MEMBER_SETTINGS = ("seed", "lr", "weight_decay")  # and an averaged loss's weights
-STACKS_ON = {"clusters": ("cpu", "cuda"), "multimnist": ("cuda",), "digit_attributes": ("cuda",)}  # device kinds
+STACKED_DATASETS = ("clusters", "multimnist", "digit_attributes")
 
 
 def members_per_job() -> int:
-    """``$MTLUTILS_BATCH``, the most runs trained as one stacked network (1: none), by default ``DEFAULT_MEMBERS``.
-    On a CPU only the MLP stacks (``STACKS_ON``): from an empty cache on two cores, the small-mode book took 17.9
-    minutes stacked against 19.1 with ``MTLUTILS_BATCH=1`` (chapter 1, all MLP, 98 s against 124)."""
+    """``$MTLUTILS_BATCH``, the most runs trained as one stacked network (1: none), by default ``DEFAULT_MEMBERS``."""
     text = os.environ.get(BATCH_VARIABLE, "").strip()
     if not text:
         return DEFAULT_MEMBERS
@@ -79,8 +85,7 @@ def signature(c: Mapping) -> str | None:
     options = c["strategy_kwargs"]
     if (c["strategy"] not in STACKABLE or c["optimizer"] not in OPTIMIZERS or c["gradient_cosine_every"]
             or options.get("idle_heads", "still") != "still" or options.get("optimizer_per_group", False)
-            or c["strategy"] == "scalarized" and options.get("scalarizer", "uw") not in STATELESS_SCALARIZERS
-            or torch.device(c["device"]).type not in STACKS_ON.get(c["dataset"], ())):
+            or c["dataset"] not in STACKED_DATASETS):
         return None
     shared = {k: v for k, v in c.items() if k not in MEMBER_SETTINGS}
     shared["strategy_kwargs"] = {k: v for k, v in options.items() if k != "weights"}
@@ -129,12 +134,30 @@ class StackedAdam:
         self.roots = torch.zeros_like(self.sizes)
         self.size_of = [self.sizes[k].view(_members(p)) for k, p in enumerate(self.params)]
         self.root_of = [self.roots[k].view(_members(p)) for k, p in enumerate(self.params)]
+        # while every step has moved every member (``in_step``): torch's fused Adam with a learning rate of 1 on
+        # stand-ins for the parameters, whose moves are then scaled by each member's learning rate
+        self.in_step = True
+        self.steps = [torch.zeros((), dtype=torch.float32, device=lr.device) for _ in self.params]
+        self.moves = [torch.zeros_like(p) for p in self.params]
+        self.rates = [lr.to(p.dtype).view(_members(p)) for p in self.params]
 
     @torch.no_grad()
-    def step(self, masks: Tensor) -> None:
+    def step(self, masks: Tensor | None) -> None:
+        """One step of the members that ``masks`` marks for each parameter, (parameters, members); None: every
+        member steps every parameter."""
+        if masks is None and all(p.grad is not None for p in self.params):
+            self.counts += 1
+            if self.in_step:
+                self._fused_step([p.grad for p in self.params])
+                return
+            masks = torch.ones_like(self.counts, dtype=torch.bool)
+        else:
+            if masks is None:
+                masks = torch.ones_like(self.counts, dtype=torch.bool)
+            masks = masks & torch.tensor([p.grad is not None for p in self.params], device=masks.device)[:, None]
+            self.counts += masks
+            self.in_step = False
         b1, b2 = self.betas
-        masks = masks & torch.tensor([p.grad is not None for p in self.params], device=masks.device)[:, None]
-        self.counts += masks
         t = self.counts.clamp(min=1)
         self.sizes.copy_(self.lr / (1 - b1 ** t))
         self.roots.copy_((1 - b2 ** t).sqrt())
@@ -149,6 +172,19 @@ class StackedAdam:
             m.copy_(torch.where(keep, m.lerp(g, 1 - b1), m))
             v.copy_(torch.where(keep, v * b2 + (1 - b2) * g * g, v))
             p.copy_(torch.where(keep, p - m / (v.sqrt() / self.root_of[k]).add_(self.eps) * self.size_of[k], p))
+
+    def _fused_step(self, grads: list[Tensor]) -> None:
+        """Every member of every parameter steps, every earlier step having moved them all: torch's fused Adam
+        computes the moves at a learning rate of 1, each member's then scaled by its own learning rate."""
+        b1, b2 = self.betas
+        torch._foreach_zero_(self.moves)
+        torch._foreach_add_(self.steps, 1)
+        torch._fused_adam_(self.moves, grads, self.m, self.v, [], self.steps, lr=1.0, beta1=b1, beta2=b2,
+                           weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
+        if self.decayed:
+            torch._foreach_mul_(self.params, self.shrink)
+        torch._foreach_mul_(self.moves, self.rates)
+        torch._foreach_add_(self.params, self.moves)
 
     def _step_all(self, grads: list[Tensor]) -> None:
         """Every member of every parameter steps, in place, as torch's Adam."""
@@ -179,7 +215,9 @@ class StackedSGD:
         self.params, self.lr, self.weight_decay = list(params), lr.double(), weight_decay.double()
 
     @torch.no_grad()
-    def step(self, masks: Tensor) -> None:
+    def step(self, masks: Tensor | None) -> None:
+        if masks is None:
+            masks = torch.ones(len(self.params), len(self.lr), dtype=torch.bool, device=self.lr.device)
         for p, on in zip(self.params, masks):
             if p.grad is not None:
                 shape = _members(p)
@@ -193,7 +231,7 @@ OPTIMIZERS = {"adam": StackedAdam, "sgd": StackedSGD}
 class _Members:
     """The members of one job as one stacked network: their parameters, optimizer, batch orders and records."""
 
-    def __init__(self, nets, suite: TaskSuite, strategies: Sequence[Strategy], configs, device):
+    def __init__(self, nets, suite: TaskSuite, strategies: Sequence[Strategy], configs, device, random_states):
         c = configs[0]
         self.nets, self.suite, self.strategies, self.device = list(nets), suite, list(strategies), device
         self.tasks = strategies[0].tasks
@@ -211,8 +249,19 @@ class _Members:
         self.outcome: list = [None] * len(configs)
         self.step_inputs: dict[tuple, tuple] = {}  # _inputs_of for each plan of groups met
         self.scalarized = isinstance(strategies[0], Scalarized)  # a job's members share their strategy
+        self.aggregated = isinstance(strategies[0], Aggregated)
         self.task_weights: Tensor | None = None  # a scalarizer's weight of each task's loss in the last step
-        forward = _stacked_forward(self.nets[0])
+        self.shared = [p for p, owner in zip(self.params.values(), self.owner) if owner is None]
+        self.heads = {n: [p for p, owner in zip(self.params.values(), self.owner) if owner == n] for n in self.names}
+        # the scalarizer parameters that UW and IMTL-L learn with the network: each member's, stepped by an
+        # optimizer of its own from its strategy's factory (Adam and SGD step each parameter on its own)
+        self.learned = [list(s.module.parameters()) if self.scalarized and s._learned_with_the_network else []
+                        for s in self.strategies]
+        self.learned_optimizers = [s.optimizer_factory(ps) if ps else None for s, ps in zip(self.strategies,
+                                                                                              self.learned)]
+        self.famo = self.scalarized and isinstance(strategies[0].module, scalarization.FAMO)
+        self.random_states = list(random_states)
+        forward = _stacked_forward(self.nets[0], len(self.nets))
         self.losses = vmap(self._losses_of_one) if forward is None else self._losses_of_all(forward)
 
     def _losses_of_one(self, params, x, ys):
@@ -220,9 +269,15 @@ class _Members:
         return torch.stack([t.loss(predictions[t.name], y) for t, y in zip(self.tasks, ys)])
 
     def _losses_of_all(self, forward):
-        """The members' task losses from their stacked predictions (``_stacked_forward``), the losses vmapped."""
-        losses = vmap(lambda predictions, ys: torch.stack([t.loss(p, y) for t, p, y in
-                                                           zip(self.tasks, predictions, ys)]))
+        """The members' task losses from their stacked predictions (``_stacked_forward``): each task's from its
+        ``sample_loss`` on all members' samples at once where it has one, else vmapped."""
+        if all(t.sample_loss is not None for t in self.tasks):
+            def losses(predictions, ys):
+                return torch.stack([t.sample_loss(p.flatten(0, 1), y.flatten(0, 1)).view(len(y), -1).mean(1)
+                                    for t, p, y in zip(self.tasks, predictions, ys)], dim=1)
+        else:
+            losses = vmap(lambda predictions, ys: torch.stack([t.loss(p, y) for t, p, y in
+                                                               zip(self.tasks, predictions, ys)]))
 
         def of_all(params, x, ys):
             features = forward["trunk"](params, x)
@@ -253,6 +308,7 @@ class _Members:
         x, ys = x.to(self.device), [y.to(self.device) for y in ys]
         plan = [p if self.outcome[i] is None else [] for i, p in enumerate(self.plan())]
         passes = [len(p) + self._measures_last(i) for i, p in enumerate(plan)]  # forward passes of each member
+        after = [x, ys] if self.famo else None  # FAMO's forward pass after the step, on the same batch
         traces: list[list[dict]] = [[] for _ in plan]
         for j in range(max(passes)):
             with torch.set_grad_enabled(j < max(map(len, plan))):
@@ -266,11 +322,14 @@ class _Members:
             if j < max(map(len, plan)):
                 self._group_step([p[j] if j < len(p) and self.outcome[i] is None else None
                                   for i, p in enumerate(plan)], losses)
+        if after is not None:
+            self._famo_update(*after, step)
         seconds = (time.perf_counter() - start) / len(self.nets)
         for i, (strategy, recorder) in enumerate(zip(self.strategies, self.recorders)):
             if self.outcome[i] is None:
                 groups = [g for g, _ in plan[i]]
-                record = StepRecord(traces[i][0], groups, passes[i], len(groups), len(groups), seconds)
+                backward = len(self.names) if self.aggregated else len(groups)  # a Jacobian: a pass per task
+                record = StepRecord(traces[i][0], groups, passes[i] + self.famo, backward, len(groups), seconds)
                 if isinstance(strategy, SelectiveGroups):
                     record.extra.update(strategy.after_groups(groups, traces[i]))
                 if self.scalarized:
@@ -300,8 +359,16 @@ class _Members:
         coefficients, stepping, masks = self.step_inputs[key]
         for p in self.params.values():
             p.grad = None
+        if self.aggregated:
+            self._aggregate(losses, groups)
+            self.optimizer.step(masks)
+            return
         if self.scalarized:  # each member's torchjd scalarizer on its own losses, as ``Scalarized`` steps alone
-            chosen = torch.stack([s.module(row) for s, row in zip(self.strategies, losses)])
+            for ps in self.learned:
+                for p in ps:
+                    p.grad = None
+            chosen = torch.stack([self._own_random(i, s.module, row)
+                                  for i, (s, row) in enumerate(zip(self.strategies, losses))])
             (self.task_weights,) = torch.autograd.grad(chosen.sum(), losses, retain_graph=True)
         else:
             chosen = losses * coefficients
@@ -310,22 +377,65 @@ class _Members:
             chosen = torch.where(keep, chosen, torch.zeros_like(chosen))
         chosen.sum().backward()
         self.optimizer.step(masks)
+        for i, optimizer in enumerate(self.learned_optimizers):
+            if optimizer is not None and groups[i] is not None:
+                optimizer.step()
+
+    def _aggregate(self, losses: Tensor, groups: list) -> None:
+        """Each member's gradients as ``Aggregated`` gives them alone: the Jacobian of its task losses by its
+        shared parameters (a backward pass per task, each giving every member's row), aggregated by the member's
+        own torchjd aggregator; each head's parameters the gradient of its own task's loss."""
+        rows = []
+        for t, name in enumerate(self.names):
+            grads = torch.autograd.grad(losses[:, t].sum(), self.shared + self.heads[name],
+                                        retain_graph=t < len(self.names) - 1)
+            rows.append(torch.cat([g.flatten(1) for g in grads[:len(self.shared)]], dim=1))
+            for p, g in zip(self.heads[name], grads[len(self.shared):]):
+                p.grad = g
+        jacobians = torch.stack(rows, dim=1)  # (members, tasks, shared parameters)
+        gradients = torch.stack([self._own_random(i, s._aggregator, jacobians[i]) if groups[i] is not None
+                                 else torch.zeros_like(jacobians[i, 0]) for i, s in enumerate(self.strategies)])
+        for p, g in zip(self.shared, gradients.split([p[0].numel() for p in self.shared], dim=1)):
+            p.grad = g.contiguous().view(p.shape)  # fused Adam reads a gradient as laid out like its parameter
+
+    def _own_random(self, i: int, module: Callable, argument: Tensor) -> Tensor:
+        """``module(argument)`` on member i's own stream of torch's global random numbers, as it draws alone (the
+        random weights, PCGrad's and GradVac's orders, GradDrop's masks)."""
+        _set_random_state(self.random_states[i], self.device)
+        try:
+            return module(argument)
+        finally:
+            self.random_states[i] = _random_state(self.device)
+
+    @torch.no_grad()
+    def _famo_update(self, x: Tensor, ys: list[Tensor], step: int) -> None:
+        """FAMO's update of each member's task logits from its losses recomputed after the step, as alone."""
+        losses = self.losses(self.params, x, ys)
+        training = [i for i, outcome in enumerate(self.outcome) if outcome is None]
+        self._stop_non_finite(losses, [self.names if i in training else () for i in range(len(self.nets))], step)
+        for i in training:
+            if self.outcome[i] is None:
+                self.strategies[i].module.update(losses[i])
 
     def _inputs_of(self, groups: list, dtype: torch.dtype) -> tuple[Tensor, Tensor | None, Tensor]:
         """For one plan of groups: the coefficient of every member's task losses, (members, tasks); which members
-        step (None: all of them); and each parameter's mask of the members that step it, (parameters, members)."""
+        step (None: all of them); and each parameter's mask of the members that step it, (parameters, members;
+        None: all of them)."""
         coefficients = torch.tensor([[g[1].get(n, 0.0) if g else 0.0 for n in self.names] for g in groups],
                                     dtype=dtype, device=self.device)
         stepping = torch.tensor([g is not None for g in groups], device=self.device)
         masks = torch.tensor([[g is not None and (owner is None or owner in g[0]) for g in groups]
                               for owner in self.owner], device=self.device)
-        return coefficients, None if bool(stepping.all()) else stepping, masks
+        return coefficients, None if bool(stepping.all()) else stepping, None if bool(masks.all()) else masks
 
     def _stop_non_finite(self, losses: Tensor, counted: list, step: int) -> None:
         """Stop each member one of whose ``counted`` tasks has a NaN or infinite loss, with ``fit``'s error."""
-        finite = torch.isfinite(losses).cpu()
+        finite = torch.isfinite(losses)
+        if bool(finite.all()):
+            return
+        finite = finite.cpu().tolist()
         for i, names in enumerate(counted):
-            bad = [t for t, n in enumerate(self.names) if n in names and not finite[i, t]]
+            bad = [t for t, n in enumerate(self.names) if n in names and not finite[i][t]]
             if bad and self.outcome[i] is None:
                 self.outcome[i] = NonFiniteLossError(self.names[bad[0]], float(losses[i, bad[0]]), step)
 
@@ -348,30 +458,66 @@ class _Members:
         return bool(asked) and step < self.total
 
 
-def _stacked_forward(net: MultiTaskNet) -> dict[str, Callable] | None:
-    """For a network whose trunk and heads are made of linear layers and ReLUs (the clusters MLP): the forward
-    pass of its trunk and of each head (``"heads.NAME"``) on the stacked parameters, as batched matrix products, a
-    function ``(params, h)`` each; vmap's generic rules cost more than the products at this size. None for any
-    other network."""
-    parts = {"trunk": _stacked(net.trunk, "trunk.")}
-    parts.update({f"heads.{n}": _stacked(head, f"heads.{n}.") for n, head in net.heads.items()})
+def _stacked_forward(net: MultiTaskNet, members: int) -> dict[str, Callable] | None:
+    """For a network made of linear layers, 2-d convolutions, max-pooling, flattening and ReLUs (the clusters MLP,
+    LeNet): the forward pass of its trunk and of each head (``"heads.NAME"``) on the stacked parameters of
+    ``members`` networks, a function ``(params, h)`` each, ``h`` members first. Linear layers are batched matrix
+    products, and convolutions one grouped convolution in the channels-last layout, a group per member; vmap's
+    generic rules cost more than that at these sizes (its grouped convolutions run in the default layout, slower on
+    a CPU than the separate networks). None for any other network."""
+    parts = {"trunk": _stacked(net.trunk, "trunk.", members)}
+    parts.update({f"heads.{n}": _stacked(head, f"heads.{n}.", members) for n, head in net.heads.items()})
     return None if any(part is None for part in parts.values()) else parts
 
 
-def _stacked(module: nn.Module, prefix: str) -> Callable | None:
-    """``module`` on stacked inputs ``h`` (members, batch, features) with the stacked parameters named ``prefix...``;
-    None where it holds anything but nn.Linear, nn.ReLU and nn.Sequential of them."""
+def _stacked(module: nn.Module, prefix: str, members: int) -> Callable | None:
+    """``module`` on stacked inputs with the stacked parameters named ``prefix...``; None where it holds anything
+    else than the layers ``_stacked_forward`` names. Features are (members, batch, features); images between
+    convolutions are (batch, members x channels, height, width), channels-last."""
     if isinstance(module, nn.Linear) and module.bias is not None:
         weight, bias = prefix + "weight", prefix + "bias"
         return lambda params, h: torch.baddbmm(params[bias].unsqueeze(1), h, params[weight].transpose(1, 2))
+    if isinstance(module, nn.Conv2d) and module.bias is not None and module.groups == 1 \
+            and module.padding_mode == "zeros":
+        weight, bias = prefix + "weight", prefix + "bias"
+        settings = dict(stride=module.stride, padding=module.padding, dilation=module.dilation, groups=members)
+        return lambda params, h: F.conv2d(_images(h), params[weight].flatten(0, 1), params[bias].flatten(),
+                                          **settings)
+    if isinstance(module, nn.MaxPool2d):
+        settings = dict(kernel_size=module.kernel_size, stride=module.stride, padding=module.padding,
+                        dilation=module.dilation, ceil_mode=module.ceil_mode)
+        return lambda params, h: F.max_pool2d(_images(h), **settings)
+    if isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1:
+        return lambda params, h: _images(h).reshape(len(h), members, -1).transpose(0, 1)
     if isinstance(module, nn.ReLU):
         return lambda params, h: torch.relu(h)
     if isinstance(module, nn.Sequential):
-        parts = [_stacked(child, f"{prefix}{name}.") for name, child in module.named_children()]
+        parts = [_stacked(child, f"{prefix}{name}.", members) for name, child in module.named_children()]
         if any(part is None for part in parts):
             return None
         return lambda params, h: functools.reduce(lambda out, part: part(params, out), parts, h)
     return None
+
+
+def _images(h: Tensor) -> Tensor:
+    """Stacked images (members, batch, channels, height, width) as one batch of images whose channels are the
+    members' in turn, channels-last; images already so laid out pass through."""
+    if h.dim() == 4:
+        return h
+    members, batch, channels, height, width = h.shape
+    return h.transpose(0, 1).reshape(batch, members * channels, height, width) \
+        .contiguous(memory_format=torch.channels_last)
+
+
+def _random_state(device: torch.device) -> list[Tensor]:
+    """The state of torch's global random numbers on the CPU, and on ``device`` where it is a GPU."""
+    return [torch.get_rng_state()] + ([torch.cuda.get_rng_state(device)] if device.type == "cuda" else [])
+
+
+def _set_random_state(state: list[Tensor], device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state[1], device)
 
 
 def _coefficients(strategy: Strategy, group: tuple[str, ...]) -> dict[str, float]:
@@ -385,9 +531,9 @@ def _coefficients(strategy: Strategy, group: tuple[str, ...]) -> dict[str, float
 
 def fit_members(nets: Sequence[MultiTaskNet], suite: TaskSuite, strategies: Sequence[Strategy],
                 configs: Sequence[Mapping], device: torch.device) -> list[Run | NonFiniteLossError]:
-    """Train the members of one job (``nets[i]`` with ``strategies[i]``, set up, and the completed ``configs[i]``,
-    which share a signature) as one stacked network, as ``fit`` trains each alone: the same batches, groups,
-    losses, evaluations and records. A member whose loss becomes NaN or infinite stops there, alone: its entry is
+    """Train the members of one job (``nets[i]`` with ``strategies[i]`` and the completed ``configs[i]``, which
+    share a signature) as one stacked network, as ``fit`` trains each alone: the strategies set up as ``fit`` sets
+    them up, and the same batches, groups, losses, random numbers, evaluations and records. A member whose loss becomes NaN or infinite stops there, alone: its entry is
     the NonFiniteLossError that ``fit`` would raise, and the others train on. A job too large for the device's
     memory stops with a MemoryError that says which ``MTLUTILS_BATCH`` to set."""
     try:
@@ -399,7 +545,12 @@ def fit_members(nets: Sequence[MultiTaskNet], suite: TaskSuite, strategies: Sequ
 
 
 def _fit_members(nets, suite, strategies, configs, device) -> list[Run | NonFiniteLossError]:
-    members = _Members(nets, suite, strategies, configs, device)
+    random_states = []
+    for net, strategy, c in zip(nets, strategies, configs):
+        torch.manual_seed(c["seed"])
+        strategy.setup(net.to(device), suite.tasks, seed=c["seed"])
+        random_states.append(_random_state(device))
+    members = _Members(nets, suite, strategies, configs, device, random_states)
     check_fits(nets[0], suite, members.tasks, device)
     step, epoch = 0, 0
     while step < members.total and members.training():

@@ -20,6 +20,8 @@ class Task:
     name to ``metric(prediction, target) -> float`` over a whole split. ``higher_is_better`` is either one
     bool for every metric or a mapping from metric name to bool. ``compact``, when given, shrinks each batch of
     network outputs before a split's outputs are gathered for the metrics (e.g. dense logits to class labels).
+    ``sample_loss``, when given, is each sample's loss, a (batch,) tensor whose mean is ``loss``: with it a stacked
+    run (``mtlutils.stacked``) computes all its members' losses of the task in one call.
     """
 
     name: str
@@ -27,6 +29,7 @@ class Task:
     metrics: Mapping[str, Metric]
     higher_is_better: bool | Mapping[str, bool] = True
     compact: Callable[[Tensor], Tensor] | None = None
+    sample_loss: Loss | None = None
 
     def __post_init__(self):
         if isinstance(self.higher_is_better, bool):

@@ -3,9 +3,11 @@
 The tolerance, stated: in float64 a stacked member and the same run alone agree to 1e-9 (they compute the same
 updates; only the order of float operations differs). In float32 they agree to rounding, which Adam amplifies:
 its step m / sqrt(v) is about the sign of a gradient, so where a gradient is near 0 a last-bit difference flips a
-coordinate's step by the whole learning rate. The stacked forward pass is such a last-bit difference (vmap runs
-LeNet's convolutions through another algorithm), and it moves a run exactly as far as switching torch's own
-convolution algorithm does (``test_the_float32_drift_is_that_of_another_convolution_algorithm``).
+coordinate's step by the whole learning rate. The stacked forward pass is such a last-bit difference (a grouped
+convolution runs LeNet's convolutions through another algorithm), and it moves a run no further than switching
+torch's own convolution algorithm does (``test_the_float32_drift_is_that_of_another_convolution_algorithm``).
+Two aggregators are held to 1e-5: Nash-MTL and FairGrad solve for their weights iteratively, to a tolerance, and a
+last-bit difference in the Jacobian moves where the solver stops within it.
 """
 
 import dataclasses
@@ -15,7 +17,7 @@ import pytest
 import torch
 
 from mtlutils import config, data, experiments, models, stacked, workers
-from mtlutils.strategies import NonFiniteLossError
+from mtlutils.strategies import AGGREGATORS, SCALARIZERS, NonFiniteLossError
 from mtlutils.tasks import Split
 from mtlutils.train import fit
 
@@ -31,7 +33,9 @@ FAMILIES = {  # one configuration of each family that stacks, with what each mem
     "selective groups, as coded": dict(strategy="selective_groups", strategy_kwargs={
         "warmup": 1, "beta": 0.2, "attribution": "as_coded", "measure_last": False, "regroup_every": 2}),
     **{f"scalarized, {name}": dict(strategy="scalarized", strategy_kwargs={"scalarizer": name})
-       for name in stacked.STATELESS_SCALARIZERS},
+       for name in SCALARIZERS},
+    **{f"aggregated, {name}": dict(strategy="aggregated", strategy_kwargs={"aggregator": name})
+       for name in AGGREGATORS},
 }
 MEMBERS = [dict(seed=0, lr=3e-3, weight_decay=0.0), dict(seed=1, lr=1e-2, weight_decay=1e-2),
            dict(seed=2, lr=3e-3, weight_decay=0.0)]
@@ -57,8 +61,6 @@ def trained_alone(suite, configs, dtype=torch.float64):
 
 def trained_stacked(suite, configs, dtype=torch.float64):
     cs, built = members(suite, configs, dtype)
-    for c, (net, strategy) in zip(cs, built):
-        strategy.setup(net, suite.tasks, seed=c["seed"])
     nets, strategies = zip(*built)
     return stacked.fit_members(nets, suite, strategies, cs, torch.device("cpu"))
 
@@ -88,12 +90,15 @@ def clusters64():
     return double(data.load("clusters", "smoke", n_tasks=3, n_clusters=2, angle=120))
 
 
+SOLVED = {"aggregated, nashmtl": 1e-5, "aggregated, fairgrad": 1e-5}
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_family_stacks_to_the_runs_alone_in_float64(family, clusters64):
     base = dict(dataset="clusters", size="smoke", epochs=3, batch_size=64, eval_at=[5], **FAMILIES[family])
     alone, together = alone_and_stacked(clusters64, [{**base, **m} for m in MEMBERS])
     for a, b in zip(alone, together, strict=True):
-        assert largest_difference(a, b) < 1e-9
+        assert largest_difference(a, b) < SOLVED.get(family, 1e-9)
 
 
 def test_learning_rates_and_weight_decays_are_each_members_own(clusters64):
@@ -145,9 +150,11 @@ def test_jobs_are_formed_from_the_grid_alone():
 def test_a_grid_stacks_its_runs_and_caches_each_under_its_own_key(tmp_path, monkeypatch):
     monkeypatch.setenv("MTLUTILS_WORKERS", "1")
     base = dict(dataset="clusters", size="smoke", epochs=2)
-    grid = [*experiments.grid(base, seed=[0, 1], lr=[1e-3, 1e-2]), {**base, "strategy": "selective_groups"},
-            {**base, "strategy": "aggregated", "strategy_kwargs": {"aggregator": "upgrad"}}]
+    upgrad = {**base, "strategy": "aggregated", "strategy_kwargs": {"aggregator": "upgrad"}}
+    grid = [*experiments.grid(base, seed=[0, 1], lr=[1e-3, 1e-2]), {**base, "strategy": "affinity_probe"},
+            *experiments.grid(upgrad, seed=[0, 1]), {**base, "strategy": "split_batch_weighted"}]
     monkeypatch.setenv("MTLUTILS_BATCH", "4")
+    assert stacked.jobs([config.resolve(c) for c in grid], 4) == [[0, 1, 2, 3], [4], [5, 6], [7]]
     together = experiments.run_grid(grid, tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.glob("*.json")) == sorted(f"{config.config_key(c)}.json" for c in grid)
     monkeypatch.setenv("MTLUTILS_BATCH", "1")  # the stacked runs stand in for the runs alone

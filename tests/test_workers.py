@@ -89,6 +89,7 @@ def test_the_progress_bar_counts_trained_cached_and_failed_runs(tmp_path, monkey
 
 
 def test_a_worker_killed_mid_run_is_reported_and_its_run_retried(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTLUTILS_BATCH", "1")  # four runs, each alone, so that both workers train for seconds
     serial = grid_with(1, SLOW, tmp_path / "serial", monkeypatch)
 
     def kill_a_worker():

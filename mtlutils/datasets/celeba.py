@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
+from .. import losses
 from ..metrics import binary_accuracy
 from .prepared import prepared_dir, read_prepared
 from ..tasks import Split, Task, TaskSuite
@@ -21,10 +21,6 @@ SPLITS = ("train", "val", "test")
 FILES = ("attribute_names.json", *(f"{s}_{kind}.npy" for s in SPLITS for kind in ("images", "attributes")))
 TAG_SUBSET = ("5_o_Clock_Shadow", "Black_Hair", "Blond_Hair", "Brown_Hair", "Goatee", "Mustache", "No_Beard",
               "Rosy_Cheeks", "Wearing_Hat")
-
-
-def _binary_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits.reshape(target.shape), target.float())
 
 
 def make_celeba(size: str = "full", seed: int = 0, root: str | Path | None = None,
@@ -47,6 +43,7 @@ def make_celeba(size: str = "full", seed: int = 0, root: str | Path | None = Non
         images = torch.from_numpy(read_prepared(folder, f"{split}_images.npy", np.load))
         labels = torch.from_numpy(read_prepared(folder, f"{split}_attributes.npy", np.load)[:, columns].astype(np.float32))
         splits[split] = Split(images, {a: labels[:, i] for i, a in enumerate(chosen)})
-    tasks = [Task(a, _binary_cross_entropy, {"accuracy": binary_accuracy}, higher_is_better=True) for a in chosen]
+    tasks = [Task(a, losses.binary_cross_entropy, {"accuracy": binary_accuracy}, higher_is_better=True,
+                  sample_loss=losses.sample_binary_cross_entropy) for a in chosen]
     return TaskSuite("celeba", tasks, splits["train"], splits["val"], splits["test"], tuple(splits["train"].x.shape[1:]),
                      meta={"model": {"architecture": "resnet", "outputs": {a: 1 for a in chosen}}})

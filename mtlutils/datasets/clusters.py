@@ -20,8 +20,8 @@ import numbers
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
+from .. import losses
 from ..metrics import mse
 from ..tasks import Split, Task, TaskSuite
 
@@ -54,10 +54,6 @@ def cluster_directions(n_clusters: int, angle: float, dim: int, rng: np.random.G
     coords = eigvec * np.sqrt(np.clip(eigval, 0.0, None))  # rows are vectors with the wanted Gram matrix
     rotation, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
     return coords @ rotation[:n_clusters]
-
-
-def _mse_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(prediction.reshape(target.shape), target)
 
 
 def _check(size, n_tasks, n_clusters, dim, bottleneck, spread, noise) -> None:
@@ -116,7 +112,8 @@ def make_clusters(
 
     n = SIZES[size]
     train, val, test = split(n["n_train"]), split(n["n_val"]), split(n["n_test"])
-    tasks = [Task(name, _mse_loss, {"mse": mse}, higher_is_better=False) for name in names]
+    tasks = [Task(name, losses.mean_squared_error, {"mse": mse}, higher_is_better=False,
+                  sample_loss=losses.squared_error) for name in names]
     return TaskSuite(
         name="clusters",
         tasks=tasks,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
+from .. import losses
 from ..metrics import accuracy, binary_accuracy
 from .prepared import prepared_dir, read_prepared
 from ..tasks import Split, Task, TaskSuite
@@ -79,19 +79,12 @@ def _as_input(images: torch.Tensor) -> torch.Tensor:
     return (images.float() / 255.0).unsqueeze(1)
 
 
-def _cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits, target)
-
-
-def _binary_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits.reshape(target.shape), target.float())
-
-
 def make_multimnist(size: str = "small", seed: int = 0, root: str | Path | None = None) -> TaskSuite:
     """Two 10-way tasks: the left digit and the right digit."""
     images = _images(size, seed, root)
     splits = {s: Split(_as_input(x), {"left": l, "right": r}) for s, (x, l, r) in images.items()}
-    tasks = [Task(n, _cross_entropy, {"accuracy": accuracy}, higher_is_better=True) for n in ("left", "right")]
+    tasks = [Task(n, losses.cross_entropy, {"accuracy": accuracy}, higher_is_better=True,
+                  sample_loss=losses.sample_cross_entropy) for n in ("left", "right")]
     return TaskSuite("multimnist", tasks, splits["train"], splits["val"], splits["test"], (1, SIDE, SIDE),
                      meta={"model": {"architecture": "lenet", "outputs": {"left": 10, "right": 10}}})
 
@@ -127,7 +120,8 @@ def make_digit_attributes(size: str = "small", seed: int = 0, root: str | Path |
         images["train"] = tuple(a[: DIGIT_ATTRIBUTE_TRAIN[size]] for a in images["train"])
     splits = {s: Split(_as_input(x), attribute_labels(l, r)) for s, (x, l, r) in images.items()}
     names = list(splits["train"].y)
-    tasks = [Task(n, _binary_cross_entropy, {"accuracy": binary_accuracy}, higher_is_better=True) for n in names]
+    tasks = [Task(n, losses.binary_cross_entropy, {"accuracy": binary_accuracy}, higher_is_better=True,
+                  sample_loss=losses.sample_binary_cross_entropy) for n in names]
     groups = [[n for n in names if n.startswith(prefix)] for prefix in ("left_", "right_", "both_")]
     return TaskSuite("digit_attributes", tasks, splits["train"], splits["val"], splits["test"], (1, SIDE, SIDE),
                      meta={"groups": groups, "model": {"architecture": "lenet", "outputs": {n: 1 for n in names}}})

@@ -33,25 +33,31 @@ def _device(net: MultiTaskNet) -> torch.device:
     return next(net.parameters()).device
 
 
-def _tensor_kwargs(kwargs: Mapping, device: torch.device) -> dict:
+def _tensor_kwargs(kwargs: Mapping, device: torch.device, dtype: torch.dtype) -> dict:
     """Keyword arguments with tensors moved to ``device`` and lists of numbers (as a JSON configuration holds a
-    preference vector) made float tensors there."""
+    preference vector) made tensors of ``dtype`` there."""
     def convert(value):
         if isinstance(value, Tensor):
             return value.to(device)
         if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) for v in value):
-            return torch.tensor(value, dtype=torch.float32, device=device)
+            return torch.tensor(value, dtype=dtype, device=device)
         return value
     return {key: convert(value) for key, value in kwargs.items()}
 
 
-def _build(kind: str, table: Mapping[str, Callable], name: str, n_tasks: int, kwargs: Mapping, device: torch.device):
-    """``table[name](n_tasks, **kwargs)`` with its tensors created on ``device``; wrong arguments are explained."""
-    with torch.device(device):
-        try:
-            return table[name](n_tasks, **_tensor_kwargs(kwargs, device))
-        except TypeError as error:
-            raise ValueError(f"{kind} {name!r} does not accept the arguments {dict(kwargs)}: {error}") from None
+def _build(kind: str, table: Mapping[str, Callable], name: str, n_tasks: int, kwargs: Mapping, device: torch.device,
+           dtype: torch.dtype = torch.float32):
+    """``table[name](n_tasks, **kwargs)`` with its tensors created on ``device`` in ``dtype`` (the network's);
+    wrong arguments are explained."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            return table[name](n_tasks, **_tensor_kwargs(kwargs, device, dtype))
+    except TypeError as error:
+        raise ValueError(f"{kind} {name!r} does not accept the arguments {dict(kwargs)}: {error}") from None
+    finally:
+        torch.set_default_dtype(previous)
 
 
 class _AroundTorchjdModule(Strategy):
@@ -73,7 +79,7 @@ class _AroundTorchjdModule(Strategy):
         super().setup(net, tasks, seed)
         self._device = _device(net)
         self.module = _build(f"{type(self).__name__}: {self.ROLE}", self.TABLE, self.method, len(tasks),
-                             self.method_kwargs, self._device).to(self._device)
+                             self.method_kwargs, self._device, next(net.parameters()).dtype).to(self._device)
 
     def _extra_state(self):
         return {self.ROLE: _saved(self.module, self._device)}
