@@ -25,6 +25,8 @@ GRID = [
     dict(dataset="clusters", size="smoke", epochs=3, strategy="selective_groups",
          strategy_kwargs={"warmup": 2, "beta": 0.1}, seed=2),
     dict(dataset="clusters", size="smoke", epochs=3, strategy="random_groups", strategy_kwargs={"group_size": 2}),
+    *[dict(dataset="clusters", size="smoke", epochs=2, strategy="aggregated", strategy_kwargs={"aggregator": "pcgrad"},
+           seed=seed) for seed in (3, 4)],  # one stacked job, whose members draw random numbers
 ]
 SLOW = [dict(dataset="multimnist", size="smoke", epochs=4, seed=s) for s in range(4)]  # about 2 s each
 
@@ -67,7 +69,7 @@ def test_the_worker_count_is_read_and_checked(monkeypatch):
 @pytest.mark.parametrize("count", [1, 2])
 def test_a_failing_run_is_reported_after_the_others_finish_and_they_stay_cached(tmp_path, monkeypatch, capsys, count):
     diverging = dict(dataset="clusters", size="smoke", epochs=3, lr=1e12, optimizer="sgd")  # a NaN loss
-    good = GRID[2:]
+    good = GRID[2:4]
     monkeypatch.setenv("MTLUTILS_WORKERS", str(count))
     with pytest.raises(experiments.GridError) as error:
         experiments.run_grid([good[0], diverging, good[1]], tmp_path, progress=True)
