@@ -4,11 +4,12 @@ and runs trained as one stacked network against runs trained alone.
     python benchmarks/grid_throughput.py [--runs 16] [--repeats 1] [--workers N] [--scheduler tcp://HOST:8786]
     python benchmarks/grid_throughput.py --stacked [--repeats 3]
 
-``--stacked`` trains two grids twice each, in local workers, turn about: with ``MTLUTILS_BATCH=1`` (every run
+``--stacked`` trains three grids twice each, in local workers, turn about: with ``MTLUTILS_BATCH=1`` (every run
 alone) and with ``MTLUTILS_BATCH=8`` (``mtlutils.stacked``). The grids: 10 seeds of the clusters MLP (chapter 1's
-averaged runs, small mode), and chapter 6's sweep of averaged-loss weights on LeNet (MultiMNIST small, one epoch,
-five weights x two seeds). It prints runs per minute both ways, the ratio, and the largest difference between a
-run's final metrics trained alone and stacked.
+averaged runs, small mode); chapter 6's sweep of averaged-loss weights on LeNet (MultiMNIST small, one epoch,
+five weights x two seeds); and every method of chapter 6 (the weights, the book's methods, every torchjd method)
+at two learning rates and two seeds, as its tuning grid holds them. It prints runs per minute both ways, the ratio,
+and the largest difference between a run's final metrics trained alone and stacked.
 
 The grid is chapter 6's MultiMNIST configuration in small mode (LeNet, two epochs, batch 64): Averaged and
 Alternated at two learning rates, over as many seeds as make ``--runs`` runs. Every mode trains the same grid into
@@ -83,24 +84,40 @@ def same_results(a: list, b: list) -> bool:
                for x, y in zip(a, b, strict=True))
 
 
+CHAPTER_6 = dict(dataset="multimnist", size="small", epochs=1, batch_size=64)
+CHAPTER_6_METHODS = [
+    *[{**CHAPTER_6, "strategy": "averaged", "strategy_kwargs": {"weights": {"left": w, "right": round(1 - w, 10)}}}
+      for w in (0.1, 0.3, 0.5, 0.7, 0.9)],
+    {**CHAPTER_6, "strategy": "alternated"}, {**CHAPTER_6, "strategy": "alternated",
+                                               "strategy_kwargs": {"optimizer_per_group": True}},
+    {**CHAPTER_6, "strategy": "random_groups", "strategy_kwargs": {"group_size": 1, "redraw": "step"}},
+    {**CHAPTER_6, "strategy": "selective_groups", "strategy_kwargs": {"beta": 1e-2, "warmup": 50, "regroup_every": 10}},
+    *[c for family in config.torchjd_methods(CHAPTER_6).values() for c in family.values()],
+]
 STACKED_GRIDS = {
     "clusters MLP, 10 seeds": experiments.grid(dict(dataset="clusters", size="small", epochs=10), seed=range(10)),
     "LeNet, chapter 6's weights": [
-        dict(dataset="multimnist", size="small", epochs=1, seed=seed, lr=3e-3, strategy="averaged",
-             strategy_kwargs={"weights": {"left": w, "right": round(1 - w, 10)}})
+        {**CHAPTER_6, "seed": seed, "lr": 3e-3, "strategy": "averaged",
+         "strategy_kwargs": {"weights": {"left": w, "right": round(1 - w, 10)}}}
         for w in (0.1, 0.3, 0.5, 0.7, 0.9) for seed in (0, 1)],
+    "LeNet, chapter 6's methods": [{**c, "lr": lr, "seed": seed} for c in CHAPTER_6_METHODS
+                                   for lr in (1e-3, 3e-3) for seed in (0, 1)],
 }
 
 
-def largest_metric_difference(a: list, b: list) -> float:
-    return max(abs(x.metrics[split][task][metric] - y.metrics[split][task][metric])
-               for x, y in zip(a, b, strict=True) for split in x.metrics for task in x.metrics[split]
-               for metric in x.metrics[split][task])
+def largest_metric_difference(configs: list, a: list, b: list) -> tuple[float, dict]:
+    """The largest difference between two lists of runs' final metrics, and the configuration where it is."""
+    return max(((abs(x.metrics[split][task][metric] - y.metrics[split][task][metric]), c)
+                for c, x, y in zip(configs, a, b, strict=True) for split in x.metrics for task in x.metrics[split]
+                for metric in x.metrics[split][task]), key=lambda pair: pair[0])
 
 
 def stacked_against_alone(repeats: int, workers_count: int) -> None:
     """Each grid of ``STACKED_GRIDS`` trained alone and stacked, turn about, ``repeats`` times (medians)."""
-    print(f"{'grid':<30} {'runs':>5} {'alone runs/min':>15} {'stacked runs/min':>17} {'ratio':>7} {'largest diff':>13}")
+    print(f"{'grid':<30} {'runs':>5} {'alone runs/min':>15} {'stacked runs/min':>17} {'ratio':>7} {'largest diff':>13}"
+          "  (where)")
+    warm = {"MTLUTILS_WORKERS": str(workers_count), "MTLUTILS_SCHEDULER": "", "MTLUTILS_BATCH": "1"}
+    through_the_engine(STACKED_GRIDS["clusters MLP, 10 seeds"][:workers_count], warm, keep_workers=True)  # started
     for name, configs in STACKED_GRIDS.items():
         experiments.suite_for(configs[0])
         seconds, results = {"1": [], "8": []}, {}
@@ -111,9 +128,9 @@ def stacked_against_alone(repeats: int, workers_count: int) -> None:
                 results[batch] = through_the_engine(configs, env, keep_workers=True)
                 seconds[batch].append(time.perf_counter() - start)
         alone, together = (statistics.median(seconds[b]) for b in ("1", "8"))
-        difference = largest_metric_difference(results["1"], results["8"])
+        difference, where = largest_metric_difference(configs, results["1"], results["8"])
         print(f"{name:<30} {len(configs):>5} {60 * len(configs) / alone:>15.1f} {60 * len(configs) / together:>17.1f} "
-              f"{alone / together:>6.2f}x {difference:>13.2g}", flush=True)
+              f"{alone / together:>6.2f}x {difference:>13.2g}  ({config.describe_config(where)})", flush=True)
     workers.shutdown()
 
 

@@ -177,6 +177,9 @@ class StackedAdam:
         """Every member of every parameter steps, every earlier step having moved them all: torch's fused Adam
         computes the moves at a learning rate of 1, each member's then scaled by its own learning rate."""
         b1, b2 = self.betas
+        # fused Adam reads a gradient's memory as if laid out like its parameter (LeNet's stacked convolution
+        # weights are channels-last): one in another layout is copied into the parameter's first
+        grads = [g if g.stride() == p.stride() else torch.empty_like(p).copy_(g) for p, g in zip(self.params, grads)]
         torch._foreach_zero_(self.moves)
         torch._foreach_add_(self.steps, 1)
         torch._fused_adam_(self.moves, grads, self.m, self.v, [], self.steps, lr=1.0, beta1=b1, beta2=b2,
@@ -396,7 +399,7 @@ class _Members:
         gradients = torch.stack([self._own_random(i, s._aggregator, jacobians[i]) if groups[i] is not None
                                  else torch.zeros_like(jacobians[i, 0]) for i, s in enumerate(self.strategies)])
         for p, g in zip(self.shared, gradients.split([p[0].numel() for p in self.shared], dim=1)):
-            p.grad = g.contiguous().view(p.shape)  # fused Adam reads a gradient as laid out like its parameter
+            p.grad = g.reshape(p.shape)
 
     def _own_random(self, i: int, module: Callable, argument: Tensor) -> Tensor:
         """``module(argument)`` on member i's own stream of torch's global random numbers, as it draws alone (the

@@ -123,9 +123,12 @@ def test_a_diverging_member_fails_alone_with_the_error_fit_gives(clusters64):
     assert largest_difference(reference[1], together[2]) < 1e-9
 
 
-def test_the_float32_drift_is_that_of_another_convolution_algorithm():
+@pytest.mark.parametrize("method", [dict(strategy="averaged"), FAMILIES["aggregated, upgrad"],
+                                    FAMILIES["scalarized, uw"]], ids=["averaged", "upgrad", "uw"])
+def test_the_float32_drift_is_that_of_another_convolution_algorithm(method):
     suite = data.load("multimnist", "smoke")
-    configs = [dict(dataset="multimnist", size="smoke", epochs=2, batch_size=64, lr=3e-3, seed=s) for s in (0, 1)]
+    configs = [dict(dataset="multimnist", size="smoke", epochs=2, batch_size=64, lr=3e-3, seed=s, **method)
+               for s in (0, 1)]
     alone, together = alone_and_stacked(suite, configs, torch.float32)
     try:
         torch.backends.mkldnn.enabled = False
