@@ -22,22 +22,23 @@ batched matrix products and their convolutions as one grouped convolution in the
   (a backward pass per task gives every member's row), aggregated by the member's own aggregator, state included;
 - every torchjd scalarizer of ``SCALARIZERS``: each member's own scalarizer on its own
   losses, its task weights recorded; UW's and IMTL-L's parameters stepped by an optimizer of the member's own,
-  FAMO's logits updated from the member's losses after the step, DWA's history kept per member.
+  FAMO's logits updated from the member's losses after the step, DWA's history kept per member;
+- the two-batch weightings (``split_batch_weighted``: MoDo, SDMGrad), every member's batch split into the same
+  parts, each member's Jacobians on them weighted by its own torchjd weighting.
 Where a method draws random numbers (random weights, PCGrad's and GradVac's orders, GradDrop's masks), each member
 draws from its own copy of torch's global generator, seeded as ``fit`` seeds it, so it draws what it draws alone.
 What trains alone, and why:
 - ``affinity_probe``: TAG's lookahead takes a trial step of each member's network of its own;
-- ``split_batch_weighted`` (MoDo, SDMGrad): each member's Jacobians on two or three parts of its batch; not
-  stacked yet;
 - ``idle_heads="moving"`` and ``optimizer_per_group=True``: one optimizer per group, or zero gradients that step;
 - gradient cosines (``gradient_cosine_every``), and networks with batch norm (CelebA's ResNet, NYUv2's SegNet),
   whose running statistics would need a functional batch norm.
 
-How much it saves (``benchmarks/grid_throughput.py --stacked``): on a CPU the MLP's step is nearly all overhead,
-which stacking shares (3.2x the runs per minute of runs alone on two cores), while LeNet's is mostly convolution
-arithmetic, which a grouped convolution computes at about the cost of the separate ones (1.2x; its aggregators
-1.7x, since their per-task backward passes are shared too); on a GPU one stacked step replaces many kernel
-launches (LeNet 1.6x at 4 members, 4.6x at 10, 11.7x at 32 on an H200).
+How much it saves, on two CPU cores with two workers (``benchmarks/grid_throughput.py --stacked --repeats 3``): the
+MLP's step is nearly all overhead, which stacking shares (3.05x the runs per minute of runs alone, 10 seeds);
+LeNet's is mostly convolution arithmetic, which a grouped convolution computes at about the cost of the separate
+ones (1.17x on chapter 6's averaged losses); the aggregators share their per-task backward passes too (every method
+of chapter 6, two learning rates and two seeds: 1.33x). On a GPU one stacked step replaces many kernel launches
+(LeNet 1.6x at 4 members, 4.6x at 10, 11.7x at 32 on an H200, measured with ``torch.func``'s vmap).
 """
 
 from __future__ import annotations
@@ -56,15 +57,15 @@ from torchjd import scalarization
 
 from .models import MultiTaskNet
 from .record import Run
-from .strategies import (Aggregated, GroupedUpdates, NonFiniteLossError, Scalarized, SelectiveGroups, StepRecord,
-                         Strategy)
+from .strategies import (Aggregated, GroupedUpdates, NonFiniteLossError, Scalarized, SelectiveGroups,
+                         SplitBatchWeighted, StepRecord, Strategy)
 from .tasks import TaskSuite
 from .train import Recorder, check_fits
 
 BATCH_VARIABLE = "MTLUTILS_BATCH"
 DEFAULT_MEMBERS = 8
 STACKABLE = ("averaged", "single_task", "alternated", "random_groups", "count_matched_groups", "selective_groups",
-             "aggregated", "scalarized")
+             "aggregated", "scalarized", "split_batch_weighted")
 MEMBER_SETTINGS = ("seed", "lr", "weight_decay")  # and an averaged loss's weights
 STACKED_DATASETS = ("clusters", "multimnist", "digit_attributes")
 
@@ -253,6 +254,7 @@ class _Members:
         self.step_inputs: dict[tuple, tuple] = {}  # _inputs_of for each plan of groups met
         self.scalarized = isinstance(strategies[0], Scalarized)  # a job's members share their strategy
         self.aggregated = isinstance(strategies[0], Aggregated)
+        self.split = isinstance(strategies[0], SplitBatchWeighted)
         self.task_weights: Tensor | None = None  # a scalarizer's weight of each task's loss in the last step
         self.shared = [p for p, owner in zip(self.params.values(), self.owner) if owner is None]
         self.heads = {n: [p for p, owner in zip(self.params.values(), self.owner) if owner == n] for n in self.names}
@@ -309,6 +311,8 @@ class _Members:
         pass after the previous group's step, as ``GroupedUpdates.update_groups`` does for one network."""
         start = time.perf_counter()
         x, ys = x.to(self.device), [y.to(self.device) for y in ys]
+        if self.split:
+            return self._split_batch(x, ys, step, epoch, start)
         plan = [p if self.outcome[i] is None else [] for i, p in enumerate(self.plan())]
         passes = [len(p) + self._measures_last(i) for i, p in enumerate(plan)]  # forward passes of each member
         after = [x, ys] if self.famo else None  # FAMO's forward pass after the step, on the same batch
@@ -354,12 +358,7 @@ class _Members:
     def _group_step(self, groups: list, losses: Tensor) -> None:
         """One optimizer step of every member that has a group here, on that group's loss."""
         groups = [g if self.outcome[i] is None else None for i, g in enumerate(groups)]
-        key = tuple(g[0] if g else None for g in groups)
-        if key not in self.step_inputs:
-            if len(self.step_inputs) >= 256:  # random groups seldom repeat: keep the table small
-                self.step_inputs.clear()
-            self.step_inputs[key] = self._inputs_of(groups, losses.dtype)
-        coefficients, stepping, masks = self.step_inputs[key]
+        coefficients, stepping, masks = self._step_inputs(groups, losses.dtype)
         for p in self.params.values():
             p.grad = None
         if self.aggregated:
@@ -388,18 +387,75 @@ class _Members:
         """Each member's gradients as ``Aggregated`` gives them alone: the Jacobian of its task losses by its
         shared parameters (a backward pass per task, each giving every member's row), aggregated by the member's
         own torchjd aggregator; each head's parameters the gradient of its own task's loss."""
+        jacobians = self._jacobians(losses, heads=True)
+        self._set_shared_gradients(torch.stack([
+            self._own_random(i, s._aggregator, jacobians[i]) if groups[i] is not None
+            else torch.zeros_like(jacobians[i, 0]) for i, s in enumerate(self.strategies)]))
+
+    def _jacobians(self, losses: Tensor, heads: bool, retain: bool = False) -> Tensor:
+        """Every member's Jacobian of its task losses (members, tasks) by its shared parameters, (members, tasks,
+        shared parameters): a backward pass per task gives every member's row. With ``heads``, each head's
+        parameters get the gradient of their own task's loss from the same pass."""
         rows = []
         for t, name in enumerate(self.names):
-            grads = torch.autograd.grad(losses[:, t].sum(), self.shared + self.heads[name],
-                                        retain_graph=t < len(self.names) - 1)
+            own = self.heads[name] if heads else []
+            grads = torch.autograd.grad(losses[:, t].sum(), self.shared + own,
+                                        retain_graph=retain or t < len(self.names) - 1)
             rows.append(torch.cat([g.flatten(1) for g in grads[:len(self.shared)]], dim=1))
-            for p, g in zip(self.heads[name], grads[len(self.shared):]):
+            for p, g in zip(own, grads[len(self.shared):]):
                 p.grad = g
-        jacobians = torch.stack(rows, dim=1)  # (members, tasks, shared parameters)
-        gradients = torch.stack([self._own_random(i, s._aggregator, jacobians[i]) if groups[i] is not None
-                                 else torch.zeros_like(jacobians[i, 0]) for i, s in enumerate(self.strategies)])
+        return torch.stack(rows, dim=1)
+
+    def _set_shared_gradients(self, gradients: Tensor) -> None:
+        """The shared parameters' gradients from every member's gradient vector, (members, shared parameters)."""
         for p, g in zip(self.shared, gradients.split([p[0].numel() for p in self.shared], dim=1)):
             p.grad = g.reshape(p.shape)
+
+    def _split_batch(self, x: Tensor, ys: list[Tensor], step: int, epoch: int, start: float) -> None:
+        """One step of every member as ``SplitBatchWeighted`` takes it alone: its batch split into the same
+        independent parts, the weights from each member's own weighting of J_1 J_2^T, the trunk's gradient from the
+        weights (MoDo: of the parts' mean Jacobian; SDMGrad: of the third part's losses), each head's from its own
+        task's loss on the part(s) the step updates on."""
+        first = self.strategies[0]
+        indices = first.part_indices(x.shape[1], x.device)
+        groups = [(tuple(self.names), {}) if outcome is None else None for outcome in self.outcome]
+        _, _, masks = self._step_inputs(groups, x.dtype)
+        for p in self.params.values():
+            p.grad = None
+        losses, jacobians = [], []
+        modo = first.method == "modo"
+        for index in indices[:2]:
+            losses.append(self._part_losses(x, ys, index, step))
+            jacobians.append(self._jacobians(losses[-1], heads=False, retain=modo))
+        weights = torch.stack([
+            self._own_random(i, s.module, jacobians[0][i] @ jacobians[1][i].T).detach() if groups[i] is not None
+            else torch.zeros_like(losses[0][i]) for i, s in enumerate(self.strategies)])
+        if modo:
+            update = (losses[0] + losses[1]) / 2
+            self._set_shared_gradients(torch.einsum("st,stp->sp", weights, (jacobians[0] + jacobians[1]) / 2))
+        else:
+            losses.append(self._part_losses(x, ys, indices[2], step))
+            update = losses[2]
+            (weights * update).sum().backward(inputs=self.shared, retain_graph=True)
+        update.sum().backward(inputs=[p for name in self.names for p in self.heads[name]])
+        self.optimizer.step(masks)
+        sizes = torch.tensor([len(index) for index in indices], dtype=x.dtype, device=x.device)
+        mean = (torch.stack([part.detach() for part in losses]) * sizes[:, None, None]).sum(0) / sizes.sum()
+        seconds = (time.perf_counter() - start) / len(self.nets)
+        names, rows = tuple(self.names), mean.cpu().tolist()
+        for i, recorder in enumerate(self.recorders):
+            if self.outcome[i] is None:
+                record = StepRecord(dict(zip(names, rows[i])), [names], len(indices), 2 * len(names) + (not modo), 1,
+                                    seconds)
+                record.extra["task_weights"] = weights[i].cpu().double().numpy()
+                recorder.step(step, epoch, record)
+
+    def _part_losses(self, x: Tensor, ys: list[Tensor], index: Tensor, step: int) -> Tensor:
+        """Every member's task losses on one part of its batch, (members, tasks); a member with a NaN or infinite
+        one stops, as alone."""
+        losses = self.losses(self.params, x[:, index], [y[:, index] for y in ys])
+        self._stop_non_finite(losses.detach(), [self.names] * len(self.nets), step)
+        return losses
 
     def _own_random(self, i: int, module: Callable, argument: Tensor) -> Tensor:
         """``module(argument)`` on member i's own stream of torch's global random numbers, as it draws alone (the
@@ -419,6 +475,15 @@ class _Members:
         for i in training:
             if self.outcome[i] is None:
                 self.strategies[i].module.update(losses[i])
+
+    def _step_inputs(self, groups: list, dtype: torch.dtype) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """``_inputs_of`` these groups, kept for the next batches with the same groups."""
+        key = tuple(g[0] if g else None for g in groups)
+        if key not in self.step_inputs:
+            if len(self.step_inputs) >= 256:  # random groups seldom repeat: keep the table small
+                self.step_inputs.clear()
+            self.step_inputs[key] = self._inputs_of(groups, dtype)
+        return self.step_inputs[key]
 
     def _inputs_of(self, groups: list, dtype: torch.dtype) -> tuple[Tensor, Tensor | None, Tensor]:
         """For one plan of groups: the coefficient of every member's task losses, (members, tasks); which members

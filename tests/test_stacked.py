@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from mtlutils import config, data, experiments, models, stacked, workers
-from mtlutils.strategies import AGGREGATORS, SCALARIZERS, NonFiniteLossError
+from mtlutils.strategies import AGGREGATORS, SCALARIZERS, SPLIT_WEIGHTINGS, NonFiniteLossError
 from mtlutils.tasks import Split
 from mtlutils.train import fit
 
@@ -36,6 +36,8 @@ FAMILIES = {  # one configuration of each family that stacks, with what each mem
        for name in SCALARIZERS},
     **{f"aggregated, {name}": dict(strategy="aggregated", strategy_kwargs={"aggregator": name})
        for name in AGGREGATORS},
+    **{f"split batch, {name}": dict(strategy="split_batch_weighted", strategy_kwargs={"weighting": name})
+       for name in SPLIT_WEIGHTINGS},
 }
 MEMBERS = [dict(seed=0, lr=3e-3, weight_decay=0.0), dict(seed=1, lr=1e-2, weight_decay=1e-2),
            dict(seed=2, lr=3e-3, weight_decay=0.0)]
@@ -155,7 +157,8 @@ def test_a_grid_stacks_its_runs_and_caches_each_under_its_own_key(tmp_path, monk
     base = dict(dataset="clusters", size="smoke", epochs=2)
     upgrad = {**base, "strategy": "aggregated", "strategy_kwargs": {"aggregator": "upgrad"}}
     grid = [*experiments.grid(base, seed=[0, 1], lr=[1e-3, 1e-2]), {**base, "strategy": "affinity_probe"},
-            *experiments.grid(upgrad, seed=[0, 1]), {**base, "strategy": "split_batch_weighted"}]
+            *experiments.grid(upgrad, seed=[0, 1]), {**base, "strategy": "selective_groups",
+                                                     "strategy_kwargs": {"idle_heads": "moving"}}]
     monkeypatch.setenv("MTLUTILS_BATCH", "4")
     assert stacked.jobs([config.resolve(c) for c in grid], 4) == [[0, 1, 2, 3], [4], [5, 6], [7]]
     together = experiments.run_grid(grid, tmp_path, progress=False)

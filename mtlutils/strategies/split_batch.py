@@ -52,15 +52,19 @@ class SplitBatchWeighted(_AroundTorchjdModule):
     def _parameters(self, net, key):
         return list(net.parameters())
 
-    def _split(self, batch: Split) -> list[Split]:
-        if len(batch) < self.parts:
+    def part_indices(self, size: int, device: torch.device) -> tuple[Tensor, ...]:
+        """The indices of each independent part of a batch of ``size`` examples."""
+        if size < self.parts:
             raise ValueError(
                 f"SplitBatchWeighted({self.method!r}) splits every batch into {self.parts} independent parts and "
-                f"needs at least {self.parts} examples; got a batch of {len(batch)}. The last batch of an epoch holds "
+                f"needs at least {self.parts} examples; got a batch of {size}. The last batch of an epoch holds "
                 f"len(train) % batch_size examples: choose a batch_size that leaves none or at least {self.parts}."
             )
+        return torch.arange(size, device=device).tensor_split(self.parts)
+
+    def _split(self, batch: Split) -> list[Split]:
         return [Split(batch.x[index], {name: y[index] for name, y in batch.y.items()})
-                for index in torch.arange(len(batch), device=batch.x.device).tensor_split(self.parts)]
+                for index in self.part_indices(len(batch), batch.x.device)]
 
     def _losses(self, net: MultiTaskNet, part: Split) -> Tensor:
         return torch.stack(list(task_losses(net, part, self.tasks).values()))
