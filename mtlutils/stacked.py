@@ -135,9 +135,9 @@ class StackedAdam:
         self.roots = torch.zeros_like(self.sizes)
         self.size_of = [self.sizes[k].view(_members(p)) for k, p in enumerate(self.params)]
         self.root_of = [self.roots[k].view(_members(p)) for k, p in enumerate(self.params)]
-        # while every step has moved every member (``in_step``): torch's fused Adam with a learning rate of 1 on
-        # stand-ins for the parameters, whose moves are then scaled by each member's learning rate
-        self.in_step = True
+        # a parameter that every step has moved for every member (``uniform``) steps by torch's fused Adam with a
+        # learning rate of 1 on a stand-in, whose moves are then scaled by each member's learning rate
+        self.uniform = [True] * len(self.params)
         self.steps = [torch.zeros((), dtype=torch.float32, device=lr.device) for _ in self.params]
         self.moves = [torch.zeros_like(p) for p in self.params]
         self.rates = [lr.to(p.dtype).view(_members(p)) for p in self.params]
@@ -146,64 +146,77 @@ class StackedAdam:
     def step(self, masks: Tensor | None) -> None:
         """One step of the members that ``masks`` marks for each parameter, (parameters, members); None: every
         member steps every parameter."""
-        if masks is None and all(p.grad is not None for p in self.params):
-            self.counts += 1
-            if self.in_step:
-                self._fused_step([p.grad for p in self.params])
-                return
-            masks = torch.ones_like(self.counts, dtype=torch.bool)
+        present = [p.grad is not None for p in self.params]
+        if masks is None:
+            whole, partial = present, []
+            if all(present):
+                self.counts += 1
+            else:
+                self.counts += torch.tensor(present, device=self.counts.device)[:, None]
         else:
-            if masks is None:
-                masks = torch.ones_like(self.counts, dtype=torch.bool)
-            masks = masks & torch.tensor([p.grad is not None for p in self.params], device=masks.device)[:, None]
+            masks = masks & torch.tensor(present, device=masks.device)[:, None]
+            every, some = masks.all(dim=1).tolist(), masks.any(dim=1).tolist()
+            whole = every
+            partial = [k for k, (a, b) in enumerate(zip(every, some)) if b and not a]
             self.counts += masks
-            self.in_step = False
+        for k in partial:
+            self.uniform[k] = False
+        fused = [k for k, w in enumerate(whole) if w and self.uniform[k]]
+        rest = [k for k, w in enumerate(whole) if w and not self.uniform[k]]
+        if fused:
+            self._fused_step(fused)
+        if not rest and not partial:
+            return
         b1, b2 = self.betas
         t = self.counts.clamp(min=1)
         self.sizes.copy_(self.lr / (1 - b1 ** t))
         self.roots.copy_((1 - b2 ** t).sqrt())
-        if bool(masks.all()):
-            self._step_all([p.grad for p in self.params])
-            return
-        for k, (p, on) in enumerate(zip(self.params, masks)):
-            if not on.any():
-                continue
-            g, m, v, keep = p.grad, self.m[k], self.v[k], on.view(_members(p))
+        if rest:
+            self._step_all(rest)
+        for k in partial:
+            p, g, m, v, keep = self.params[k], self.params[k].grad, self.m[k], self.v[k], masks[k].view(
+                _members(self.params[k]))
             p.copy_(torch.where(keep, p * self.shrink[k], p))
             m.copy_(torch.where(keep, m.lerp(g, 1 - b1), m))
             v.copy_(torch.where(keep, v * b2 + (1 - b2) * g * g, v))
             p.copy_(torch.where(keep, p - m / (v.sqrt() / self.root_of[k]).add_(self.eps) * self.size_of[k], p))
 
-    def _fused_step(self, grads: list[Tensor]) -> None:
-        """Every member of every parameter steps, every earlier step having moved them all: torch's fused Adam
-        computes the moves at a learning rate of 1, each member's then scaled by its own learning rate."""
+    def _fused_step(self, chosen: list[int]) -> None:
+        """The ``chosen`` parameters step for every member, each of them having moved every member at every
+        earlier step: torch's fused Adam computes the moves at a learning rate of 1, each member's then scaled by
+        its own learning rate."""
         b1, b2 = self.betas
+        params = [self.params[k] for k in chosen]
         # fused Adam reads a gradient's memory as if laid out like its parameter (LeNet's stacked convolution
         # weights are channels-last): one in another layout is copied into the parameter's first
-        grads = [g if g.stride() == p.stride() else torch.empty_like(p).copy_(g) for p, g in zip(self.params, grads)]
-        torch._foreach_zero_(self.moves)
-        torch._foreach_add_(self.steps, 1)
-        torch._fused_adam_(self.moves, grads, self.m, self.v, [], self.steps, lr=1.0, beta1=b1, beta2=b2,
-                           weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
+        grads = [p.grad if p.grad.stride() == p.stride() else torch.empty_like(p).copy_(p.grad) for p in params]
+        moves, steps = [self.moves[k] for k in chosen], [self.steps[k] for k in chosen]
+        torch._foreach_zero_(moves)
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_(moves, grads, [self.m[k] for k in chosen], [self.v[k] for k in chosen], [], steps,
+                           lr=1.0, beta1=b1, beta2=b2, weight_decay=0.0, eps=self.eps, amsgrad=False,
+                           maximize=False)
         if self.decayed:
-            torch._foreach_mul_(self.params, self.shrink)
-        torch._foreach_mul_(self.moves, self.rates)
-        torch._foreach_add_(self.params, self.moves)
+            torch._foreach_mul_(params, [self.shrink[k] for k in chosen])
+        torch._foreach_mul_(moves, [self.rates[k] for k in chosen])
+        torch._foreach_add_(params, moves)
 
-    def _step_all(self, grads: list[Tensor]) -> None:
-        """Every member of every parameter steps, in place, as torch's Adam."""
+    def _step_all(self, chosen: list[int]) -> None:
+        """The ``chosen`` parameters step for every member, in place, as torch's Adam."""
         b1, b2 = self.betas
+        params, grads = [self.params[k] for k in chosen], [self.params[k].grad for k in chosen]
+        m, v = [self.m[k] for k in chosen], [self.v[k] for k in chosen]
         if self.decayed:
-            torch._foreach_mul_(self.params, self.shrink)
-        torch._foreach_lerp_(self.m, grads, 1 - b1)
-        torch._foreach_mul_(self.v, b2)
-        torch._foreach_addcmul_(self.v, grads, grads, value=1 - b2)
-        denominators = torch._foreach_sqrt(self.v)
-        torch._foreach_div_(denominators, self.root_of)
+            torch._foreach_mul_(params, [self.shrink[k] for k in chosen])
+        torch._foreach_lerp_(m, grads, 1 - b1)
+        torch._foreach_mul_(v, b2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
+        denominators = torch._foreach_sqrt(v)
+        torch._foreach_div_(denominators, [self.root_of[k] for k in chosen])
         torch._foreach_add_(denominators, self.eps)
-        updates = torch._foreach_div(self.m, denominators)
-        torch._foreach_mul_(updates, self.size_of)
-        torch._foreach_sub_(self.params, updates)
+        updates = torch._foreach_div(m, denominators)
+        torch._foreach_mul_(updates, [self.size_of[k] for k in chosen])
+        torch._foreach_sub_(params, updates)
 
 
 def _members(p: Tensor) -> tuple[int, ...]:
