@@ -5,14 +5,14 @@ order of the batches and any random groups), the learning rate, the weight decay
 loss. Such runs form a job (``jobs``) of at most ``$MTLUTILS_BATCH`` members (``members_per_job``; 1 turns stacking
 off): their networks' parameters are stacked (``torch.func.stack_module_state``), one forward pass gives
 every member's task losses on its own batch, one backward pass every member's gradients, and one optimizer step
-(``StackedAdam``, ``StackedSGD``) updates every member with its own learning rate and weight decay. Each member's
+(``stacked_optimizers``) updates every member with its own learning rate and weight decay. Each member's
 ``Run`` is what its configuration alone gives, up to float rounding (``tests/test_stacked.py`` states how close),
 so it is cached under its own configuration's key.
 
 What stacks (``signature``), with Adam or SGD, on every device: the networks of the clusters, MultiMNIST and
 digit-attribute suites (``STACKED_DATASETS``: the MLP and LeNet, which hold no buffers), their linear layers as
 batched matrix products and their convolutions as one grouped convolution in the channels-last layout
-(``_stacked_forward``), trained by
+(``stacked_forward``), trained by
 - the averaged loss, with any weights, and single-task training;
 - the grouped updates (``alternated``, ``random_groups``, ``count_matched_groups``, ``selective_groups``), each
   member with its own groups: a member's heads outside its group, and a member with fewer groups in a batch, take
@@ -44,15 +44,13 @@ launches (LeNet 1.6x at 4 members, 4.6x at 10, 11.7x at 32 on an H200, measured 
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import time
 from typing import Callable, Mapping, Sequence
 
 import torch
-from torch import Tensor, nn
-from torch.nn import functional as F
+from torch import Tensor
 from torch.func import functional_call, stack_module_state, vmap
 from torchjd import scalarization
 
@@ -61,6 +59,8 @@ from .record import Run
 from .strategies import (Aggregated, GroupedUpdates, NonFiniteLossError, Scalarized, SelectiveGroups,
                          SplitBatchWeighted, StepRecord, Strategy)
 from .tasks import TaskSuite
+from .stacked_forward import stacked_forward
+from .stacked_optimizers import OPTIMIZERS
 from .train import Recorder, check_fits
 
 BATCH_VARIABLE = "MTLUTILS_BATCH"
@@ -113,141 +113,6 @@ def jobs(configs: Sequence[Mapping], size: int) -> list[list[int]]:
     return sorted(out)
 
 
-class StackedAdam:
-    """Adam (Kingma & Ba, 2015) over stacked parameters, one learning rate and one decoupled weight decay per
-    member (AdamW, Loshchilov & Hutter, 2019, which is Adam when the decay is 0), as torch's Adam and AdamW compute
-    it: for member i at its t-th step of a parameter, p <- p (1 - lr_i wd_i); m <- b1 m + (1 - b1) g;
-    v <- b2 v + (1 - b2) g^2; p <- p - lr_i / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
-    ``step(masks)`` moves, of each parameter k, only the members that ``masks[k]`` marks: the others keep their
-    values, moments and step counts, as torch's optimizers leave a parameter without a gradient. The parameters
-    whose every member has stepped at every step (all of an averaged run's, a grouped run's trunk) take torch's
-    fused Adam, computed at a learning rate of 1 and scaled by each member's; the others, multi-tensor operations
-    (``torch._foreach_*``) where every member steps and masked ones where some do."""
-
-    def __init__(self, params: Sequence[Tensor], lr: Tensor, weight_decay: Tensor, betas=(0.9, 0.999),
-                 eps: float = 1e-8):
-        self.params, self.lr, self.betas, self.eps = list(params), lr.double(), betas, eps
-        self.decayed = bool((weight_decay > 0).any())
-        self.shrink = [(1 - lr.double() * weight_decay.double()).to(p.dtype).view(_members(p)) for p in self.params]
-        self.m = [torch.zeros_like(p) for p in self.params]
-        self.v = [torch.zeros_like(p) for p in self.params]
-        # each parameter's step counts (in float64, as torch keeps them), step sizes and second-moment corrections,
-        # one row a parameter, with each row seen in its parameter's shape
-        self.counts = torch.zeros(len(self.params), len(lr), dtype=torch.float64, device=lr.device)
-        self.sizes = torch.zeros_like(self.counts, dtype=self.params[0].dtype)
-        self.roots = torch.zeros_like(self.sizes)
-        self.size_of = [self.sizes[k].view(_members(p)) for k, p in enumerate(self.params)]
-        self.root_of = [self.roots[k].view(_members(p)) for k, p in enumerate(self.params)]
-        # a parameter that every step has moved for every member (``uniform``) steps by torch's fused Adam with a
-        # learning rate of 1 on a stand-in, whose moves are then scaled by each member's learning rate
-        self.uniform = [True] * len(self.params)
-        self.steps = [torch.zeros((), dtype=torch.float32, device=lr.device) for _ in self.params]
-        self.moves = [torch.zeros_like(p) for p in self.params]
-        self.rates = [lr.to(p.dtype).view(_members(p)) for p in self.params]
-
-    @torch.no_grad()
-    def step(self, masks: Tensor | None) -> None:
-        """One step of the members that ``masks`` marks for each parameter, (parameters, members); None: every
-        member steps every parameter."""
-        present = [p.grad is not None for p in self.params]
-        if masks is None:
-            whole, partial = present, []
-            if all(present):
-                self.counts += 1
-            else:
-                self.counts += torch.tensor(present, device=self.counts.device)[:, None]
-        else:
-            masks = masks & torch.tensor(present, device=masks.device)[:, None]
-            every, some = masks.all(dim=1).tolist(), masks.any(dim=1).tolist()
-            whole = every
-            partial = [k for k, (a, b) in enumerate(zip(every, some)) if b and not a]
-            self.counts += masks
-        for k in partial:
-            self.uniform[k] = False
-        fused = [k for k, w in enumerate(whole) if w and self.uniform[k]]
-        rest = [k for k, w in enumerate(whole) if w and not self.uniform[k]]
-        if fused:
-            self._fused_step(fused)
-        if not rest and not partial:
-            return
-        b1, b2 = self.betas
-        t = self.counts.clamp(min=1)
-        self.sizes.copy_(self.lr / (1 - b1 ** t))
-        self.roots.copy_((1 - b2 ** t).sqrt())
-        if rest:
-            self._step_all(rest)
-        for k in partial:
-            p, g, m, v, keep = self.params[k], self.params[k].grad, self.m[k], self.v[k], masks[k].view(
-                _members(self.params[k]))
-            p.copy_(torch.where(keep, p * self.shrink[k], p))
-            m.copy_(torch.where(keep, m.lerp(g, 1 - b1), m))
-            v.copy_(torch.where(keep, v * b2 + (1 - b2) * g * g, v))
-            p.copy_(torch.where(keep, p - m / (v.sqrt() / self.root_of[k]).add_(self.eps) * self.size_of[k], p))
-
-    def _fused_step(self, chosen: list[int]) -> None:
-        """The ``chosen`` parameters step for every member, each of them having moved every member at every
-        earlier step: torch's fused Adam computes the moves at a learning rate of 1, each member's then scaled by
-        its own learning rate."""
-        b1, b2 = self.betas
-        params = [self.params[k] for k in chosen]
-        # fused Adam reads a gradient's memory as if laid out like its parameter (LeNet's stacked convolution
-        # weights are channels-last): one in another layout is copied into the parameter's first
-        grads = [p.grad if p.grad.stride() == p.stride() else torch.empty_like(p).copy_(p.grad) for p in params]
-        moves, steps = [self.moves[k] for k in chosen], [self.steps[k] for k in chosen]
-        torch._foreach_zero_(moves)
-        torch._foreach_add_(steps, 1)
-        torch._fused_adam_(moves, grads, [self.m[k] for k in chosen], [self.v[k] for k in chosen], [], steps,
-                           lr=1.0, beta1=b1, beta2=b2, weight_decay=0.0, eps=self.eps, amsgrad=False,
-                           maximize=False)
-        if self.decayed:
-            torch._foreach_mul_(params, [self.shrink[k] for k in chosen])
-        torch._foreach_mul_(moves, [self.rates[k] for k in chosen])
-        torch._foreach_add_(params, moves)
-
-    def _step_all(self, chosen: list[int]) -> None:
-        """The ``chosen`` parameters step for every member, in place, as torch's Adam."""
-        b1, b2 = self.betas
-        params, grads = [self.params[k] for k in chosen], [self.params[k].grad for k in chosen]
-        m, v = [self.m[k] for k in chosen], [self.v[k] for k in chosen]
-        if self.decayed:
-            torch._foreach_mul_(params, [self.shrink[k] for k in chosen])
-        torch._foreach_lerp_(m, grads, 1 - b1)
-        torch._foreach_mul_(v, b2)
-        torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
-        denominators = torch._foreach_sqrt(v)
-        torch._foreach_div_(denominators, [self.root_of[k] for k in chosen])
-        torch._foreach_add_(denominators, self.eps)
-        updates = torch._foreach_div(m, denominators)
-        torch._foreach_mul_(updates, [self.size_of[k] for k in chosen])
-        torch._foreach_sub_(params, updates)
-
-
-def _members(p: Tensor) -> tuple[int, ...]:
-    """The shape that lays one value per member along a stacked parameter's first dimension."""
-    return (-1,) + (1,) * (p.dim() - 1)
-
-
-class StackedSGD:
-    """Plain SGD over stacked parameters, one learning rate and one (L2) weight decay per member, as torch's SGD
-    without momentum computes it: p <- p - lr_i (g + wd_i p), for the members that ``masks[k]`` marks."""
-
-    def __init__(self, params: Sequence[Tensor], lr: Tensor, weight_decay: Tensor):
-        self.params, self.lr, self.weight_decay = list(params), lr.double(), weight_decay.double()
-
-    @torch.no_grad()
-    def step(self, masks: Tensor | None) -> None:
-        if masks is None:
-            masks = torch.ones(len(self.params), len(self.lr), dtype=torch.bool, device=self.lr.device)
-        for p, on in zip(self.params, masks):
-            if p.grad is not None:
-                shape = _members(p)
-                lr, decay = self.lr.to(p.dtype).view(shape), self.weight_decay.to(p.dtype).view(shape)
-                p.copy_(torch.where(on.view(shape), p - lr * (p.grad + decay * p), p))
-
-
-OPTIMIZERS = {"adam": StackedAdam, "sgd": StackedSGD}
-
-
 class _Members:
     """The members of one job as one stacked network: their parameters, optimizer, batch orders and records."""
 
@@ -282,7 +147,7 @@ class _Members:
                                                                                               self.learned)]
         self.famo = self.scalarized and isinstance(strategies[0].module, scalarization.FAMO)
         self.random_states = list(random_states)
-        forward = _stacked_forward(self.nets[0], len(self.nets))
+        forward = stacked_forward(self.nets[0], len(self.nets))
         self.losses = vmap(self._losses_of_one) if forward is None else self._losses_of_all(forward)
 
     def _losses_of_one(self, params, x, ys):
@@ -290,7 +155,7 @@ class _Members:
         return torch.stack([t.loss(predictions[t.name], y) for t, y in zip(self.tasks, ys)])
 
     def _losses_of_all(self, forward):
-        """The members' task losses from their stacked predictions (``_stacked_forward``): each task's from its
+        """The members' task losses from their stacked predictions (``stacked_forward``): each task's from its
         ``sample_loss`` on all members' samples at once where it has one, else vmapped."""
         if all(t.sample_loss is not None for t in self.tasks):
             def losses(predictions, ys):
@@ -540,57 +405,6 @@ class _Members:
     def evaluated_after(self, step: int) -> bool:
         asked = (self.eval_every and step % self.eval_every == 0) or step in self.eval_at
         return bool(asked) and step < self.total
-
-
-def _stacked_forward(net: MultiTaskNet, members: int) -> dict[str, Callable] | None:
-    """For a network made of linear layers, 2-d convolutions, max-pooling, flattening and ReLUs (the clusters MLP,
-    LeNet): the forward pass of its trunk and of each head (``"heads.NAME"``) on the stacked parameters of
-    ``members`` networks, a function ``(params, h)`` each, ``h`` members first. Linear layers are batched matrix
-    products, and convolutions one grouped convolution in the channels-last layout, a group per member; vmap's
-    generic rules cost more than that at these sizes (its grouped convolutions run in the default layout, slower on
-    a CPU than the separate networks). None for any other network."""
-    parts = {"trunk": _stacked(net.trunk, "trunk.", members)}
-    parts.update({f"heads.{n}": _stacked(head, f"heads.{n}.", members) for n, head in net.heads.items()})
-    return None if any(part is None for part in parts.values()) else parts
-
-
-def _stacked(module: nn.Module, prefix: str, members: int) -> Callable | None:
-    """``module`` on stacked inputs with the stacked parameters named ``prefix...``; None where it holds anything
-    else than the layers ``_stacked_forward`` names. Features are (members, batch, features); images between
-    convolutions are (batch, members x channels, height, width), channels-last."""
-    if isinstance(module, nn.Linear) and module.bias is not None:
-        weight, bias = prefix + "weight", prefix + "bias"
-        return lambda params, h: torch.baddbmm(params[bias].unsqueeze(1), h, params[weight].transpose(1, 2))
-    if isinstance(module, nn.Conv2d) and module.bias is not None and module.groups == 1 \
-            and module.padding_mode == "zeros":
-        weight, bias = prefix + "weight", prefix + "bias"
-        settings = dict(stride=module.stride, padding=module.padding, dilation=module.dilation, groups=members)
-        return lambda params, h: F.conv2d(_images(h), params[weight].flatten(0, 1), params[bias].flatten(),
-                                          **settings)
-    if isinstance(module, nn.MaxPool2d):
-        settings = dict(kernel_size=module.kernel_size, stride=module.stride, padding=module.padding,
-                        dilation=module.dilation, ceil_mode=module.ceil_mode)
-        return lambda params, h: F.max_pool2d(_images(h), **settings)
-    if isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1:
-        return lambda params, h: _images(h).reshape(len(h), members, -1).transpose(0, 1)
-    if isinstance(module, nn.ReLU):
-        return lambda params, h: torch.relu(h)
-    if isinstance(module, nn.Sequential):
-        parts = [_stacked(child, f"{prefix}{name}.", members) for name, child in module.named_children()]
-        if any(part is None for part in parts):
-            return None
-        return lambda params, h: functools.reduce(lambda out, part: part(params, out), parts, h)
-    return None
-
-
-def _images(h: Tensor) -> Tensor:
-    """Stacked images (members, batch, channels, height, width) as one batch of images whose channels are the
-    members' in turn, channels-last; images already so laid out pass through."""
-    if h.dim() == 4:
-        return h
-    members, batch, channels, height, width = h.shape
-    return h.transpose(0, 1).reshape(batch, members * channels, height, width) \
-        .contiguous(memory_format=torch.channels_last)
 
 
 def _random_state(device: torch.device) -> list[Tensor]:
