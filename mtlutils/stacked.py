@@ -16,8 +16,11 @@ batched matrix products and their convolutions as one grouped convolution in the
 - the averaged loss, with any weights, and single-task training;
 - the grouped updates (``alternated``, ``random_groups``, ``count_matched_groups``, ``selective_groups``), each
   member with its own groups: a member's heads outside its group, and a member with fewer groups in a batch, take
-  no step at all (no gradient, as ``fit`` gives them), never a step with a zero gradient; selective group updates
-  keep each member's proximal affinity, measured on the forward passes between its group steps;
+  no step at all (no gradient, as ``fit`` gives them), never a step with a zero gradient, except that with
+  ``idle_heads="moving"`` an idle head that has had a gradient steps on a zero one, as it does alone; with
+  ``optimizer_per_group=True`` each group has its own optimizer, stepping the members that update that group;
+  selective group updates keep each member's proximal affinity, measured on the forward passes between its group
+  steps;
 - every torchjd aggregator of ``AGGREGATORS``: each member's Jacobian of its task losses by its shared parameters
   (a backward pass per task gives every member's row), aggregated by the member's own aggregator, state included;
 - every torchjd scalarizer of ``SCALARIZERS``: each member's own scalarizer on its own
@@ -28,8 +31,8 @@ batched matrix products and their convolutions as one grouped convolution in the
 Where a method draws random numbers (random weights, PCGrad's and GradVac's orders, GradDrop's masks), each member
 draws from its own copy of torch's global generator, seeded as ``fit`` seeds it, so it draws what it draws alone.
 What trains alone, and why:
-- ``affinity_probe``: TAG's lookahead takes a trial step of each member's network of its own;
-- ``idle_heads="moving"`` and ``optimizer_per_group=True``: one optimizer per group, or zero gradients that step;
+- ``affinity_probe`` with ``lookahead="optimizer"``: its lookahead takes the trial step of the member's own
+  optimizer (the plain gradient's lookahead stacks);
 - gradient cosines (``gradient_cosine_every``), and networks with batch norm (CelebA's ResNet, NYUv2's SegNet),
   whose running statistics would need a functional batch norm.
 
@@ -49,6 +52,7 @@ import os
 import time
 from typing import Callable, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.func import functional_call, stack_module_state, vmap
@@ -56,17 +60,17 @@ from torchjd import scalarization
 
 from .models import MultiTaskNet
 from .record import Run
-from .strategies import (Aggregated, GroupedUpdates, NonFiniteLossError, Scalarized, SelectiveGroups,
+from .strategies import (AffinityProbe, Aggregated, GroupedUpdates, NonFiniteLossError, Scalarized, SelectiveGroups,
                          SplitBatchWeighted, StepRecord, Strategy)
 from .tasks import TaskSuite
 from .stacked_forward import stacked_forward
-from .stacked_optimizers import OPTIMIZERS
+from .stacked_optimizers import OPTIMIZERS, member_shape
 from .train import Recorder, check_fits
 
 BATCH_VARIABLE = "MTLUTILS_BATCH"
 DEFAULT_MEMBERS = 8
 STACKABLE = ("averaged", "single_task", "alternated", "random_groups", "count_matched_groups", "selective_groups",
-             "aggregated", "scalarized", "split_batch_weighted")
+             "affinity_probe", "aggregated", "scalarized", "split_batch_weighted")
 MEMBER_SETTINGS = ("seed", "lr", "weight_decay")  # and an averaged loss's weights
 STACKED_DATASETS = ("clusters", "multimnist", "digit_attributes")
 
@@ -86,8 +90,7 @@ def signature(c: Mapping) -> str | None:
     """What the members of one job share, as text; None for a configuration that trains alone."""
     options = c["strategy_kwargs"]
     if (c["strategy"] not in STACKABLE or c["optimizer"] not in OPTIMIZERS or c["gradient_cosine_every"]
-            or options.get("idle_heads", "still") != "still" or options.get("optimizer_per_group", False)
-            or c["dataset"] not in STACKED_DATASETS):
+            or options.get("lookahead", "gradient") == "optimizer" or c["dataset"] not in STACKED_DATASETS):
         return None
     shared = {k: v for k, v in c.items() if k not in MEMBER_SETTINGS}
     shared["strategy_kwargs"] = {k: v for k, v in options.items() if k != "weights"}
@@ -128,7 +131,14 @@ class _Members:
         self.owner = [name.split(".")[1] if name.startswith("heads.") else None for name in self.params]
         lr = torch.tensor([m["lr"] for m in configs], dtype=torch.float64, device=device)
         decay = torch.tensor([m["weight_decay"] for m in configs], dtype=torch.float64, device=device)
-        self.optimizer = OPTIMIZERS[c["optimizer"]](list(self.params.values()), lr, decay)
+        self.new_optimizer = lambda: OPTIMIZERS[c["optimizer"]](list(self.params.values()), lr, decay)
+        grouped = isinstance(strategies[0], GroupedUpdates)
+        self.per_group = grouped and strategies[0].optimizer_per_group
+        self.optimizer = None if self.per_group else self.new_optimizer()
+        self.group_optimizers: dict[tuple[str, ...], object] = {}  # optimizer_per_group: each group's own
+        # idle_heads="moving": which of each member's parameters have had a gradient (the trunk from the start)
+        self.had_gradient = (torch.tensor([o is None for o in self.owner], device=device)[:, None].repeat(
+            1, len(configs)) if grouped and strategies[0].idle_heads == "moving" and not self.per_group else None)
         self.orders = [torch.Generator().manual_seed(m["seed"]) for m in configs]
         self.recorders = [Recorder(max(1, self.total // 200), self.total) for _ in configs]
         self.outcome: list = [None] * len(configs)
@@ -136,6 +146,8 @@ class _Members:
         self.scalarized = isinstance(strategies[0], Scalarized)  # a job's members share their strategy
         self.aggregated = isinstance(strategies[0], Aggregated)
         self.split = isinstance(strategies[0], SplitBatchWeighted)
+        self.traced = isinstance(strategies[0], (SelectiveGroups, AffinityProbe))  # losses kept after every group
+        self.probe = isinstance(strategies[0], AffinityProbe)
         self.task_weights: Tensor | None = None  # a scalarizer's weight of each task's loss in the last step
         self.shared = [p for p, owner in zip(self.params.values(), self.owner) if owner is None]
         self.heads = {n: [p for p, owner in zip(self.params.values(), self.owner) if owner == n] for n in self.names}
@@ -198,6 +210,7 @@ class _Members:
         passes = [len(p) + self._measures_last(i) for i, p in enumerate(plan)]  # forward passes of each member
         after = [x, ys] if self.famo else None  # FAMO's forward pass after the step, on the same batch
         traces: list[list[dict]] = [[] for _ in plan]
+        lookahead = None
         for j in range(max(passes)):
             with torch.set_grad_enabled(j < max(map(len, plan))):
                 losses = self.losses(self.params, x, ys)  # (members, tasks)
@@ -207,6 +220,9 @@ class _Members:
             for i, trace in enumerate(traces):
                 if j < passes[i]:
                     trace.append(dict(zip(self.names, rows[i])))
+            if j == 0 and self.probe and any(s.lookahead_due() for s, o in zip(self.strategies, self.outcome)
+                                             if o is None):
+                lookahead = self._lookahead(x, ys, losses)
             if j < max(map(len, plan)):
                 self._group_step([p[j] if j < len(p) and self.outcome[i] is None else None
                                   for i, p in enumerate(plan)], losses)
@@ -218,7 +234,9 @@ class _Members:
                 groups = [g for g, _ in plan[i]]
                 backward = len(self.names) if self.aggregated else len(groups)  # a Jacobian: a pass per task
                 record = StepRecord(traces[i][0], groups, passes[i] + self.famo, backward, len(groups), seconds)
-                if isinstance(strategy, SelectiveGroups):
+                if lookahead is not None:
+                    record.extra["lookahead"] = lookahead[i]
+                if self.traced:
                     record.extra.update(strategy.after_groups(groups, traces[i]))
                 if self.scalarized:
                     record.extra["task_weights"] = self.task_weights[i].detach().cpu().double().numpy()
@@ -227,12 +245,12 @@ class _Members:
     def _measures_last(self, i: int) -> bool:
         """Whether member i measures its losses once more after its last group (``measure_last``)."""
         strategy = self.strategies[i]
-        return isinstance(strategy, SelectiveGroups) and strategy.measure_last and self.outcome[i] is None
+        return self.traced and strategy.measure_last and self.outcome[i] is None
 
     def _counted(self, i: int, plan: list, j: int):
         """The tasks whose losses ``fit`` computes, and so checks, in member i's forward pass j: all of them before
         the first group, and after each group those a traced strategy records or else the next group's."""
-        if j == 0 or (isinstance(self.strategies[i], SelectiveGroups) and j < len(plan) + self._measures_last(i)):
+        if j == 0 or (self.traced and j < len(plan) + self._measures_last(i)):
             return self.names if plan or j == 0 else ()
         return plan[j][0] if j < len(plan) else ()
 
@@ -259,10 +277,42 @@ class _Members:
             keep = stepping.view(-1, *[1] * (chosen.dim() - 1))
             chosen = torch.where(keep, chosen, torch.zeros_like(chosen))
         chosen.sum().backward()
-        self.optimizer.step(masks)
+        if self.had_gradient is not None:
+            masks = self._with_idle_heads(groups, masks)
+        if self.per_group:
+            self._step_each_group(groups, masks)
+        else:
+            self.optimizer.step(masks)
         for i, optimizer in enumerate(self.learned_optimizers):
             if optimizer is not None and groups[i] is not None:
                 optimizer.step()
+
+    def _with_idle_heads(self, groups: list, masks: Tensor | None) -> Tensor | None:
+        """``idle_heads="moving"``: the masks of a group step with, besides each member's group, every head of a
+        stepping member that has had a gradient, its gradient set to zero: a shared optimizer steps such a head
+        alone, since ``zero_grad`` leaves it a zero gradient."""
+        if masks is None:  # every member steps every parameter: no head is idle
+            self.had_gradient.fill_(True)
+            return None
+        stepping = torch.tensor([g is not None for g in groups], device=self.device)
+        idle = self.had_gradient & stepping & ~masks
+        self.had_gradient |= masks
+        for p, members, any_idle in zip(self.params.values(), idle, idle.any(dim=1).tolist()):
+            if any_idle:
+                p.grad = torch.where(members.view(member_shape(p)), torch.zeros((), dtype=p.dtype, device=p.device),
+                                     p.grad)
+        return masks | idle
+
+    def _step_each_group(self, groups: list, masks: Tensor | None) -> None:
+        """``optimizer_per_group=True``: each group's own optimizer (its moments and step counts, made when the
+        group first steps) steps the members that update that group here."""
+        if masks is None:
+            masks = torch.ones(len(self.params), len(groups), dtype=torch.bool, device=self.device)
+        for key in dict.fromkeys(g[0] for g in groups if g is not None):
+            members = torch.tensor([g is not None and g[0] == key for g in groups], device=self.device)
+            if key not in self.group_optimizers:
+                self.group_optimizers[key] = self.new_optimizer()
+            self.group_optimizers[key].step(masks & members)
 
     def _aggregate(self, losses: Tensor, groups: list) -> None:
         """Each member's gradients as ``Aggregated`` gives them alone: the Jacobian of its task losses by its
@@ -286,6 +336,24 @@ class _Members:
             for p, g in zip(own, grads[len(self.shared):]):
                 p.grad = g
         return torch.stack(rows, dim=1)
+
+    def _lookahead(self, x: Tensor, ys: list[Tensor], losses: Tensor) -> np.ndarray:
+        """TAG's lookahead affinity of every member on its batch, (members, tasks, tasks), as
+        ``affinity.lookahead_affinity`` measures it alone with ``lr``: the member's shared parameters moved along
+        one task's gradient at a time, its heads fixed, and each task's loss after the move against before it."""
+        lr = self.strategies[0].lookahead_lr
+        jacobians = self._jacobians(losses, heads=False, retain=True)
+        before = losses.detach().double()
+        fixed = {name: p.detach() for name, p in self.params.items()}
+        shared = [name for name, owner in zip(self.params, self.owner) if owner is None]
+        rows = []
+        with torch.no_grad():
+            for t in range(len(self.names)):
+                steps = jacobians[:, t].split([fixed[name][0].numel() for name in shared], dim=1)
+                moved = {**fixed, **{name: fixed[name] - lr * g.view_as(fixed[name])
+                                     for name, g in zip(shared, steps)}}
+                rows.append(1.0 - self.losses(moved, x, ys).double() / before)
+        return torch.stack(rows, dim=1).cpu().numpy()
 
     def _set_shared_gradients(self, gradients: Tensor) -> None:
         """The shared parameters' gradients from every member's gradient vector, (members, shared parameters)."""

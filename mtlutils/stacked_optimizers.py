@@ -24,7 +24,7 @@ class StackedAdam:
                  eps: float = 1e-8):
         self.params, self.lr, self.betas, self.eps = list(params), lr.double(), betas, eps
         self.decayed = bool((weight_decay > 0).any())
-        self.shrink = [(1 - lr.double() * weight_decay.double()).to(p.dtype).view(_members(p)) for p in self.params]
+        self.shrink = [(1 - lr.double() * weight_decay.double()).to(p.dtype).view(member_shape(p)) for p in self.params]
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
         # each parameter's step counts (in float64, as torch keeps them), step sizes and second-moment corrections,
@@ -32,14 +32,14 @@ class StackedAdam:
         self.counts = torch.zeros(len(self.params), len(lr), dtype=torch.float64, device=lr.device)
         self.sizes = torch.zeros_like(self.counts, dtype=self.params[0].dtype)
         self.roots = torch.zeros_like(self.sizes)
-        self.size_of = [self.sizes[k].view(_members(p)) for k, p in enumerate(self.params)]
-        self.root_of = [self.roots[k].view(_members(p)) for k, p in enumerate(self.params)]
+        self.size_of = [self.sizes[k].view(member_shape(p)) for k, p in enumerate(self.params)]
+        self.root_of = [self.roots[k].view(member_shape(p)) for k, p in enumerate(self.params)]
         # a parameter that every step has moved for every member (``uniform``) steps by torch's fused Adam with a
         # learning rate of 1 on a stand-in, whose moves are then scaled by each member's learning rate
         self.uniform = [True] * len(self.params)
         self.steps = [torch.zeros((), dtype=torch.float32, device=lr.device) for _ in self.params]
         self.moves = [torch.zeros_like(p) for p in self.params]
-        self.rates = [lr.to(p.dtype).view(_members(p)) for p in self.params]
+        self.rates = [lr.to(p.dtype).view(member_shape(p)) for p in self.params]
 
     @torch.no_grad()
     def step(self, masks: Tensor | None) -> None:
@@ -74,7 +74,7 @@ class StackedAdam:
             self._step_all(rest)
         for k in partial:
             p, g, m, v, keep = self.params[k], self.params[k].grad, self.m[k], self.v[k], masks[k].view(
-                _members(self.params[k]))
+                member_shape(self.params[k]))
             p.copy_(torch.where(keep, p * self.shrink[k], p))
             m.copy_(torch.where(keep, m.lerp(g, 1 - b1), m))
             v.copy_(torch.where(keep, v * b2 + (1 - b2) * g * g, v))
@@ -118,7 +118,7 @@ class StackedAdam:
         torch._foreach_sub_(params, updates)
 
 
-def _members(p: Tensor) -> tuple[int, ...]:
+def member_shape(p: Tensor) -> tuple[int, ...]:
     """The shape that lays one value per member along a stacked parameter's first dimension."""
     return (-1,) + (1,) * (p.dim() - 1)
 
@@ -136,7 +136,7 @@ class StackedSGD:
             masks = torch.ones(len(self.params), len(self.lr), dtype=torch.bool, device=self.lr.device)
         for p, on in zip(self.params, masks):
             if p.grad is not None:
-                shape = _members(p)
+                shape = member_shape(p)
                 lr, decay = self.lr.to(p.dtype).view(shape), self.weight_decay.to(p.dtype).view(shape)
                 p.copy_(torch.where(on.view(shape), p - lr * (p.grad + decay * p), p))
 

@@ -29,6 +29,17 @@ FAMILIES = {  # one configuration of each family that stacks, with what each mem
     "count-matched groups": dict(strategy="count_matched_groups", strategy_kwargs={"counts": [1, 3, 2]}),
     "random groups, mean, SGD": dict(strategy="random_groups", optimizer="sgd",
                                      strategy_kwargs={"group_size": 2, "group_loss": "mean"}),
+    "alternated, an optimizer per group": dict(strategy="alternated", strategy_kwargs={
+        "order": "shuffle", "optimizer_per_group": True}),
+    "random groups, an optimizer per group": dict(strategy="random_groups", strategy_kwargs={
+        "group_size": 2, "redraw": "step", "optimizer_per_group": True}),
+    "random groups, moving idle heads": dict(strategy="random_groups", strategy_kwargs={
+        "group_size": 2, "redraw": "step", "idle_heads": "moving"}),
+    "alternated, moving idle heads": dict(strategy="alternated", strategy_kwargs={"idle_heads": "moving"}),
+    "affinity probe, TAG's lookahead": dict(strategy="affinity_probe", strategy_kwargs={
+        "beta": 0.1, "lookahead_every": 2, "lookahead_lr": 0.05}),
+    "affinity probe, an optimizer per group": dict(strategy="affinity_probe", strategy_kwargs={
+        "optimizer_per_group": True}),
     "selective groups": dict(strategy="selective_groups", strategy_kwargs={"warmup": 2, "beta": 0.1}),
     "selective groups, as coded": dict(strategy="selective_groups", strategy_kwargs={
         "warmup": 1, "beta": 0.2, "attribution": "as_coded", "measure_last": False, "regroup_every": 2}),
@@ -80,11 +91,12 @@ def largest_difference(a, b) -> float:
     losses = np.abs(a.history.filter(like="loss").to_numpy() - b.history.filter(like="loss").to_numpy()).max()
     assert [step for step, _ in a.affinity] == [step for step, _ in b.affinity]
     affinity = max((np.abs(x - y).max() for (_, x), (_, y) in zip(a.affinity, b.affinity)), default=0.0)
-    weights = [(s, w) for s, w in a.measurements.get("task_weights", [])]  # a scalarizer's weights, step by step
-    assert [s for s, _ in weights] == [s for s, _ in b.measurements.get("task_weights", [])]
-    weights = max((np.abs(w - v).max() for (_, w), (_, v) in zip(weights, b.measurements.get("task_weights", []))),
-                  default=0.0)
-    return max(losses, affinity, weights, np.abs(a.evals.value.to_numpy() - b.evals.value.to_numpy()).max())
+    assert a.measurements.keys() == b.measurements.keys()  # a scalarizer's weights, TAG's lookahead, step by step
+    for name in a.measurements:
+        assert [s for s, _ in a.measurements[name]] == [s for s, _ in b.measurements[name]]
+    measured = max((np.abs(w - v).max() for name in a.measurements
+                    for (_, w), (_, v) in zip(a.measurements[name], b.measurements[name])), default=0.0)
+    return max(losses, affinity, measured, np.abs(a.evals.value.to_numpy() - b.evals.value.to_numpy()).max())
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +156,7 @@ def test_the_float32_drift_is_that_of_another_convolution_algorithm(method):
 def test_jobs_are_formed_from_the_grid_alone():
     base = dict(dataset="clusters", size="smoke", epochs=1)
     configs = [config.resolve(c) for c in [
-        {**base, "seed": 0}, {**base, "seed": 1, "lr": 1e-2}, {**base, "strategy": "affinity_probe"},
+        {**base, "seed": 0}, {**base, "seed": 1, "lr": 1e-2}, {**base, "gradient_cosine_every": 2},
         {**base, "seed": 2, "weight_decay": 0.1}, {**base, "epochs": 2}, {**base, "seed": 3}]]
     assert stacked.jobs(configs, 8) == [[0, 1, 3, 5], [2], [4]]
     assert stacked.jobs(configs, 2) == [[0, 1], [2], [3, 5], [4]]
@@ -156,9 +168,9 @@ def test_a_grid_stacks_its_runs_and_caches_each_under_its_own_key(tmp_path, monk
     monkeypatch.setenv("MTLUTILS_WORKERS", "1")
     base = dict(dataset="clusters", size="smoke", epochs=2)
     upgrad = {**base, "strategy": "aggregated", "strategy_kwargs": {"aggregator": "upgrad"}}
-    grid = [*experiments.grid(base, seed=[0, 1], lr=[1e-3, 1e-2]), {**base, "strategy": "affinity_probe"},
-            *experiments.grid(upgrad, seed=[0, 1]), {**base, "strategy": "selective_groups",
-                                                     "strategy_kwargs": {"idle_heads": "moving"}}]
+    probe = {"strategy": "affinity_probe", "strategy_kwargs": {"lookahead_every": 2, "lookahead": "optimizer"}}
+    grid = [*experiments.grid(base, seed=[0, 1], lr=[1e-3, 1e-2]), {**base, **probe},
+            *experiments.grid(upgrad, seed=[0, 1]), {**base, "gradient_cosine_every": 2}]
     monkeypatch.setenv("MTLUTILS_BATCH", "4")
     assert stacked.jobs([config.resolve(c) for c in grid], 4) == [[0, 1, 2, 3], [4], [5, 6], [7]]
     together = experiments.run_grid(grid, tmp_path, progress=False)

@@ -97,6 +97,7 @@ class AffinityProbe(GroupedUpdates):
     """
 
     attributions = ("intended", "as_coded")
+    measure_last = True  # the last task's change is measured too
 
     def __init__(self, beta: float = 1e-3, lookahead_every: int | None = None, lookahead_lr: float = 1e-3,
                  lookahead: str = "gradient", optimizer_per_group: bool = False,
@@ -119,18 +120,30 @@ class AffinityProbe(GroupedUpdates):
         self.trackers = {a: ProximalAffinity(self.task_names, self.beta) for a in self.attributions}
         self.batches = 0
 
-    def _update(self, net, batch):
-        extra = {}
-        if self.lookahead_every and self.batches % self.lookahead_every == 0:
-            step = {"optimizer": self.optimizer(net, "all")} if self.lookahead == "optimizer" else {"lr": self.lookahead_lr}
-            extra["lookahead"] = lookahead_affinity(net, batch, self.tasks, **step)
+    def lookahead_due(self) -> bool:
+        """Whether TAG's lookahead affinity is measured on the next batch, before its updates."""
+        return bool(self.lookahead_every) and self.batches % self.lookahead_every == 0
+
+    def next_groups(self):
+        """One task a group, in a new random order."""
         order = torch.randperm(len(self.tasks), generator=self.generator)
-        groups = [(self.task_names[i],) for i in order]
-        record, trace = self.update_groups(net, batch, groups, measure_last=True)
+        return [(self.task_names[i],) for i in order]
+
+    def after_groups(self, groups, trace) -> dict:
+        """Credit the batch's loss changes to the affinity under both attributions; returns them stacked."""
         for attribution, tracker in self.trackers.items():
             tracker.update(groups, trace, attribution)
         self.batches += 1
-        record.extra = {**extra, "affinity": np.stack([self.trackers[a].matrix for a in self.attributions])}
+        return {"affinity": np.stack([self.trackers[a].matrix for a in self.attributions])}
+
+    def _update(self, net, batch):
+        extra = {}
+        if self.lookahead_due():
+            step = {"optimizer": self.optimizer(net, "all")} if self.lookahead == "optimizer" else {"lr": self.lookahead_lr}
+            extra["lookahead"] = lookahead_affinity(net, batch, self.tasks, **step)
+        groups = self.next_groups()
+        record, trace = self.update_groups(net, batch, groups, measure_last=self.measure_last)
+        record.extra = {**extra, **self.after_groups(groups, trace)}
         return record
 
     def _extra_state(self):
