@@ -39,10 +39,14 @@ def gradient_cosine(net: MultiTaskNet, batch: Split, tasks: Sequence[Task]) -> n
     A negative entry means the two tasks' gradients conflict (Yu et al., 2020): a step that lowers one loss
     raises the other to first order. A task with a zero gradient has cosine 0 with every task.
     """
-    grads = shared_gradients(net, batch, tasks)
-    norms = grads.norm(dim=1, keepdim=True)
+    return cosine_matrix(shared_gradients(net, batch, tasks)).cpu().numpy()
+
+
+def cosine_matrix(grads: torch.Tensor) -> torch.Tensor:
+    """The cosines between the rows of ``grads`` (..., T, P), (..., T, T); a zero row has cosine 0 with all."""
+    norms = grads.norm(dim=-1, keepdim=True)
     unit = torch.where(norms > 0, grads / norms.clamp_min(1e-30), torch.zeros_like(grads))
-    return (unit @ unit.T).cpu().numpy()
+    return unit @ unit.transpose(-1, -2)
 
 
 def conflict_rate(cosines: Sequence[np.ndarray]) -> np.ndarray:

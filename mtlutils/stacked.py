@@ -27,14 +27,16 @@ batched matrix products and their convolutions as one grouped convolution in the
   losses, its task weights recorded; UW's and IMTL-L's parameters stepped by an optimizer of the member's own,
   FAMO's logits updated from the member's losses after the step, DWA's history kept per member;
 - the two-batch weightings (``split_batch_weighted``: MoDo, SDMGrad), every member's batch split into the same
-  parts, each member's Jacobians on them weighted by its own torchjd weighting.
+  parts, each member's Jacobians on them weighted by its own torchjd weighting;
+- and with all but the last, the gradient cosines (``gradient_cosine_every``), from each member's Jacobian.
 Where a method draws random numbers (random weights, PCGrad's and GradVac's orders, GradDrop's masks), each member
 draws from its own copy of torch's global generator, seeded as ``fit`` seeds it, so it draws what it draws alone.
 What trains alone, and why:
 - ``affinity_probe`` with ``lookahead="optimizer"``: its lookahead takes the trial step of the member's own
   optimizer (the plain gradient's lookahead stacks);
-- gradient cosines (``gradient_cosine_every``), and networks with batch norm (CelebA's ResNet, NYUv2's SegNet),
-  whose running statistics would need a functional batch norm.
+- gradient cosines (``gradient_cosine_every``) with a two-batch weighting, whose step splits the batch;
+- networks with batch norm (CelebA's ResNet, NYUv2's SegNet), whose running statistics would need a functional
+  batch norm.
 
 How much it saves, on two CPU cores with two workers (``benchmarks/grid_throughput.py --stacked --repeats 3``): the
 MLP's step is nearly all overhead, which stacking shares (3.05x the runs per minute of runs alone, 10 seeds);
@@ -58,6 +60,7 @@ from torch import Tensor
 from torch.func import functional_call, stack_module_state, vmap
 from torchjd import scalarization
 
+from .affinity import cosine_matrix
 from .models import MultiTaskNet
 from .record import Run
 from .strategies import (AffinityProbe, Aggregated, GroupedUpdates, NonFiniteLossError, Scalarized, SelectiveGroups,
@@ -89,8 +92,9 @@ def members_per_job() -> int:
 def signature(c: Mapping) -> str | None:
     """What the members of one job share, as text; None for a configuration that trains alone."""
     options = c["strategy_kwargs"]
-    if (c["strategy"] not in STACKABLE or c["optimizer"] not in OPTIMIZERS or c["gradient_cosine_every"]
-            or options.get("lookahead", "gradient") == "optimizer" or c["dataset"] not in STACKED_DATASETS):
+    if (c["strategy"] not in STACKABLE or c["optimizer"] not in OPTIMIZERS
+            or options.get("lookahead", "gradient") == "optimizer" or c["dataset"] not in STACKED_DATASETS
+            or c["gradient_cosine_every"] and c["strategy"] == "split_batch_weighted"):
         return None
     shared = {k: v for k, v in c.items() if k not in MEMBER_SETTINGS}
     shared["strategy_kwargs"] = {k: v for k, v in options.items() if k != "weights"}
@@ -125,6 +129,7 @@ class _Members:
         self.tasks = strategies[0].tasks
         self.names = [t.name for t in self.tasks]
         self.batch_size, self.eval_every, self.eval_at = c["batch_size"], c["eval_every"], set(c["eval_at"] or ())
+        self.cosine_every = c["gradient_cosine_every"]
         self.steps_per_epoch = -(-len(suite.train) // self.batch_size)
         self.total = c["steps"] if c["steps"] is not None else c["epochs"] * self.steps_per_epoch
         self.params, _ = stack_module_state(self.nets)
@@ -220,9 +225,8 @@ class _Members:
             for i, trace in enumerate(traces):
                 if j < passes[i]:
                     trace.append(dict(zip(self.names, rows[i])))
-            if j == 0 and self.probe and any(s.lookahead_due() for s, o in zip(self.strategies, self.outcome)
-                                             if o is None):
-                lookahead = self._lookahead(x, ys, losses)
+            if j == 0:
+                lookahead = self._measure_before_steps(x, ys, losses, step)
             if j < max(map(len, plan)):
                 self._group_step([p[j] if j < len(p) and self.outcome[i] is None else None
                                   for i, p in enumerate(plan)], losses)
@@ -337,12 +341,26 @@ class _Members:
                 p.grad = g
         return torch.stack(rows, dim=1)
 
-    def _lookahead(self, x: Tensor, ys: list[Tensor], losses: Tensor) -> np.ndarray:
+    def _measure_before_steps(self, x: Tensor, ys: list[Tensor], losses: Tensor, step: int) -> np.ndarray | None:
+        """What is measured on a batch before its updates, from each member's Jacobian: the gradient cosines every
+        ``gradient_cosine_every`` steps (recorded, as ``fit`` records them) and TAG's lookahead affinity where an
+        affinity probe asks for it (returned; None where it does not)."""
+        cosines = bool(self.cosine_every) and step % self.cosine_every == 0 and len(self.names) > 1
+        lookahead = self.probe and any(s.lookahead_due() for s, o in zip(self.strategies, self.outcome) if o is None)
+        if not (cosines or lookahead):
+            return None
+        jacobians = self._jacobians(losses, heads=False, retain=True)
+        if cosines:
+            for recorder, matrix in zip(self.recorders, cosine_matrix(jacobians).cpu().numpy()):
+                recorder.cosines.append((step, matrix))
+        return self._lookahead(x, ys, losses, jacobians) if lookahead else None
+
+    def _lookahead(self, x: Tensor, ys: list[Tensor], losses: Tensor, jacobians: Tensor) -> np.ndarray:
         """TAG's lookahead affinity of every member on its batch, (members, tasks, tasks), as
         ``affinity.lookahead_affinity`` measures it alone with ``lr``: the member's shared parameters moved along
-        one task's gradient at a time, its heads fixed, and each task's loss after the move against before it."""
+        one task's gradient (its row of ``jacobians``) at a time, its heads fixed, and each task's loss after the
+        move against before it."""
         lr = self.strategies[0].lookahead_lr
-        jacobians = self._jacobians(losses, heads=False, retain=True)
         before = losses.detach().double()
         fixed = {name: p.detach() for name, p in self.params.items()}
         shared = [name for name, owner in zip(self.params, self.owner) if owner is None]

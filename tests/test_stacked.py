@@ -23,6 +23,9 @@ from mtlutils.train import fit
 
 FAMILIES = {  # one configuration of each family that stacks, with what each member changes
     "averaged, weights": dict(strategy="averaged", strategy_kwargs={"weights": {"t0": 0.7, "t1": 0.2, "t2": 0.1}}),
+    "averaged, gradient cosines": dict(strategy="averaged", gradient_cosine_every=2),
+    "aggregated, gradient cosines": dict(strategy="aggregated", gradient_cosine_every=3,
+                                         strategy_kwargs={"aggregator": "upgrad"}),
     "single task": dict(strategy="single_task", strategy_kwargs={"task": "t1"}),
     "alternated, shuffled": dict(strategy="alternated", strategy_kwargs={"order": "shuffle"}),
     "random groups, redrawn": dict(strategy="random_groups", strategy_kwargs={"group_size": 2, "redraw": "epoch"}),
@@ -50,6 +53,8 @@ FAMILIES = {  # one configuration of each family that stacks, with what each mem
     **{f"split batch, {name}": dict(strategy="split_batch_weighted", strategy_kwargs={"weighting": name})
        for name in SPLIT_WEIGHTINGS},
 }
+ALONE = dict(strategy="affinity_probe",  # trains alone: its lookahead takes its own optimizer's trial step
+             strategy_kwargs={"lookahead_every": 2, "lookahead": "optimizer"})
 MEMBERS = [dict(seed=0, lr=3e-3, weight_decay=0.0), dict(seed=1, lr=1e-2, weight_decay=1e-2),
            dict(seed=2, lr=3e-3, weight_decay=0.0)]
 
@@ -69,7 +74,7 @@ def members(suite, configs, dtype):
 def trained_alone(suite, configs, dtype=torch.float64):
     cs, built = members(suite, configs, dtype)
     return [fit(net, suite, strategy, epochs=c["epochs"], batch_size=c["batch_size"], seed=c["seed"],
-                eval_at=c["eval_at"], progress=False) for c, (net, strategy) in zip(cs, built)]
+                eval_at=c["eval_at"], gradient_cosine_every=c["gradient_cosine_every"], progress=False) for c, (net, strategy) in zip(cs, built)]
 
 
 def trained_stacked(suite, configs, dtype=torch.float64):
@@ -90,13 +95,15 @@ def largest_difference(a, b) -> float:
     assert list(a.evals.step) == list(b.evals.step) and a.cost["steps"] == b.cost["steps"]
     losses = np.abs(a.history.filter(like="loss").to_numpy() - b.history.filter(like="loss").to_numpy()).max()
     assert [step for step, _ in a.affinity] == [step for step, _ in b.affinity]
+    assert [step for step, _ in a.cosines] == [step for step, _ in b.cosines]
+    cosines = max((np.abs(x - y).max() for (_, x), (_, y) in zip(a.cosines, b.cosines)), default=0.0)
     affinity = max((np.abs(x - y).max() for (_, x), (_, y) in zip(a.affinity, b.affinity)), default=0.0)
     assert a.measurements.keys() == b.measurements.keys()  # a scalarizer's weights, TAG's lookahead, step by step
     for name in a.measurements:
         assert [s for s, _ in a.measurements[name]] == [s for s, _ in b.measurements[name]]
     measured = max((np.abs(w - v).max() for name in a.measurements
                     for (_, w), (_, v) in zip(a.measurements[name], b.measurements[name])), default=0.0)
-    return max(losses, affinity, measured, np.abs(a.evals.value.to_numpy() - b.evals.value.to_numpy()).max())
+    return max(losses, affinity, cosines, measured, np.abs(a.evals.value.to_numpy() - b.evals.value.to_numpy()).max())
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +163,7 @@ def test_the_float32_drift_is_that_of_another_convolution_algorithm(method):
 def test_jobs_are_formed_from_the_grid_alone():
     base = dict(dataset="clusters", size="smoke", epochs=1)
     configs = [config.resolve(c) for c in [
-        {**base, "seed": 0}, {**base, "seed": 1, "lr": 1e-2}, {**base, "gradient_cosine_every": 2},
+        {**base, "seed": 0}, {**base, "seed": 1, "lr": 1e-2}, {**base, **ALONE},
         {**base, "seed": 2, "weight_decay": 0.1}, {**base, "epochs": 2}, {**base, "seed": 3}]]
     assert stacked.jobs(configs, 8) == [[0, 1, 3, 5], [2], [4]]
     assert stacked.jobs(configs, 2) == [[0, 1], [2], [3, 5], [4]]
@@ -168,9 +175,8 @@ def test_a_grid_stacks_its_runs_and_caches_each_under_its_own_key(tmp_path, monk
     monkeypatch.setenv("MTLUTILS_WORKERS", "1")
     base = dict(dataset="clusters", size="smoke", epochs=2)
     upgrad = {**base, "strategy": "aggregated", "strategy_kwargs": {"aggregator": "upgrad"}}
-    probe = {"strategy": "affinity_probe", "strategy_kwargs": {"lookahead_every": 2, "lookahead": "optimizer"}}
-    grid = [*experiments.grid(base, seed=[0, 1], lr=[1e-3, 1e-2]), {**base, **probe},
-            *experiments.grid(upgrad, seed=[0, 1]), {**base, "gradient_cosine_every": 2}]
+    grid = [*experiments.grid(base, seed=[0, 1], lr=[1e-3, 1e-2]), {**base, **ALONE},
+            *experiments.grid(upgrad, seed=[0, 1]), {**base, **ALONE, "seed": 1}]
     monkeypatch.setenv("MTLUTILS_BATCH", "4")
     assert stacked.jobs([config.resolve(c) for c in grid], 4) == [[0, 1, 2, 3], [4], [5, 6], [7]]
     together = experiments.run_grid(grid, tmp_path, progress=False)
