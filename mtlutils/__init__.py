@@ -15,7 +15,8 @@ Modules, from the bottom up (a module imports only those above it in this list):
 - experiments: ``config`` (a run's configuration: defaults, checks, cache keys, registries, chapter settings and
   seeds), ``cache`` (verified run files), ``published`` (the book's runs, fetched from its site), ``workers``
   (where runs train: here, local processes or Dask), ``stacked`` (runs that differ in seed, learning rate, weight
-  decay or loss weights, trained as one stacked network, with ``stacked_forward`` and ``stacked_optimizers``),
+  decay or loss weights, trained as one stacked network, with ``stacked_members``, ``stacked_steps``,
+  ``stacked_forward`` and ``stacked_optimizers``),
   ``experiments`` (cached grids, tuning, comparisons), ``stats`` (intervals, paired differences, resolution and their words);
 - results: ``pareto`` (dominance, and the Pareto front of trade-offs between tasks);
 - measures of affinity: ``measures`` (a run's affinity measures against known groups and realised transfer);

@@ -1,7 +1,6 @@
 """A real Dask cluster on 127.0.0.1 (a scheduler and two worker processes) gets the runs through
 MTLUTILS_SCHEDULER and gives the serial results bit for bit."""
 
-import os
 import subprocess
 import sys
 import time

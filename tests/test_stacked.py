@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from mtlutils import config, data, experiments, models, stacked, workers
+from mtlutils import config, data, experiments, models, stacked, stacked_members, workers
 from mtlutils.strategies import AGGREGATORS, SCALARIZERS, SPLIT_WEIGHTINGS, NonFiniteLossError
 from mtlutils.tasks import Split
 from mtlutils.train import fit
@@ -214,7 +214,7 @@ def test_a_job_too_large_for_the_devices_memory_names_the_batch_to_set(tmp_path,
     def out_of_memory(*args, **kwargs):  # what torch raises when a GPU's memory runs out
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(stacked._Members, "train_batch", out_of_memory)
+    monkeypatch.setattr(stacked_members.Members, "train_batch", out_of_memory)
     grid = experiments.grid(dict(dataset="clusters", size="smoke", epochs=1), seed=range(4))
     with pytest.raises(experiments.GridError, match=r"4 runs stacked as one network do not fit in the memory of "
                                                      r"cpu: set MTLUTILS_BATCH=2 or fewer"):
