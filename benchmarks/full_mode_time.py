@@ -20,6 +20,14 @@
    the chapter asks for twice train once. The wall time divides the sum over ``MTLUTILS_WORKERS`` worker
    processes (the cores, by default), as the run engine spreads the runs; the chapter's time outside its run
    grids (the toy landscape, affinity propagation, figures) is added as it was measured on the fixtures.
+4. **On a GPU.** Beside it, the time on one NVIDIA H200 from step times measured there (``H200_STEPS``: one run at
+   a time, at the real shapes): each run's step is its step here scaled by the ratio of a reference step there
+   to the same reference step here, the reference of its dataset's network and of its method's family (the
+   averaged loss; grouped updates, by SelectiveGroups in its warm-up; torchjd's aggregators, by UPGrad), the
+   averaged loss's where its family has none; its evaluations by the averaged loss's ratio. The clusters MLP has
+   no reference there (its step is a few kernel launches, which a GPU does not shorten): its runs count at their
+   time here. One worker process uses the GPU, one run at a time; stacked runs (``MTLUTILS_BATCH``) shorten the
+   LeNet chapters further.
 """
 
 from __future__ import annotations
@@ -91,6 +99,23 @@ REAL_SPLITS = {
     "celeba": (162_770, 19_867, 19_962),
     "nyuv2": (795 - NYUV2_VAL, NYUV2_VAL, 654),
 }
+# step times measured on one NVIDIA H200 at the real shapes (median of a few steps, one run at a time): a reference
+# configuration of a dataset's network, the method family it stands for, and its seconds a step
+H200_STEPS = [
+    (dict(dataset="celeba", batch_size=256, strategy="averaged"), "averaged", 0.028),
+    (dict(dataset="celeba", data={"attributes": "tag9"}, batch_size=256, strategy="selective_groups"), "grouped",
+     0.175),
+    (dict(dataset="celeba", data={"attributes": "tag9"}, batch_size=256, strategy="aggregated",
+          strategy_kwargs={"aggregator": "upgrad"}), "aggregated", 0.095),
+    (dict(dataset="nyuv2", batch_size=8, strategy="averaged"), "averaged", 0.047),
+    (dict(dataset="nyuv2", batch_size=8, strategy="selective_groups"), "grouped", 0.138),
+    (dict(dataset="nyuv2", batch_size=8, strategy="aggregated", strategy_kwargs={"aggregator": "upgrad"}),
+     "aggregated", 0.109),
+    (dict(dataset="multimnist", batch_size=256, strategy="averaged"), "averaged", 0.0031),
+]
+GROUPED = ("alternated", "random_groups", "count_matched_groups", "selective_groups", "affinity_probe")
+FAMILY = {**{s: "grouped" for s in GROUPED}, "aggregated": "aggregated", "split_batch_weighted": "aggregated"}
+SAME_NETWORK = {"digit_attributes": "multimnist"}  # LeNet on MNIST digits, as MultiMNIST's
 NOT_COST = ("lr", "weight_decay", "seed", "epochs", "steps", "eval_at", "eval_every")  # leave a step's cost alone
 
 
@@ -151,6 +176,29 @@ def steps_and_seconds(record: dict, cost: dict) -> tuple[float, float]:
     return steps, steps * cost["step"] + evaluations * (val + test) * cost["image"]
 
 
+def gpu_ratios(costs: dict) -> dict[tuple[str, str], float]:
+    """(dataset, family): a reference step's seconds on the H200 over its seconds here (``H200_STEPS``)."""
+    ratios = {}
+    for reference, family, seconds in H200_STEPS:
+        described = config.resolve({**reference, "size": "full"})
+        key = cost_key(described)
+        if key not in costs:
+            costs[key] = step_cost(described)
+        ratios[reference["dataset"], family] = seconds / costs[key]["step"]
+    return ratios
+
+
+def gpu_seconds(record: dict, cost: dict, ratios: dict) -> float:
+    """A run's seconds on the H200 (training and evaluation), scaled from its seconds here (``gpu_ratios``)."""
+    steps, seconds = steps_and_seconds(record, cost)
+    dataset = SAME_NETWORK.get(record["config"]["dataset"], record["config"]["dataset"])
+    if (dataset, "averaged") not in ratios:  # no step of this network was measured on the GPU
+        return seconds
+    family = FAMILY.get(record["config"]["strategy"], "averaged")
+    step = ratios.get((dataset, family), ratios[dataset, "averaged"])
+    return steps * cost["step"] * step + (seconds - steps * cost["step"]) * ratios[dataset, "averaged"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chapters", nargs="*", default=None, help="chapter numbers (default: every chapter)")
@@ -178,15 +226,18 @@ def main() -> None:
         key = cost_key(record["config"])
         if key not in costs:
             costs[key] = step_cost(record["config"])
+    ratios = gpu_ratios(costs)
     device = config.resolve({})["device"]
-    lines = [f"Full mode on this machine ({device}, {workers.worker_count()} workers), from measured step times:", "",
-             "| chapter | runs | steps | runs' time, summed | outside the runs | wall time |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [f"Full mode on this machine ({device}, {workers.worker_count()} workers), from measured step times, "
+             "and on one H200 from the step times measured there:", "",
+             "| chapter | runs | steps | runs' time, summed | outside the runs | wall time | on one H200 |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for stem, (plan, other) in plans.items():
         steps, seconds = map(sum, zip(*(steps_and_seconds(r, costs[cost_key(r["config"])]) for r in plan)))
         wall = other + seconds / workers.worker_count()
+        gpu = other + sum(gpu_seconds(r, costs[cost_key(r["config"])], ratios) for r in plan)
         lines.append(f"| {stem} | {len(plan)} | {steps / 1e6:.2f} M | {seconds / 3600:.1f} h | "
-                     f"{other / 60:.0f} min | {wall / 3600:.1f} h |")
+                     f"{other / 60:.0f} min | {wall / 3600:.1f} h | {gpu / 3600:.1f} h |")
     table = "\n".join(lines)
     (out / "full_mode_time.md").write_text(table + "\n")
     print(table)

@@ -43,7 +43,7 @@ MLP's step is nearly all overhead, which stacking shares (3.05x the runs per min
 LeNet's is mostly convolution arithmetic, which a grouped convolution computes at about the cost of the separate
 ones (1.17x on chapter 6's averaged losses); the aggregators share their per-task backward passes too (every method
 of chapter 6, two learning rates and two seeds: 1.33x). The cold small-mode book (``make book`` in a fresh clone)
-took 833 s stacked against 1004 s with ``MTLUTILS_BATCH=1`` (1.20x). On a GPU one stacked step replaces many kernel
+took 815 s stacked against 1148 s and 1204 s in two builds with ``MTLUTILS_BATCH=1`` (1.41x). On a GPU one stacked step replaces many kernel
 launches (LeNet 1.6x at 4 members, 4.6x at 10, 11.7x at 32 on an H200, measured with ``torch.func``'s vmap).
 """
 
@@ -118,9 +118,10 @@ def fit_members(nets: Sequence[MultiTaskNet], suite: TaskSuite, strategies: Sequ
                 configs: Sequence[Mapping], device: torch.device) -> list[Run | NonFiniteLossError]:
     """Train the members of one job (``nets[i]`` with ``strategies[i]`` and the completed ``configs[i]``, which
     share a signature) as one stacked network, as ``fit`` trains each alone: the strategies set up as ``fit`` sets
-    them up, and the same batches, groups, losses, random numbers, evaluations and records. A member whose loss becomes NaN or infinite stops there, alone: its entry is
-    the NonFiniteLossError that ``fit`` would raise, and the others train on. A job too large for the device's
-    memory stops with a MemoryError that says which ``MTLUTILS_BATCH`` to set."""
+    them up, and the same batches, groups, losses, random numbers, evaluations and records. A member whose loss
+    becomes NaN or infinite stops there, alone: its entry is the NonFiniteLossError that ``fit`` would raise, and
+    the others train on. A job too large for the device's memory stops with a MemoryError that says which
+    ``MTLUTILS_BATCH`` to set."""
     try:
         return _fit_members(nets, suite, strategies, configs, device)
     except torch.cuda.OutOfMemoryError:
