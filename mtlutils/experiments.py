@@ -25,7 +25,7 @@ from . import cache, data, models, published, runtime, stacked, toy, workers
 from .config import build_strategy, complete, config_key, describe_config, resolve
 from .metrics import delta_m
 from .record import Run
-from .stats import relative_to_baseline, summarize
+from .stats import p_value, relative_to_baseline, summarize
 from .strategies import AGGREGATOR_LABELS
 from .tasks import Task, TaskSuite
 from .train import fit
@@ -361,7 +361,8 @@ class Comparison:
     """Methods against a reference method, tuned alike (``compare_with``): the ``tuned`` runs, their ``test`` table,
     each run's per-task change against the reference run of its seed (``relative``), its Delta_m (``delta``: method,
     seed, relative) and one ``overview`` row per other method: the interval of its Delta_m, its passes per step,
-    seconds per epoch (and their ratio to the reference's) and its chosen hyperparameters."""
+    seconds per epoch (and their ratio to the reference's), its chosen hyperparameters, and the ``p_value`` of its
+    Delta_m, for ``stats.corrected``."""
 
     tuned: Tuned
     test: pd.DataFrame
@@ -384,6 +385,7 @@ def compare_with(methods: Mapping[str, Mapping], reference: str, grid: Mapping[s
     delta = relative.groupby(["method", "seed"], as_index=False).relative.mean()
     summary = summarize(delta, by=["method"], value="relative").set_index("method")
     summary["half_width"] = (summary.ci_high - summary.ci_low) / 2
+    summary["p_value"] = delta.groupby("method").relative.apply(p_value)
     cost = tuned.cost()[["passes", "seconds_per_epoch"]]
     cost[f"seconds vs {reference}"] = cost.seconds_per_epoch / cost.loc[reference, "seconds_per_epoch"]
     others = [m for m in methods if m != reference]

@@ -134,9 +134,11 @@ def gaps_text(gaps: Mapping[tuple, Mapping]) -> str:
 def best_line(label: str, cell: pd.DataFrame, wide: pd.DataFrame) -> tuple[str, list[pd.Series]]:
     """Which measure has the highest mean ARI over training in ``cell`` (``stats.summarize`` rows indexed by
     measure), and whether the seeds separate it from each other one, seed by seed (``stats.paired_gap`` on
-    ``wide``: rows seeds, columns measures). Returns the sentence, a list item, and the paired gaps."""
+    ``wide``: rows seeds, columns measures). Returns the sentence, a list item, and the paired gaps, each named
+    "label: best minus other"."""
     best = cell["mean"].idxmax()
-    gaps = {m: stats.paired_gap(wide, best, m) for m in cell.index if m != best}
+    gaps = {m: stats.paired_gap(wide, best, m).rename(f"{label}: {best} minus {m}")
+            for m in cell.index if m != best}
     close = [m for m, gap in gaps.items() if gap.ci_low <= 0]
     tie = (f"; seed by seed, the seeds do not separate it from {stats.listing(close)}" if close
            else "; seed by seed, it is above every other measure")

@@ -1,5 +1,6 @@
 """The statistics every chapter quotes: means with Student-t confidence intervals, paired differences seed by seed,
-each task's change against a baseline, the resolution of a set of comparisons, and the words that report them.
+each task's change against a baseline, the resolution of a set of comparisons, their correction for being many, and
+the words that report them.
 
 Runs with the same seed share their initialisation and batches, so the difference of two methods is taken seed by
 seed (``paired_differences``): its interval is tighter than the two methods' separate intervals.
@@ -45,16 +46,54 @@ def summarize(table: pd.DataFrame, by: list[str], value: str = "value", level: f
 def paired_differences(wide: pd.DataFrame, reference, level: float = 0.95) -> pd.DataFrame:
     """For every other column of ``wide`` (rows: seeds, columns: methods), the mean and confidence interval of its
     difference from the ``reference`` column, seed by seed: one ``summarize`` row per column, with the interval's
-    ``half_width``, the resolution of the comparison (``resolution``). A seed missing from either column is left
-    out."""
+    ``half_width``, the resolution of the comparison (``resolution``), and the two-sided ``p_value`` of the paired
+    t-test (below 1 - ``level`` exactly when the interval leaves out zero; NaN with one seed). A seed missing from
+    either column is left out."""
     rows = {}
     for column in wide.columns:
         if column != reference:
             difference = (wide[column] - wide[reference]).dropna()
             mean, low, high = confidence_interval(difference, level)
             rows[column] = {"mean": mean, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2,
-                            "n": len(difference)}
+                            "n": len(difference), "p_value": p_value(difference)}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def p_value(differences: Iterable[float]) -> float:
+    """The two-sided p-value of the paired t-test that the mean of paired ``differences`` is 0 (below 1 - level
+    exactly when ``confidence_interval`` leaves out 0); with every difference equal (no spread), 1 for 0 and 0
+    otherwise, as the interval [d, d] contains zero or not; NaN for one difference."""
+    difference = np.asarray(list(differences), dtype=float)
+    if difference.size < 2:
+        return np.nan
+    if np.ptp(difference) == 0:
+        return 1.0 if difference[0] == 0 else 0.0
+    return float(stats.ttest_1samp(difference, 0.0).pvalue)
+
+
+def corrected(differences: pd.DataFrame, rate: float = 0.05) -> pd.DataFrame:
+    """``paired_differences`` rows with their p-values adjusted for their number by Benjamini and Hochberg's
+    procedure (``scipy.stats.false_discovery_control``), ``p_adjusted``, and ``survives``: separated from zero
+    with the expected share of false separations among those reported kept at ``rate``."""
+    if not 0 < rate < 1:
+        raise ValueError(f"corrected: the false-discovery rate must lie in (0, 1), not {rate}.")
+    p = differences["p_value"].to_numpy(dtype=float)
+    if not np.isfinite(p).all():
+        raise ValueError("corrected: every comparison needs at least two paired seeds for a p-value.")
+    adjusted = stats.false_discovery_control(p, method="bh") if len(p) else p
+    return differences.assign(p_adjusted=adjusted, survives=adjusted < rate)
+
+
+def surviving(differences: pd.DataFrame, rate: float = 0.05, level: float = 0.95) -> str:
+    """How many of a set of comparisons (``paired_differences`` rows) their intervals separate from zero, and how
+    many of them survive the Benjamini-Hochberg correction (``corrected``), as a sentence that names the
+    survivors."""
+    table = corrected(differences, rate)
+    above, below = separated(table)
+    kept = list(table.index[table.survives])
+    return (f"Of {len(table)} comparisons, {len(above) + len(below)} are separated from zero at {100 * level:.0f}% "
+            f"each; {len(kept)} survive the correction for their number (Benjamini-Hochberg, false-discovery rate "
+            f"{100 * rate:.0f}%): {listing(kept)}.")
 
 
 def paired_gap(wide: pd.DataFrame, a, b, level: float = 0.95) -> pd.Series:
