@@ -39,12 +39,13 @@ What trains alone, and why:
   batch norm.
 
 How much it saves, on two CPU cores with two workers (``benchmarks/grid_throughput.py --stacked --repeats 3``): the
-MLP's step is nearly all overhead, which stacking shares (3.05x the runs per minute of runs alone, 10 seeds);
+MLP's step is nearly all overhead, which stacking shares (3.11x the runs per minute of runs alone, 10 seeds);
 LeNet's is mostly convolution arithmetic, which a grouped convolution computes at about the cost of the separate
-ones (1.17x on chapter 6's averaged losses); the aggregators share their per-task backward passes too (every method
-of chapter 6, two learning rates and two seeds: 1.33x). The cold small-mode book (``make book`` in a fresh clone)
-took 815 s stacked against 1148 s and 1204 s in two builds with ``MTLUTILS_BATCH=1`` (1.41x). On a GPU one stacked step replaces many kernel
-launches (LeNet 1.6x at 4 members, 4.6x at 10, 11.7x at 32 on an H200, measured with ``torch.func``'s vmap).
+ones (1.27x on chapter 6's averaged losses); the aggregators share their per-task backward passes too (every method
+of chapter 6, two learning rates and two seeds: 1.57x). The cold small-mode book (``make book`` in a fresh clone)
+took 815 s stacked against 1148 s and 1204 s in two builds with ``MTLUTILS_BATCH=1`` (1.41x). On a GPU one stacked
+step replaces many kernel launches (LeNet 1.6x at 4 members, 4.6x at 10, 11.7x at 32 on an H200, measured with
+``torch.func``'s vmap).
 """
 
 from __future__ import annotations
