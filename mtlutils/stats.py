@@ -90,10 +90,12 @@ def surviving(differences: pd.DataFrame, rate: float = 0.05, level: float = 0.95
     survivors."""
     table = corrected(differences, rate)
     above, below = separated(table)
-    kept = list(table.index[table.survives])
-    return (f"Of {len(table)} comparisons, {len(above) + len(below)} are separated from zero at {100 * level:.0f}% "
-            f"each; {len(kept)} survive the correction for their number (Benjamini-Hochberg, false-discovery rate "
-            f"{100 * rate:.0f}%): {listing(kept)}.")
+    kept, count = list(table.index[table.survives]), len(above) + len(below)
+    correction = f"the correction for their number (Benjamini-Hochberg, false-discovery rate {100 * rate:.0f}%)"
+    survivors = (f"none survives {correction}" if not kept else
+                 f"{len(kept)} {'survives' if len(kept) == 1 else 'survive'} {correction}: {listing(kept)}")
+    return (f"Of {len(table)} comparisons, {count} {'is' if count == 1 else 'are'} separated from zero at "
+            f"{100 * level:.0f}% each; {survivors}.")
 
 
 def paired_gap(wide: pd.DataFrame, a, b, level: float = 0.95) -> pd.Series:

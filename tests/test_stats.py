@@ -66,7 +66,12 @@ def test_the_sentence_counts_separations_and_names_the_survivors():
     wide = pd.DataFrame({"ref": base, "big": base + 3 + 0.1 * rng.normal(size=10),
                          **{f"noise{k}": base + rng.normal(size=10) for k in range(5)}})
     sentence = stats.surviving(stats.paired_differences(wide, reference="ref"))
-    assert sentence.startswith("Of 6 comparisons, ") and sentence.endswith(": big.")
+    assert sentence.startswith("Of 6 comparisons, ") and sentence.endswith("1 survives the correction for their "
+                                                                          "number (Benjamini-Hochberg, "
+                                                                          "false-discovery rate 5%): big.")
+    alike = stats.surviving(stats.paired_differences(wide[["ref", "noise0", "noise1"]], reference="ref"))
+    assert alike.endswith("none survives the correction for their number (Benjamini-Hochberg, false-discovery "
+                          "rate 5%).")
 
 
 def test_a_correction_needs_two_seeds_and_a_rate_between_zero_and_one():
