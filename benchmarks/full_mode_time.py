@@ -177,7 +177,8 @@ def steps_and_seconds(record: dict, cost: dict) -> tuple[float, float]:
 
 
 def gpu_ratios(costs: dict) -> dict[tuple[str, str], float]:
-    """(dataset, family): a reference step's seconds on the H200 over its seconds here (``H200_STEPS``)."""
+    """(dataset, family): a reference step's seconds on the H200 over its seconds here (``H200_STEPS``); the
+    reference steps are timed here and added to ``costs`` where they are missing."""
     ratios = {}
     for reference, family, seconds in H200_STEPS:
         described = config.resolve({**reference, "size": "full"})

@@ -67,16 +67,21 @@ class MethodSteps:
         rows = []
         with torch.no_grad():
             for t in range(len(self.names)):
-                steps = jacobians[:, t].split([fixed[name][0].numel() for name in shared], dim=1)
-                moved = {**fixed, **{name: fixed[name] - lr * g.view_as(fixed[name])
-                                     for name, g in zip(shared, steps)}}
+                moved = {**fixed, **{name: fixed[name] - lr * g
+                                     for name, g in zip(shared, self._as_shared(jacobians[:, t]))}}
                 rows.append(1.0 - self.losses(moved, x, ys).double() / before)
         return torch.stack(rows, dim=1).cpu().numpy()
 
     def _set_shared_gradients(self, gradients: Tensor) -> None:
         """The shared parameters' gradients from every member's gradient vector, (members, shared parameters)."""
-        for p, g in zip(self.shared, gradients.split([p[0].numel() for p in self.shared], dim=1)):
-            p.grad = g.reshape(p.shape)
+        for p, g in zip(self.shared, self._as_shared(gradients)):
+            p.grad = g
+
+    def _as_shared(self, rows: Tensor) -> list[Tensor]:
+        """Every member's vector over the shared parameters, (members, shared parameters), as one tensor shaped
+        like each shared parameter."""
+        sizes = [p[0].numel() for p in self.shared]
+        return [g.reshape(p.shape) for p, g in zip(self.shared, rows.split(sizes, dim=1))]
 
     def _split_batch(self, x: Tensor, ys: list[Tensor], step: int, epoch: int, start: float) -> None:
         """One step of every member as ``SplitBatchWeighted`` takes it alone: its batch split into the same
