@@ -17,7 +17,8 @@ Modules, from the bottom up (a module imports only those above it in this list):
   (where runs train: here, local processes or Dask), ``stacked`` (runs that differ in seed, learning rate, weight
   decay or loss weights, trained as one stacked network, with ``stacked_members``, ``stacked_steps``,
   ``stacked_forward`` and ``stacked_optimizers``),
-  ``experiments`` (cached grids, tuning, comparisons), ``stats`` (intervals, paired differences, resolution and their words);
+  ``experiments`` (cached grids of runs), ``tuning`` (grids that bracket each method's choice, runs read at their
+  chosen step, comparisons), ``stats`` (intervals, paired differences, resolution and their words);
 - results: ``pareto`` (dominance, and the Pareto front of trade-offs between tasks);
 - measures of affinity: ``measures`` (a run's affinity measures against known groups and realised transfer);
 - the book: ``plots`` (one figure style and the recurring figures), ``prose`` (computed sentences), ``exercises``
@@ -47,12 +48,14 @@ from . import (
     tasks,
     toy,
     train,
+    tuning,
     workers,
 )
 from .config import settings, split_seeds
 from .data import load
-from .experiments import compare_with, grid, run, run_grid, tune_then_repeat
+from .experiments import grid, run, run_grid
 from .prose import glue
 from .train import fit
+from .tuning import compare_with, tune_then_repeat
 
 __version__ = "0.1.0"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
@@ -25,7 +24,6 @@ from . import cache, data, models, published, runtime, stacked, toy, workers
 from .config import build_strategy, complete, config_key, describe_config, resolve
 from .metrics import delta_m
 from .record import Run
-from .stats import p_value, relative_to_baseline, summarize
 from .strategies import AGGREGATOR_LABELS
 from .tasks import Task, TaskSuite
 from .train import fit
@@ -241,9 +239,10 @@ def steps_for_passes(methods: Mapping[str, Mapping], passes: int, seed: int = 0,
 
 
 def results(configs: Iterable[Mapping], runs: Iterable[Run], split: str = "test",
-            label: Callable[[dict], str] | None = None) -> pd.DataFrame:
+            label: Callable[[dict], str] | None = None, at: str = "end") -> pd.DataFrame:
     """A long table, one row per (run, task, metric) of ``split``, with the configuration's scalar fields as columns
-    (nested dicts flattened as ``key.subkey``) and, when ``label`` is given, a ``method`` column ``label(config)``."""
+    (nested dicts flattened as ``key.subkey``) and, when ``label`` is given, a ``method`` column ``label(config)``.
+    Each run is read ``at`` its end or at its chosen step (``Run.scores``)."""
     rows = []
     for config, result in zip(configs, runs, strict=True):
         c = complete(config)
@@ -251,167 +250,7 @@ def results(configs: Iterable[Mapping], runs: Iterable[Run], split: str = "test"
         fields.update({f"{k}.{kk}": vv for k, v in c.items() if isinstance(v, dict) for kk, vv in v.items()})
         if label is not None:
             fields["method"] = label(c)
-        for task, scores in result.metrics[split].items():
-            for metric, value in scores.items():
+        for task, task_scores in result.scores(at)[split].items():
+            for metric, value in task_scores.items():
                 rows.append({**fields, "task": task, "metric": metric, "value": value})
     return pd.DataFrame(rows)
-
-
-def best_hyperparameters(table: pd.DataFrame, hyper: list[str], method: str = "method", value: str = "value",
-                         higher_is_better: bool = True) -> pd.DataFrame:
-    """For every method, the hyperparameter values whose mean ``value`` (over seeds, tasks and metrics) is best.
-
-    Pass the validation table: the test numbers of the chosen settings are then an honest estimate.
-    """
-    means = table.groupby([method, *hyper], as_index=False)[value].mean()
-    best = means.groupby(method)[value].idxmax() if higher_is_better else means.groupby(method)[value].idxmin()
-    return means.loc[best, [method, *hyper]].reset_index(drop=True)
-
-
-@dataclass
-class Tuned:
-    """The runs of ``tune_then_repeat``: ``chosen`` (one row per method with its chosen hyperparameters), and the
-    tuning runs and the repeated runs at the chosen values as (method, configuration, run) triples."""
-
-    chosen: pd.DataFrame
-    tuning: list[tuple[str, dict, Run]]
-    runs: list[tuple[str, dict, Run]]
-
-    def table(self, split: str = "test") -> pd.DataFrame:
-        """``results`` of the repeated runs on ``split``, with a ``method`` column."""
-        return _labelled(self.runs, split)
-
-    def cost(self) -> pd.DataFrame:
-        """What a step of each method cost in the repeated runs, one row per method (means over its seeds):
-        forward, backward and all passes per step, training seconds per epoch and milliseconds per step."""
-        rows = [dict(method=name, forward=r.forward_per_step, backward=r.backward_per_step, passes=r.passes_per_step,
-                     seconds_per_epoch=r.seconds_per_epoch, ms_per_step=r.ms_per_step) for name, _, r in self.runs]
-        return pd.DataFrame(rows).groupby("method").mean()
-
-
-def _labelled(triples: list[tuple[str, dict, Run]], split: str) -> pd.DataFrame:
-    names = {config_key(c): name for name, c, _ in triples}
-    return results([c for _, c, _ in triples], [r for _, _, r in triples], split, label=lambda c: names[config_key(c)])
-
-
-def tune_then_repeat(methods: Mapping[str, Mapping], grid: Mapping[str, Iterable], seeds: Iterable[int],
-                     tuning_seeds: Iterable[int], cache_dir: str | Path | None = None, progress: bool = True) -> Tuned:
-    """Give every method the same hyperparameter ``grid``: train each grid point on the ``tuning_seeds``, keep the
-    point with the best mean validation score (over tuning seeds, tasks and metrics, higher is better), then train
-    every one of ``seeds`` there.
-
-    ``methods`` maps a name to its configuration; ``grid`` maps configuration keys to candidate values, e.g.
-    ``{"lr": [1e-3, 3e-3]}``. The reporting ``seeds`` and the ``tuning_seeds`` must be disjoint: a run the choice
-    was made on would flatter the method it chose for. It costs (grid points x tuning seeds + seeds) runs per method.
-    """
-    seeds, tuning_seeds, grid = list(seeds), list(tuning_seeds), {k: list(v) for k, v in grid.items()}
-    if not seeds or not tuning_seeds or not grid or not all(grid.values()):
-        raise ValueError("tune_then_repeat: give at least one seed, one tuning seed and one value per grid key "
-                         f"({seeds=}, {tuning_seeds=}, {grid=}).")
-    if set(seeds) & set(tuning_seeds):
-        raise ValueError(f"tune_then_repeat: seeds {sorted(set(seeds) & set(tuning_seeds))} both tune and report; "
-                         "the reporting seeds must be disjoint from the tuning seeds (see split_seeds).")
-    keys = {}
-    for name, config in methods.items():
-        key = config_key({k: v for k, v in config.items() if k not in grid and k != "seed"})
-        if key in keys:
-            raise ValueError(f"tune_then_repeat: methods {keys[key]!r} and {name!r} have the same configuration.")
-        keys[key] = name
-    points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
-    tuning = [(name, {**config, **point, "seed": seed}) for name, config in methods.items() for point in points
-              for seed in tuning_seeds]
-    tuning = [(n, c, r) for (n, c), r in zip(tuning, run_grid([c for _, c in tuning], cache_dir, progress))]
-    chosen = best_hyperparameters(_labelled(tuning, "val"), list(grid))
-    chosen = chosen.set_index("method").loc[list(methods)].reset_index()
-    repeated = [(row["method"], {**methods[row["method"]], **{k: row[k] for k in grid}, "seed": seed})
-                for row in chosen.to_dict("records") for seed in seeds]
-    runs = run_grid([c for _, c in repeated], cache_dir, progress)
-    return Tuned(chosen, tuning, [(n, c, r) for (n, c), r in zip(repeated, runs)])
-
-
-def at_pass_budget(tuned: Tuned, names: Iterable[str], passes: float, metric: str = "accuracy",
-                   cache_dir: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
-    """The repeated runs of the ``names`` methods of ``tuned`` at one compute budget: each after the steps that
-    spend ``passes`` forward and backward passes at its method's mean passes per step (``Tuned.cost``).
-
-    With a constant learning rate, the first s steps of a run are a run of s steps: a run evaluated after exactly
-    that many steps (its last step or one of its ``eval_at``) is read there; any other is trained again for that
-    many steps. One row per run, in the order of ``tuned.runs`` (those trained again last): ``method``, ``seed``,
-    ``steps`` and ``value``, the test ``metric`` averaged over the tasks."""
-    names, per_step = set(names), tuned.cost()["passes"]
-    if names - set(per_step.index):
-        raise KeyError(f"at_pass_budget: no runs of {sorted(names - set(per_step.index))} among the tuned methods.")
-    rows, again = [], []
-    for name, config, result in tuned.runs:
-        if name not in names:
-            continue
-        steps = int(round(passes / per_step[name]))
-        if steps in (result.cost["steps"], *(config.get("eval_at") or [])):
-            rows.append(dict(method=name, seed=config["seed"], steps=steps,
-                             value=result.mean_metric_at(steps, metric)))
-        else:  # passes per step that the calibration did not predict (groups chosen as training goes)
-            again.append((name, {**config, "epochs": None, "steps": steps, "eval_at": None}))
-    for (name, config), result in zip(again, run_grid([c for _, c in again], cache_dir, progress)):
-        rows.append(dict(method=name, seed=config["seed"], steps=config["steps"], value=result.mean_metric(metric)))
-    return pd.DataFrame(rows, columns=["method", "seed", "steps", "value"])
-
-
-@dataclass
-class Comparison:
-    """Methods against a reference method, tuned alike (``compare_with``): the ``tuned`` runs, their ``test`` table,
-    each run's per-task change against the reference run of its seed (``relative``), its Delta_m (``delta``: method,
-    seed, relative) and one ``overview`` row per other method: the interval of its Delta_m, its passes per step,
-    seconds per epoch (and their ratio to the reference's), its chosen hyperparameters, and the ``p_value`` of its
-    Delta_m, for ``stats.corrected``."""
-
-    tuned: Tuned
-    test: pd.DataFrame
-    relative: pd.DataFrame
-    delta: pd.DataFrame
-    overview: pd.DataFrame
-
-
-def compare_with(methods: Mapping[str, Mapping], reference: str, grid: Mapping[str, Iterable], seeds: Iterable[int],
-                 tuning_seeds: Iterable[int], tasks: Iterable[Task], cache_dir: str | Path | None = None,
-                 progress: bool = True) -> Comparison:
-    """Tune every method alike (``tune_then_repeat``) and compare each with ``reference`` seed by seed, in Delta_m
-    over ``tasks`` (positive: better than the reference)."""
-    if reference not in methods:
-        raise KeyError(f"compare_with: the reference {reference!r} is not among the methods {sorted(methods)}.")
-    seeds = list(seeds)
-    tuned = tune_then_repeat(methods, grid, seeds, tuning_seeds, cache_dir, progress)
-    test = tuned.table("test")
-    relative = relative_to_baseline(test, list(tasks), match=["seed"], baseline=reference, method="method")
-    delta = relative.groupby(["method", "seed"], as_index=False).relative.mean()
-    summary = summarize(delta, by=["method"], value="relative").set_index("method")
-    summary["half_width"] = (summary.ci_high - summary.ci_low) / 2
-    summary["p_value"] = delta.groupby("method").relative.apply(p_value)
-    cost = tuned.cost()[["passes", "seconds_per_epoch"]]
-    cost[f"seconds vs {reference}"] = cost.seconds_per_epoch / cost.loc[reference, "seconds_per_epoch"]
-    others = [m for m in methods if m != reference]
-    overview = summary.reindex(others).join(cost).join(tuned.chosen.set_index("method"))
-    return Comparison(tuned, test, relative, delta, overview)
-
-
-HYPERPARAMETER_NAMES = {"lr": "learning rate", "weight_decay": "weight decay"}
-
-
-def grid_edge_note(chosen: pd.DataFrame, grid: Mapping[str, Iterable], method: str = "method") -> str:
-    """A sentence naming the methods whose chosen value lies at an end of a grid axis of three or more values
-    (where a wider grid could have chosen differently), or saying that none does."""
-    notes = []
-    for key, values in grid.items():
-        values = list(values)
-        if len(values) < 3:
-            continue
-        edge = chosen[chosen[key].isin([min(values), max(values)])]
-        if len(edge):
-            picks = ", ".join(f"{name}: {value:g}" for name, value in zip(edge[method], edge[key]))
-            notes.append(f"{len(edge)} of the {len(chosen)} methods chose a {HYPERPARAMETER_NAMES.get(key, key)} at the "
-                         f"edge of the grid ({picks})")
-    if notes:
-        return "; ".join(notes) + ", so a wider grid could move them."
-    searched = [HYPERPARAMETER_NAMES.get(k, k) for k, v in grid.items() if len(list(v)) >= 3]
-    return f"Every method chose a {' and a '.join(searched)} inside the grid." if searched else ""
-
-

@@ -123,6 +123,23 @@ def lines_with_ci(
     return ax
 
 
+def sensitivity(ax: plt.Axes, table: pd.DataFrame, key: str, methods: Sequence[str], scale: float = 100) -> plt.Axes:
+    """Each method's validation score across its grid (``tuning.Tuned.sensitivity``): its mean over the tuning seeds
+    against ``key`` (log scale) as a line, each seed a dot, the chosen point a star and divergent runs a cross, so a
+    reader sees whether a choice hinges on one grid point."""
+    colours = sns.color_palette("tab20", n_colors=max(len(methods), 1))
+    for name, colour in zip(methods, colours):
+        runs = table[table.method == name]
+        mean = runs.groupby(key).value.mean() * scale
+        ax.plot(mean.index, mean.values, color=colour, marker="o", ms=3, label=name)
+        ax.scatter(runs[key], runs.value * scale, color=colour, s=6, alpha=0.5)
+        chosen, failed = runs[runs.chosen].groupby(key).value.mean() * scale, runs[runs.diverged]
+        ax.scatter(chosen.index, chosen.values, color=colour, marker="*", s=120, edgecolor="black", zorder=3)
+        ax.scatter(failed[key], failed.value * scale, color=colour, marker="x", s=40, zorder=3)
+    ax.set(xscale="log", xlabel=key, ylabel="validation score")
+    return ax
+
+
 def loss_curves(history: pd.DataFrame, ax: plt.Axes | None = None, window: int = 20) -> plt.Axes:
     """Training loss of every task against the step, smoothed by a running mean over ``window`` steps."""
     ax = ax or plt.gca()

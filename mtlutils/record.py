@@ -68,3 +68,50 @@ class Run:
             raise KeyError(f"mean_metric_at: no evaluation of {metric!r} on {split!r} after {step} steps; the run was "
                            f"evaluated after {sorted(set(self.evals.step))} steps (ask for it with eval_at).")
         return float(rows.value.mean())
+
+    def mean_metric_by_step(self, metric: str | None, split: str = "val") -> pd.Series:
+        """``metric`` on ``split`` averaged over the tasks (``None``: over the tasks and every metric) at every
+        evaluated step: the run's learning curve."""
+        rows = self.evals[(self.evals.split == split) & ((self.evals.metric == metric) | (metric is None))]
+        if rows.empty:
+            raise KeyError(f"mean_metric_by_step: the run has no evaluation of {metric!r} on {split!r}; its metrics "
+                           f"are {sorted(set(self.evals.metric))}.")
+        return rows.groupby("step").value.mean()
+
+    def chosen_step(self, metric: str | None = None, higher_is_better: bool = True) -> int:
+        """The evaluated step with the best validation ``metric`` (averaged over the tasks, and over every metric
+        where ``metric`` is None; the earliest of equals): early stopping on the validation split, so that the test
+        score there is an honest estimate."""
+        curve = self.mean_metric_by_step(metric, "val")
+        return int(curve.idxmax() if higher_is_better else curve.idxmin())
+
+    def metrics_at(self, step: int) -> dict:
+        """Every metric of every task on val and test after ``step`` steps, shaped like ``metrics``."""
+        rows = self.evals[self.evals.step == step]
+        if rows.empty:
+            raise KeyError(f"metrics_at: the run was not evaluated after {step} steps, only after "
+                           f"{sorted(set(self.evals.step))}.")
+        scores = {split: {task: {} for task in self.task_names} for split in ("val", "test")}
+        for row in rows.itertuples():
+            scores[row.split][row.task][row.metric] = float(row.value)
+        return scores
+
+    def scores(self, at: str = "end") -> dict:
+        """The run's ``{split: {task: {metric: value}}}`` after its last step (``at="end"``) or at the step with its
+        best validation score, averaged over tasks and metrics (``at="chosen"``: early stopping on validation)."""
+        if at not in READINGS:
+            raise ValueError(f"Run.scores: at={at!r}; read a run at one of {READINGS}.")
+        return self.metrics if at == "end" else self.metrics_at(self.chosen_step())
+
+    @property
+    def diverged(self) -> bool:
+        """Whether training failed to go anywhere: its training loss (averaged over the tasks) over the last tenth
+        of the steps is not below ``DIVERGED_FRACTION`` of that over the first tenth. (A non-finite loss stops a run
+        with ``NonFiniteLossError`` instead.)"""
+        losses = self.history[[c for c in self.history.columns if c.startswith("loss_")]].mean(axis=1)
+        tenth = max(1, len(losses) // 10)
+        return bool(losses.iloc[-tenth:].mean() >= DIVERGED_FRACTION * losses.iloc[:tenth].mean())
+
+
+DIVERGED_FRACTION = 0.95
+READINGS = ("end", "chosen")  # a run read after its last step, or at the step its validation score chose

@@ -168,7 +168,7 @@ mtl.glue("toy_moving", Markdown(
 # (`idle_heads="moving"`): Pascal et al.'s IUS as it ran. Every
 # method gets the same learning-rate grid, searched on tuning seeds: each keeps the learning rate with the best
 # mean validation accuracy there, and we report test accuracy over the other seeds at that learning rate
-# (`experiments.tune_then_repeat`), so no reported run is one a choice was made on.
+# (`tuning.tune_then_repeat`), so no reported run is one a choice was made on.
 
 # %%
 base = dict(dataset="multimnist", size=SETTINGS["size"], epochs=SETTINGS["epochs"],
@@ -234,7 +234,7 @@ resolution = mtl.stats.resolution(differences, unit=" points")
 mtl.glue("mm_resolution", Markdown(resolution), display=False)
 
 # %%
-edge = mtl.experiments.grid_edge_note(tuned.chosen, {"lr": SETTINGS["lrs"]})
+edge = tuned.edge_note()
 mtl.glue("lr_caveat", Markdown(edge), display=False)
 mtl.glue("n_seeds", len(SEEDS), display=False)
 apart, _ = mtl.stats.separated(differences)  # the differences above zero

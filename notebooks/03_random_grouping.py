@@ -97,7 +97,7 @@ rates.set_index("task").T.round(2)
 #
 # Every variant gets the same learning-rate grid for Adam. To keep the chapter within minutes, the grid is
 # searched on tuning seeds of their own: each variant keeps the learning rate with the best mean validation
-# accuracy there, and is then trained with the other seeds at that learning rate (`experiments.tune_then_repeat`).
+# accuracy there, and is then trained with the other seeds at that learning rate (`tuning.tune_then_repeat`).
 # We report test accuracy over those other seeds only, so no reported run is one a choice was made on.
 
 
@@ -181,7 +181,7 @@ mtl.glue("rg_cost_one", float(seconds[k_one] / seconds[k_all]), display=False)
 mtl.glue("n_seeds", len(SEEDS), display=False)
 
 # %%
-edge = mtl.experiments.grid_edge_note(tuned.chosen, {"lr": SETTINGS["lrs"]})
+edge = tuned.edge_note()
 mtl.glue("rg_lr_caveat", Markdown(edge), display=False)
 versus_all = pd.DataFrame(gaps).T
 mtl.glue("rg_resolution", Markdown(mtl.stats.resolution(versus_all, unit=" points")),

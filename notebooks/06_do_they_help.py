@@ -61,7 +61,7 @@ SETTINGS = mtl.settings({
 # $w L_\text{left} + (1 - w) L_\text{right}$ for a fixed weight $w$; sweeping $w$ traces the trade-offs that plain
 # weighted averages reach, and its non-dominated points form the **scalarization front**. Every scalarization and
 # every method gets the same grid of Adam learning rates and weight decays, searched on the validation accuracy of
-# tuning seeds (`experiments.tune_then_repeat`); we report test accuracy on {glue:text}`n_seeds` other seeds, paired
+# tuning seeds (`tuning.tune_then_repeat`); we report test accuracy on {glue:text}`n_seeds` other seeds, paired
 # by seed (the same initialisation and batches for every method).
 #
 # The methods are those of the earlier chapters and every method of torchjd {cite}`quinton2024jacobian` that
@@ -129,7 +129,7 @@ budget = SETTINGS["epochs"] * steps_per_epoch * 2
 budget_steps = mtl.experiments.steps_for_passes(METHODS, budget, TUNING_SEEDS[0])
 METHODS = {name: {**c, "eval_at": [budget_steps[name]]} for name, c in METHODS.items()}
 tuned = mtl.tune_then_repeat({**scalarizations, **METHODS}, GRID, SEEDS, TUNING_SEEDS)
-edge_note = mtl.experiments.grid_edge_note(tuned.chosen, GRID)
+edge_note = tuned.edge_note()
 mtl.glue("grid_caveat", Markdown(edge_note), display=False)
 mtl.glue("n_seeds", len(SEEDS), display=False)
 mtl.glue("n_torchjd", sum(len(family) for family in FAMILIES.values()), display=False)
@@ -201,7 +201,7 @@ equal_epochs.sort_values("mean", ascending=False).round(2)
 
 # %%
 cost = tuned.cost()  # passes and milliseconds per step, means over each method's seeds
-matched = mtl.experiments.at_pass_budget(tuned, [AVERAGED, *METHODS], budget)
+matched = mtl.tuning.at_pass_budget(tuned, [AVERAGED, *METHODS], budget)
 matched["mean"] = 100 * matched.pop("value")
 per_seed_matched = matched.pivot(index="seed", columns="method", values="mean")
 equal_compute = mtl.stats.paired_differences(per_seed_matched, reference=AVERAGED)

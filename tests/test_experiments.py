@@ -83,18 +83,6 @@ def test_relative_to_baseline_matches_seeds_and_signs(tmp_path):
         stats.relative_to_baseline(table[table.strategy == "averaged"], suite.tasks, match=["seed"])
 
 
-def test_best_hyperparameters_picks_the_best_mean_per_method():
-    table = pd.DataFrame({
-        "method": ["a", "a", "a", "a", "b", "b"],
-        "lr": [0.1, 0.1, 0.01, 0.01, 0.1, 0.01],
-        "value": [0.9, 0.7, 0.85, 0.85, 0.2, 0.3],
-    })
-    best = experiments.best_hyperparameters(table, ["lr"]).set_index("method")["lr"]
-    assert best["a"] == 0.01 and best["b"] == 0.01  # a: 0.80 vs 0.85; b: 0.2 vs 0.3
-    lowest = experiments.best_hyperparameters(table, ["lr"], higher_is_better=False).set_index("method")["lr"]
-    assert lowest["a"] == 0.1 and lowest["b"] == 0.1
-
-
 def test_results_can_label_methods(tmp_path):
     configs = [{**CONFIG, "seed": 0}]
     table = experiments.results(configs, experiments.run_grid(configs, tmp_path, progress=False),
@@ -114,34 +102,6 @@ def test_sign_of_an_interval_says_which_side_of_zero_it_lies_on(low, width):
     side = stats.sign_of(row)
     assert side == (1 if low > 0 else -1 if low + width < 0 else 0)
     assert stats.sign_of({"ci_low": -low - width, "ci_high": -low}) == -side  # the mirror interval
-
-
-def test_tune_then_repeat_tunes_on_its_own_seeds_and_reports_on_others(tmp_path):
-    methods = {"averaged": CONFIG, "alternated": {**CONFIG, "strategy": "alternated"}}
-    tuned = experiments.tune_then_repeat(methods, {"lr": [1e-4, 3e-2]}, seeds=[3, 4], tuning_seeds=[1, 2],
-                                         cache_dir=tmp_path, progress=False)
-    for name in methods:
-        runs = [(c, r) for n, c, r in tuned.tuning if n == name]
-        assert sorted((c["lr"], c["seed"]) for c, _ in runs) == [(1e-4, 1), (1e-4, 2), (3e-2, 1), (3e-2, 2)]
-        scores = {lr: np.mean([v for c, r in runs if c["lr"] == lr for t in r.metrics["val"].values()
-                               for v in t.values()]) for lr in (1e-4, 3e-2)}
-        lr = tuned.chosen.set_index("method").loc[name, "lr"]
-        assert lr == max(scores, key=scores.get)  # the best mean over both tuning seeds
-        repeated = [c for n, c, _ in tuned.runs if n == name]
-        assert [c["seed"] for c in repeated] == [3, 4] and all(c["lr"] == lr for c in repeated)
-    table = tuned.table("test")
-    assert set(table.method) == set(methods) and set(table.seed) == {3, 4}
-    assert len(list(tmp_path.glob("*.json"))) == 2 * (2 * 2 + 2)  # every reported run is a run of its own
-
-
-def test_tune_then_repeat_refuses_shared_seeds_an_empty_grid_and_twin_methods(tmp_path):
-    with pytest.raises(ValueError, match=r"seeds \[4\] both tune and report"):
-        experiments.tune_then_repeat({"a": CONFIG}, {"lr": [1e-3]}, seeds=[4, 5], tuning_seeds=[4], cache_dir=tmp_path)
-    with pytest.raises(ValueError, match="one value per grid key"):
-        experiments.tune_then_repeat({"a": CONFIG}, {"lr": []}, seeds=[0], tuning_seeds=[1], cache_dir=tmp_path)
-    with pytest.raises(ValueError, match="same configuration"):
-        experiments.tune_then_repeat({"a": CONFIG, "b": {**CONFIG, "lr": 0.5}}, {"lr": [1e-3]}, [0], [1], tmp_path)
-    assert not list(tmp_path.glob("*.json"))  # refused before anything trained
 
 
 def test_split_seeds_gives_disjoint_tuning_and_reporting_seeds():
@@ -185,15 +145,6 @@ def test_a_run_can_be_given_steps_instead_of_epochs(tmp_path):
     assert config.config_key(only_steps) == config.config_key({**only_steps, "epochs": None})
     with pytest.raises(ValueError, match="give the number of epochs or of steps to train, one of the two"):
         experiments.train({**CONFIG, "steps": 3})
-
-
-def test_grid_edge_note_names_choices_at_the_ends_of_long_axes():
-    chosen = pd.DataFrame({"method": ["a", "b", "c"], "lr": [1e-3, 3e-3, 1e-2], "weight_decay": [0.0, 0.0, 0.1]})
-    note = experiments.grid_edge_note(chosen, {"lr": [1e-3, 3e-3, 1e-2], "weight_decay": [0.0, 0.1]})
-    assert note == "2 of the 3 methods chose a learning rate at the edge of the grid (a: 0.001, c: 0.01), so a wider grid could move them."
-    inside = experiments.grid_edge_note(chosen.iloc[[1]], {"lr": [1e-3, 3e-3, 1e-2]})
-    assert inside == "Every method chose a learning rate inside the grid."
-    assert experiments.grid_edge_note(chosen, {"weight_decay": [0.0, 0.1]}) == ""
 
 
 def test_paired_differences_are_seed_by_seed():

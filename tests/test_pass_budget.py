@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from mtlutils import experiments
-from mtlutils.experiments import Tuned, at_pass_budget
+from mtlutils.tuning import Tuned, at_pass_budget
 from mtlutils.record import Run
 
 

@@ -111,3 +111,20 @@ def test_front_panel_joins_the_front_and_marks_every_method():
     assert np.array_equal(line.get_xdata(), [85, 90]) and np.array_equal(line.get_ydata(), [88, 80])
     assert "method" in [t.get_text() for t in ax.get_legend().get_texts()]
     plt.close(fig)
+
+
+def test_sensitivity_draws_each_method_across_its_grid_with_its_choice_and_failures():
+    table = pd.DataFrame({"method": ["a"] * 4 + ["b"] * 4, "lr": [1e-3, 1e-3, 1e-2, 1e-2] * 2, "seed": [0, 1] * 4,
+                          "value": [0.5, 0.7, 0.8, 0.9, 0.1, 0.1, 0.6, 0.6],
+                          "diverged": [False] * 4 + [True, True, False, False],
+                          "chosen": [False, False, True, True, False, False, True, True]})
+    fig, ax = plt.subplots()
+    plots.sensitivity(ax, table, "lr", ["a", "b"])
+    lines = ax.get_lines()
+    assert np.allclose([line.get_ydata() for line in lines], [[60, 85], [10, 60]])  # means over seeds, in %
+    stars = [c for c in ax.collections if c.get_offsets().shape[0] == 1]
+    assert np.allclose([c.get_offsets()[0] for c in stars], [(1e-2, 85), (1e-2, 60)])
+    crosses = ax.collections[-1].get_offsets()  # b's divergent runs
+    assert np.allclose(crosses, [[1e-3, 10], [1e-3, 10]])
+    assert ax.get_xscale() == "log"
+    plt.close(fig)

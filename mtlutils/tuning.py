@@ -1,0 +1,288 @@
+"""Tuning every method alike, then reporting it on other seeds: grids that grow past an edge a method chose, each run
+read at the step its validation score chose, divergent runs counted, and the comparisons built on them.
+
+Kurin et al. (2022) and Xin et al. (2022) found that a well-tuned averaged loss matches most multi-task optimizers;
+the rules here give every method the same grid, the same number of grid extensions and the same tuning seeds.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from . import experiments
+from .config import config_key
+from .record import READINGS, Run
+from .stats import p_value, relative_to_baseline, summarize
+from .tasks import Task
+
+LATE = 0.9  # a chosen step past this share of the budget falls in its last tenth
+
+
+def best_hyperparameters(table: pd.DataFrame, hyper: list[str], method: str = "method", value: str = "value",
+                         higher_is_better: bool = True) -> pd.DataFrame:
+    """For every method, the hyperparameter values whose mean ``value`` (over seeds, tasks and metrics) is best.
+
+    Pass the validation table: the test numbers of the chosen settings are then an honest estimate.
+    """
+    means = table.groupby([method, *hyper], as_index=False)[value].mean()
+    best = means.groupby(method)[value].idxmax() if higher_is_better else means.groupby(method)[value].idxmin()
+    return means.loc[best, [method, *hyper]].reset_index(drop=True)
+
+
+@dataclass
+class Tuned:
+    """The runs of ``tune_then_repeat``: ``chosen`` (one row per method with its chosen hyperparameters), the
+    tuning runs and the repeated runs at the chosen values as (method, configuration, run) triples, each method's
+    final ``grids`` and the values ``extended`` beyond the first grid (``{method: {key: [values]}}``), and ``at``,
+    where a run is read (``Run.scores``)."""
+
+    chosen: pd.DataFrame
+    tuning: list[tuple[str, dict, Run]]
+    runs: list[tuple[str, dict, Run]]
+    grids: dict[str, dict[str, list]] = field(default_factory=dict)
+    extended: dict[str, dict[str, list]] = field(default_factory=dict)
+    at: str = "end"
+
+    def table(self, split: str = "test", at: str | None = None) -> pd.DataFrame:
+        """``experiments.results`` of the repeated runs on ``split``, with a ``method`` column, each run read
+        ``at`` (by default where the tuning read it)."""
+        return _labelled(self.runs, split, at or self.at)
+
+    def cost(self) -> pd.DataFrame:
+        """What a step of each method cost in the repeated runs, one row per method (means over its seeds):
+        forward, backward and all passes per step, training seconds per epoch and milliseconds per step."""
+        rows = [dict(method=name, forward=r.forward_per_step, backward=r.backward_per_step, passes=r.passes_per_step,
+                     seconds_per_epoch=r.seconds_per_epoch, ms_per_step=r.ms_per_step) for name, _, r in self.runs]
+        return pd.DataFrame(rows).groupby("method").mean()
+
+    def sensitivity(self) -> pd.DataFrame:
+        """Every tuning run's validation score (mean over tasks and metrics, read ``at``), one row per run:
+        method, the grid's keys, seed, value, whether it ``diverged`` and whether its point was ``chosen``."""
+        keys = list(self.chosen.columns.drop("method"))
+        picked = {(row["method"], *(row[k] for k in keys)) for row in self.chosen.to_dict("records")}
+        rows = [dict(method=name, **{k: config[k] for k in keys}, seed=config["seed"],
+                     value=_mean_score(result.scores(self.at)["val"]), diverged=result.diverged,
+                     chosen=(name, *(config[k] for k in keys)) in picked)
+                for name, config, result in self.tuning]
+        return pd.DataFrame(rows)
+
+    def divergent(self) -> pd.DataFrame:
+        """The runs, tuning and reported, whose training failed (``Run.diverged``): method, phase, the grid's keys
+        and seed."""
+        keys = list(self.chosen.columns.drop("method"))
+        rows = [dict(method=name, phase=phase, **{k: config[k] for k in keys}, seed=config["seed"])
+                for phase, triples in (("tuning", self.tuning), ("reported", self.runs))
+                for name, config, result in triples if result.diverged]
+        return pd.DataFrame(rows, columns=["method", "phase", *keys, "seed"])
+
+    def chosen_steps(self) -> pd.DataFrame:
+        """For every reported run, the step its validation score chose and its budget: method, seed, chosen,
+        steps, and ``late`` (chosen in the budget's last tenth, where a longer budget could have chosen later)."""
+        rows = [dict(method=name, seed=config["seed"], chosen=result.chosen_step(), steps=result.cost["steps"])
+                for name, config, result in self.runs]
+        table = pd.DataFrame(rows)
+        table["late"] = table.chosen > LATE * table.steps
+        return table
+
+    def edge_note(self) -> str:
+        """A sentence on the grids: which methods' grids were extended past an edge they chose, and which choices
+        still lie at an edge (where the extensions ran out, or at zero, where an axis ends)."""
+        extended = [f"{name} ({', '.join(f'{_name(k)} {_values(v)}' for k, v in keys.items())})"
+                    for name, keys in self.extended.items() if keys]
+        at_edge = [f"{row['method']}: {_name(key)} {row[key]:g}" for row in self.chosen.to_dict("records")
+                   for key in self.grids.get(row["method"], {}) if _at_edge(self.grids[row["method"]][key], row[key])]
+        parts = [f"The grid grew past an edge for {len(extended)} of the {len(self.chosen)} methods: "
+                 + "; ".join(extended) + "."] if extended else []
+        if at_edge:
+            parts.append(f"{len(at_edge)} choice(s) lie at an edge of the grid ({'; '.join(at_edge)}), so a wider "
+                         "grid could still move them.")
+        return " ".join(parts) or "Every method chose values inside its grid."
+        return " ".join(parts)
+
+
+def _name(key: str) -> str:
+    return {"lr": "learning rate", "weight_decay": "weight decay"}.get(key, key)
+
+
+def _values(values: list) -> str:
+    return ", ".join(f"{v:g}" for v in values)
+
+
+def _at_edge(values: list, value) -> bool:
+    return len(values) >= 2 and value in (min(values), max(values))
+
+
+def _mean_score(split_scores: dict) -> float:
+    return float(np.mean([v for task in split_scores.values() for v in task.values()]))
+
+
+def _labelled(triples: list[tuple[str, dict, Run]], split: str, at: str) -> pd.DataFrame:
+    names = {config_key(c): name for name, c, _ in triples}
+    return experiments.results([c for _, c, _ in triples], [r for _, _, r in triples], split,
+                               label=lambda c: names[config_key(c)], at=at)
+
+
+def beyond(values: Iterable[float], side: str) -> float | None:
+    """The next value of a grid axis past its ``side`` ("low" or "high"), at the ratio of its two outermost values
+    on that side (a log-spaced grid stays log-spaced); ``None`` where the axis cannot grow there (fewer than two
+    positive values, or zero, where a learning rate or a weight decay ends)."""
+    positive = sorted(v for v in set(values) if v > 0)
+    if len(positive) < 2 or (side == "low" and 0 in set(values)):
+        return None
+    edge, inner = (positive[0], positive[1]) if side == "low" else (positive[-1], positive[-2])
+    return float(f"{edge * edge / inner:.12g}")  # 1e-2, not 0.009999999999999998
+
+
+def tune_then_repeat(methods: Mapping[str, Mapping], grid: Mapping[str, Iterable], seeds: Iterable[int],
+                     tuning_seeds: Iterable[int], cache_dir: str | Path | None = None, progress: bool = True,
+                     extend: int = 0, at: str = "end") -> Tuned:
+    """Give every method the same hyperparameter ``grid``: train each grid point on the ``tuning_seeds``, keep the
+    point with the best mean validation score (over tuning seeds, tasks and metrics, higher is better), then train
+    every one of ``seeds`` there.
+
+    ``methods`` maps a name to its configuration; ``grid`` maps configuration keys to candidate values, e.g.
+    ``{"lr": [1e-3, 3e-3]}``. Where a method chooses a value at an edge of an axis, its grid grows one value past
+    that edge (``beyond``) and is tuned again, at most ``extend`` times, so that its choice is bracketed. Each run is
+    read ``at`` its end or at the step its validation score chose (``Run.scores``: the runs must be evaluated during
+    training, ``eval_every``). The reporting ``seeds`` and the ``tuning_seeds`` must be disjoint: a run the choice
+    was made on would flatter the method it chose for.
+    """
+    seeds, tuning_seeds, grid = list(seeds), list(tuning_seeds), {k: list(v) for k, v in grid.items()}
+    _check(methods, grid, seeds, tuning_seeds, extend, at)
+    grids = {name: {k: list(v) for k, v in grid.items()} for name in methods}
+    extended: dict[str, dict[str, list]] = {name: {} for name in methods}
+    done: dict[str, tuple[str, dict, Run]] = {}
+    for round_ in range(extend + 1):
+        tuning = [(name, {**config, **dict(zip(grids[name], point)), "seed": seed}) for name, config in methods.items()
+                  for point in itertools.product(*grids[name].values()) for seed in tuning_seeds]
+        new = [(n, c) for n, c in tuning if config_key(c) not in done]
+        for (name, config), result in zip(new, experiments.run_grid([c for _, c in new], cache_dir, progress)):
+            done[config_key(config)] = (name, config, result)
+        triples = [done[config_key(c)] for _, c in tuning]
+        chosen = best_hyperparameters(_labelled(triples, "val", at), list(grid))
+        chosen = chosen.set_index("method").loc[list(methods)].reset_index()
+        if round_ == extend or not _grow(chosen, grids, extended):
+            break
+    repeated = [(row["method"], {**methods[row["method"]], **{k: row[k] for k in grid}, "seed": seed})
+                for row in chosen.to_dict("records") for seed in seeds]
+    runs = experiments.run_grid([c for _, c in repeated], cache_dir, progress)
+    return Tuned(chosen, triples, [(n, c, r) for (n, c), r in zip(repeated, runs)], grids,
+                 {name: keys for name, keys in extended.items() if keys}, at)
+
+
+def _grow(chosen: pd.DataFrame, grids: dict, extended: dict) -> bool:
+    """Add to each method's grid the value past an edge it chose; whether any grid grew."""
+    grew = False
+    for row in chosen.to_dict("records"):
+        for key, values in grids[row["method"]].items():
+            for side, edge in (("low", min(values)), ("high", max(values))):
+                value = beyond(values, side) if len(values) >= 2 and row[key] == edge else None
+                if value is not None:
+                    values.append(value)
+                    extended[row["method"]].setdefault(key, []).append(value)
+                    grew = True
+    return grew
+
+
+def _check(methods: Mapping[str, Mapping], grid: dict, seeds: list, tuning_seeds: list, extend: int, at: str) -> None:
+    if not seeds or not tuning_seeds or not grid or not all(grid.values()):
+        raise ValueError("tune_then_repeat: give at least one seed, one tuning seed and one value per grid key "
+                         f"({seeds=}, {tuning_seeds=}, {grid=}).")
+    if set(seeds) & set(tuning_seeds):
+        raise ValueError(f"tune_then_repeat: seeds {sorted(set(seeds) & set(tuning_seeds))} both tune and report; "
+                         "the reporting seeds must be disjoint from the tuning seeds (see split_seeds).")
+    if not isinstance(extend, int) or extend < 0:
+        raise ValueError(f"tune_then_repeat: extend={extend!r}; give how many times a grid may grow, a whole "
+                         "number >= 0.")
+    if at not in READINGS:
+        raise ValueError(f"tune_then_repeat: at={at!r}; read the runs at one of {READINGS}.")
+    keys = {}
+    for name, config in methods.items():
+        if at == "chosen" and not (config.get("eval_every") or config.get("eval_at")):
+            raise ValueError(f"tune_then_repeat: method {name!r} is read at its chosen step but is evaluated only "
+                             "at its end; give its configuration eval_every (e.g. one epoch's steps).")
+        key = config_key({k: v for k, v in config.items() if k not in grid and k != "seed"})
+        if key in keys:
+            raise ValueError(f"tune_then_repeat: methods {keys[key]!r} and {name!r} have the same configuration.")
+        keys[key] = name
+
+
+def plateau_step(curves: pd.DataFrame, tolerance: float) -> int:
+    """The training budget a learning curve asks for: the first evaluated step from which the curve, averaged over
+    seeds (``curves``: columns step, seed, value; higher is better), never rises more than ``tolerance`` above its
+    value there: the validation plateau."""
+    if curves.empty or tolerance < 0:
+        raise ValueError(f"plateau_step: give a non-empty table of curves and a tolerance >= 0 (got {tolerance}).")
+    mean = curves.groupby("step").value.mean().sort_index()
+    later_best = mean[::-1].cummax()[::-1]
+    return int(mean.index[(later_best - mean <= tolerance).to_numpy()][0])
+
+
+def at_pass_budget(tuned: Tuned, names: Iterable[str], passes: float, metric: str = "accuracy",
+                   cache_dir: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
+    """The repeated runs of the ``names`` methods of ``tuned`` at one compute budget: each after the steps that
+    spend ``passes`` forward and backward passes at its method's mean passes per step (``Tuned.cost``).
+
+    With a constant learning rate, the first s steps of a run are a run of s steps: a run evaluated after exactly
+    that many steps (its last step or one of its ``eval_at``) is read there; any other is trained again for that
+    many steps. One row per run, in the order of ``tuned.runs`` (those trained again last): ``method``, ``seed``,
+    ``steps`` and ``value``, the test ``metric`` averaged over the tasks."""
+    names, per_step = set(names), tuned.cost()["passes"]
+    if names - set(per_step.index):
+        raise KeyError(f"at_pass_budget: no runs of {sorted(names - set(per_step.index))} among the tuned methods.")
+    rows, again = [], []
+    for name, config, result in tuned.runs:
+        if name not in names:
+            continue
+        steps = int(round(passes / per_step[name]))
+        if steps in (result.cost["steps"], *(config.get("eval_at") or [])):
+            rows.append(dict(method=name, seed=config["seed"], steps=steps,
+                             value=result.mean_metric_at(steps, metric)))
+        else:  # passes per step that the calibration did not predict (groups chosen as training goes)
+            again.append((name, {**config, "epochs": None, "steps": steps, "eval_at": None}))
+    for (name, config), result in zip(again, experiments.run_grid([c for _, c in again], cache_dir, progress)):
+        rows.append(dict(method=name, seed=config["seed"], steps=config["steps"], value=result.mean_metric(metric)))
+    return pd.DataFrame(rows, columns=["method", "seed", "steps", "value"])
+
+
+@dataclass
+class Comparison:
+    """Methods against a reference method, tuned alike (``compare_with``): the ``tuned`` runs, their ``test`` table,
+    each run's per-task change against the reference run of its seed (``relative``), its Delta_m (``delta``: method,
+    seed, relative) and one ``overview`` row per other method: the interval of its Delta_m, its passes per step,
+    seconds per epoch (and their ratio to the reference's), its chosen hyperparameters, and the ``p_value`` of its
+    Delta_m, for ``stats.corrected``."""
+
+    tuned: Tuned
+    test: pd.DataFrame
+    relative: pd.DataFrame
+    delta: pd.DataFrame
+    overview: pd.DataFrame
+
+
+def compare_with(methods: Mapping[str, Mapping], reference: str, grid: Mapping[str, Iterable], seeds: Iterable[int],
+                 tuning_seeds: Iterable[int], tasks: Iterable[Task], cache_dir: str | Path | None = None,
+                 progress: bool = True) -> Comparison:
+    """Tune every method alike (``tune_then_repeat``) and compare each with ``reference`` seed by seed, in Delta_m
+    over ``tasks`` (positive: better than the reference)."""
+    if reference not in methods:
+        raise KeyError(f"compare_with: the reference {reference!r} is not among the methods {sorted(methods)}.")
+    seeds = list(seeds)
+    tuned = tune_then_repeat(methods, grid, seeds, tuning_seeds, cache_dir, progress)
+    test = tuned.table("test")
+    relative = relative_to_baseline(test, list(tasks), match=["seed"], baseline=reference, method="method")
+    delta = relative.groupby(["method", "seed"], as_index=False).relative.mean()
+    summary = summarize(delta, by=["method"], value="relative").set_index("method")
+    summary["half_width"] = (summary.ci_high - summary.ci_low) / 2
+    summary["p_value"] = delta.groupby("method").relative.apply(p_value)
+    cost = tuned.cost()[["passes", "seconds_per_epoch"]]
+    cost[f"seconds vs {reference}"] = cost.seconds_per_epoch / cost.loc[reference, "seconds_per_epoch"]
+    others = [m for m in methods if m != reference]
+    overview = summary.reindex(others).join(cost).join(tuned.chosen.set_index("method"))
+    return Comparison(tuned, test, relative, delta, overview)

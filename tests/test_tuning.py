@@ -1,0 +1,143 @@
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mtlutils import tuning
+from mtlutils.record import Run
+
+CONFIG = dict(dataset="clusters", size="smoke", epochs=1, batch_size=64, data={"angle": 90})
+ACCURACY = dict(dataset="digit_attributes", size="smoke", epochs=1, batch_size=64)  # higher is better
+
+
+def _run(val, test, losses=(1.0, 0.5)):
+    """A run of ``len(losses)`` steps with two tasks, evaluated at steps 1, 2, ... with the mean validation and test
+    scores ``val`` and ``test`` (task "b" 0.1 above task "a")."""
+    evals = pd.DataFrame([dict(step=s + 1, split=split, task=t, metric="accuracy", value=v + (0.1 if t == "b" else 0))
+                          for split, values in (("val", val), ("test", test)) for s, v in enumerate(values)
+                          for t in "ab"])
+    history = pd.DataFrame({"loss_a": list(losses), "loss_b": list(losses)})
+    last = len(val)
+    return Run(history=history, evals=evals, task_names=["a", "b"], cost=dict(steps=last),
+               metrics={split: {"a": {"accuracy": v[-1]}, "b": {"accuracy": v[-1] + 0.1}}
+                        for split, v in (("val", val), ("test", test))})
+
+
+def test_best_hyperparameters_picks_the_best_mean_per_method():
+    table = pd.DataFrame({
+        "method": ["a", "a", "a", "a", "b", "b"],
+        "lr": [0.1, 0.1, 0.01, 0.01, 0.1, 0.01],
+        "value": [0.9, 0.7, 0.85, 0.85, 0.2, 0.3],
+    })
+    best = tuning.best_hyperparameters(table, ["lr"]).set_index("method")["lr"]
+    assert best["a"] == 0.01 and best["b"] == 0.01  # a: 0.80 vs 0.85; b: 0.2 vs 0.3
+    lowest = tuning.best_hyperparameters(table, ["lr"], higher_is_better=False).set_index("method")["lr"]
+    assert lowest["a"] == 0.1 and lowest["b"] == 0.1
+
+
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=12), st.lists(st.floats(0, 1), min_size=12, max_size=12))
+def test_a_run_read_at_its_chosen_step_is_its_test_score_where_validation_peaked(val, test):
+    result = _run(val, test[:len(val)])
+    step = result.chosen_step()
+    assert val[step - 1] == max(val) and max(val) not in val[:step - 1]  # the earliest of the best
+    chosen = result.scores("chosen")
+    assert chosen["test"]["a"]["accuracy"] == test[step - 1]
+    assert chosen["test"]["b"]["accuracy"] == pytest.approx(test[step - 1] + 0.1)
+    assert result.scores("end") == result.metrics
+    with pytest.raises(ValueError, match="read a run at one of"):
+        result.scores("best")
+
+
+def test_a_run_that_learns_nothing_is_divergent():
+    assert not _run([0.5] * 10, [0.5] * 10, losses=np.linspace(2.3, 0.3, 20)).diverged
+    assert _run([0.1] * 10, [0.1] * 10, losses=[2.3] * 20).diverged  # stuck at chance
+    assert _run([0.1] * 10, [0.1] * 10, losses=np.linspace(2.3, 9.0, 20)).diverged  # rising
+
+
+@given(st.lists(st.integers(-60, 0), min_size=2, max_size=5, unique=True), st.sampled_from(["low", "high"]))
+def test_a_grid_grows_past_its_edge_at_the_ratio_of_its_outer_values(exponents, side):
+    values = [10 ** (k / 10) for k in exponents]  # grids of learning rates and weight decays, 1e-6 to 1
+    value = tuning.beyond(values, side)
+    ordered = sorted(values)
+    edge, inner = (ordered[0], ordered[1]) if side == "low" else (ordered[-1], ordered[-2])
+    assert value == pytest.approx(edge * edge / inner)
+    assert (value < ordered[0]) if side == "low" else (value > ordered[-1])
+    assert tuning.beyond([0.0, *values], "low") is None  # zero ends a learning rate or a weight decay
+    assert tuning.beyond(values[:1], side) is None
+
+
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=20), st.floats(0, 0.2))
+def test_the_plateau_is_the_first_step_no_later_step_beats_by_the_tolerance(curve, tolerance):
+    curves = pd.DataFrame({"step": range(10, 10 * len(curve) + 1, 10), "seed": 0, "value": curve})
+    step = tuning.plateau_step(pd.concat([curves, curves.assign(seed=1)]), tolerance)
+    i = step // 10 - 1
+    assert max(curve[i:]) - curve[i] <= tolerance
+    assert all(max(curve[j:]) - curve[j] > tolerance for j in range(i))
+
+
+def test_tune_then_repeat_tunes_on_its_own_seeds_and_reports_on_others(tmp_path):
+    methods = {"averaged": CONFIG, "alternated": {**CONFIG, "strategy": "alternated"}}
+    tuned = tuning.tune_then_repeat(methods, {"lr": [1e-4, 3e-2]}, seeds=[3, 4], tuning_seeds=[1, 2],
+                                    cache_dir=tmp_path, progress=False)
+    for name in methods:
+        runs = [(c, r) for n, c, r in tuned.tuning if n == name]
+        assert sorted((c["lr"], c["seed"]) for c, _ in runs) == [(1e-4, 1), (1e-4, 2), (3e-2, 1), (3e-2, 2)]
+        scores = {lr: np.mean([v for c, r in runs if c["lr"] == lr for t in r.metrics["val"].values()
+                               for v in t.values()]) for lr in (1e-4, 3e-2)}
+        lr = tuned.chosen.set_index("method").loc[name, "lr"]
+        assert lr == max(scores, key=scores.get)  # the best mean over both tuning seeds
+        repeated = [c for n, c, _ in tuned.runs if n == name]
+        assert [c["seed"] for c in repeated] == [3, 4] and all(c["lr"] == lr for c in repeated)
+    table = tuned.table("test")
+    assert set(table.method) == set(methods) and set(table.seed) == {3, 4}
+    assert len(list(tmp_path.glob("*.json"))) == 2 * (2 * 2 + 2)  # every reported run is a run of its own
+    sensitivity = tuned.sensitivity()
+    assert len(sensitivity) == len(tuned.tuning) and sensitivity.chosen.sum() == 2 * 2  # two methods, two seeds
+
+
+def test_a_grid_grows_past_the_edge_a_method_chose_a_bounded_number_of_times(tmp_path):
+    method = {"averaged": {**ACCURACY, "eval_every": 2}}
+    tuned = tuning.tune_then_repeat(method, {"lr": [1e-4, 1e-3]}, seeds=[3, 4], tuning_seeds=[1], cache_dir=tmp_path,
+                                    progress=False, extend=2, at="chosen")
+    grid, chosen = tuned.grids["averaged"]["lr"], tuned.chosen.lr[0]
+    added = tuned.extended["averaged"]["lr"]  # a two-value grid has every choice at an edge: it grows at least once
+    assert grid[:2] == [1e-4, 1e-3] and grid[2:] == added and 1 <= len(added) <= 2
+    for i, value in enumerate(added):  # each value one step past the edge its round chose, on the grid's log scale
+        before = sorted(grid[:2 + i])
+        assert value == pytest.approx(before[-1] * 10) or value == pytest.approx(before[0] / 10)
+    at_edge = chosen in (min(grid), max(grid))
+    assert len(added) == 2 or not at_edge  # it stopped growing early only with its choice inside
+    assert len(tuned.tuning) == len(grid) and sorted(c["lr"] for _, c, _ in tuned.tuning) == sorted(grid)
+    assert ("lie at an edge" in tuned.edge_note()) == at_edge
+    steps = tuned.chosen_steps()
+    assert list(steps.seed) == [3, 4] and (steps.chosen <= steps.steps).all()
+    assert steps.late.tolist() == (steps.chosen > 0.9 * steps.steps).tolist()
+    table = tuned.table("test")
+    for (_, config, result), (_, rows) in zip(tuned.runs, table.groupby("seed")):
+        at_step = result.metrics_at(result.chosen_step())["test"]
+        assert sorted(rows.value) == sorted(v for t in at_step.values() for v in t.values())
+
+
+def test_tune_then_repeat_refuses_bad_settings_before_training(tmp_path):
+    with pytest.raises(ValueError, match=r"seeds \[4\] both tune and report"):
+        tuning.tune_then_repeat({"a": CONFIG}, {"lr": [1e-3]}, seeds=[4, 5], tuning_seeds=[4], cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="one value per grid key"):
+        tuning.tune_then_repeat({"a": CONFIG}, {"lr": []}, seeds=[0], tuning_seeds=[1], cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="same configuration"):
+        tuning.tune_then_repeat({"a": CONFIG, "b": {**CONFIG, "lr": 0.5}}, {"lr": [1e-3]}, [0], [1], tmp_path)
+    with pytest.raises(ValueError, match="give its configuration eval_every"):
+        tuning.tune_then_repeat({"a": CONFIG}, {"lr": [1e-3]}, [0], [1], tmp_path, at="chosen")
+    with pytest.raises(ValueError, match="a whole number >= 0"):
+        tuning.tune_then_repeat({"a": CONFIG}, {"lr": [1e-3]}, [0], [1], tmp_path, extend=-1)
+    assert not list(tmp_path.glob("*.json"))  # refused before anything trained
+
+
+def test_the_edge_note_says_where_choices_sit():
+    chosen = pd.DataFrame({"method": ["a", "b"], "lr": [1e-3, 3e-3]})
+    grids = {"a": {"lr": [1e-3, 3e-3, 1e-2]}, "b": {"lr": [1e-3, 3e-3, 1e-2]}}
+    inside = tuning.Tuned(chosen.iloc[[1]], [], [], grids)
+    assert inside.edge_note() == "Every method chose values inside its grid."
+    edge = tuning.Tuned(chosen, [], [], grids)
+    assert edge.edge_note() == ("1 choice(s) lie at an edge of the grid (a: learning rate 0.001), so a wider grid "
+                                "could still move them.")
