@@ -13,11 +13,13 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import time
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from . import cache, data, models, published, runtime, stacked, toy, workers
@@ -139,6 +141,44 @@ def _train_and_store(todo: list[tuple[str, dict]], store: cache.RunCache, total:
     if failures:
         raise GridError(failures)
     return trained
+
+
+def step_times(methods: Mapping[str, Mapping], steps: int = 10, rounds: int = 5, skip: int = 3) -> pd.Series:
+    """Each method's milliseconds of compute per training step, timed in this process: every method gets its own
+    network and the same batches, skips ``skip`` steps (first-call allocations), then the methods take turns,
+    ``steps`` steps each, for ``rounds`` rounds (so a slow moment of the machine hits all of them); the median over
+    the rounds. Torch runs on one thread and the clock is this thread's CPU time (``time.thread_time``), so another
+    process on the machine does not inflate the figures, as it inflates the wall time of runs trained beside it."""
+    if steps < 1 or rounds < 1 or skip < 0:
+        raise ValueError(f"step_times: give steps >= 1, rounds >= 1 and skip >= 0 (got {steps}, {rounds}, {skip}).")
+    resolved = {name: resolve({**config, "device": "cpu"}) for name, config in methods.items()}
+    per_round: dict[str, list[float]] = {name: [] for name in methods}
+    with runtime.one_thread():
+        trainers = {}
+        for name, c in resolved.items():
+            suite = _suite_of(c)
+            net = models.for_suite(suite, seed=c["seed"], **c["model"])
+            strategy = build_strategy(c)
+            torch.manual_seed(c["seed"])
+            strategy.setup(net, suite.tasks, seed=c["seed"])
+            batches = _endless(suite, c["batch_size"])
+            for _ in range(skip):
+                strategy.step(net, next(batches))
+            trainers[name] = (net, strategy, batches)
+        for _ in range(rounds):
+            for name, (net, strategy, batches) in trainers.items():
+                drawn = [next(batches) for _ in range(steps)]
+                start = time.thread_time()
+                for batch in drawn:
+                    strategy.step(net, batch)
+                per_round[name].append(1000 * (time.thread_time() - start) / steps)
+    return pd.Series({name: float(np.median(times)) for name, times in per_round.items()}, name="ms per step")
+
+
+def _endless(suite: TaskSuite, batch_size: int):
+    order = torch.Generator().manual_seed(0)
+    while True:
+        yield from suite.train.batches(batch_size, order)
 
 
 def toy_paths(methods: Mapping[str, Mapping], steps: int, imbalance: bool = False) -> dict[str, np.ndarray]:

@@ -123,6 +123,30 @@ def lines_with_ci(
     return ax
 
 
+def learning_curves(ax: plt.Axes, curves: pd.DataFrame, by: str, x: str = "step", scale: float = 100) -> plt.Axes:
+    """Learning curves (``tuning.learning_curves``): for each value of ``by`` the mean over seeds as a thick line and
+    every seed as a thin one, against ``x``."""
+    values = sorted(curves[by].unique())
+    for value, colour in zip(values, sns.color_palette(PALETTE, n_colors=len(values))):
+        runs = curves[curves[by] == value]
+        for _, seed in runs.groupby("seed"):
+            ax.plot(seed[x], seed.value * scale, color=colour, lw=0.6, alpha=0.5)
+        mean = runs.groupby(x).value.mean() * scale
+        ax.plot(mean.index, mean.values, color=colour, lw=2, label=f"{by} {value:g}")
+    ax.set(xlabel=x, ylabel="validation score")
+    return ax
+
+
+def budget(ax: plt.Axes, chosen, scale: float = 100) -> plt.Axes:
+    """A training budget (``tuning.Budget``): the baseline's learning curves by learning rate, against epochs, and a
+    dashed line at the budget."""
+    learning_curves(ax, chosen.curves, by="lr", x="epoch", scale=scale)
+    ax.axvline(chosen.epochs, color="black", ls="--", lw=1, label=f"budget: {chosen.epochs} epochs")
+    ax.legend(frameon=True, fontsize="small")
+    ax.set(xlabel="epoch", ylabel="validation score (%)")
+    return ax
+
+
 def sensitivity(ax: plt.Axes, table: pd.DataFrame, key: str, methods: Sequence[str], scale: float = 100) -> plt.Axes:
     """Each method's validation score across its grid (``tuning.Tuned.sensitivity``): its mean over the tuning seeds
     against ``key`` (log scale) as a line, each seed a dot, the chosen point a star and divergent runs a cross, so a

@@ -135,6 +135,14 @@ def relative_to_baseline(
     return pd.DataFrame(out)
 
 
+def delta_by_seed(table: pd.DataFrame, tasks: Iterable[Task], baseline: str, method: str = "method") -> pd.DataFrame:
+    """Every method's Delta_m (Maninis et al., 2019) against the ``baseline`` method of the same seed, from a long
+    table of results (``relative_to_baseline``, then the mean over tasks): one row per (method, seed), column
+    ``relative`` (percent, positive when better than the baseline)."""
+    relative = relative_to_baseline(table, list(tasks), match=["seed"], method=method, baseline=baseline)
+    return relative.groupby([method, "seed"], as_index=False).relative.mean()
+
+
 def resolution(differences: pd.DataFrame, unit: str = " points", level: float = 0.95, decimals: int = 1) -> str:
     """What a set of paired comparisons (``paired_differences`` rows, or ``summarize`` rows of paired quantities)
     can resolve, as a sentence: the half-widths of their intervals. A difference "not separated" from zero is then

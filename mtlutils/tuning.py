@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from . import experiments
-from .config import config_key
-from .record import READINGS, Run
+from .config import complete, config_key
+from .record import DIVERGED_FRACTION, READINGS, Run
 from .stats import p_value, relative_to_baseline, summarize
 from .tasks import Task
 
@@ -61,10 +61,16 @@ class Tuned:
                      seconds_per_epoch=r.seconds_per_epoch, ms_per_step=r.ms_per_step) for name, _, r in self.runs]
         return pd.DataFrame(rows).groupby("method").mean()
 
-    def sensitivity(self) -> pd.DataFrame:
+    def sensitivity(self, along: str | None = None) -> pd.DataFrame:
         """Every tuning run's validation score (mean over tasks and metrics, read ``at``), one row per run:
-        method, the grid's keys, seed, value, whether it ``diverged`` and whether its point was ``chosen``."""
+        method, the grid's keys, seed, value, whether it ``diverged`` and whether its point was ``chosen``. With
+        ``along``, only the runs that differ from their method's choice in that key alone."""
         keys = list(self.chosen.columns.drop("method"))
+        if along is not None:
+            others = [k for k in keys if k != along]
+            table = self.sensitivity()
+            picked = table.merge(self.chosen[["method", *others]], on=["method", *others])
+            return picked[list(table.columns)]
         picked = {(row["method"], *(row[k] for k in keys)) for row in self.chosen.to_dict("records")}
         rows = [dict(method=name, **{k: config[k] for k in keys}, seed=config["seed"],
                      value=_mean_score(result.scores(self.at)["val"]), diverged=result.diverged,
@@ -89,6 +95,32 @@ class Tuned:
         table = pd.DataFrame(rows)
         table["late"] = table.chosen > LATE * table.steps
         return table
+
+    def late_note(self) -> str:
+        """A sentence on how many reported runs chose a step in the budget's last tenth (``chosen_steps``)."""
+        steps = self.chosen_steps()
+        late = steps[steps.late]
+        text = (f"{len(late)} of the {len(steps)} reported runs chose a step in the last tenth of their budget "
+                f"({100 * len(late) / len(steps):.0f}%)")
+        if late.empty:
+            return text + ": every other run had passed its best validation score well before the end."
+        most = late.method.value_counts()
+        return (text + f", where a longer budget might have chosen later (most of them {most.index[0]}: "
+                f"{most.iloc[0]} of {int((steps.method == most.index[0]).sum())}).")
+
+    def divergent_note(self) -> str:
+        """A sentence counting the runs whose training failed (``divergent``), naming them."""
+        failed, total = self.divergent(), len(self.tuning) + len(self.runs)
+        if failed.empty:
+            return f"None of the {total} runs failed to train."
+        keys = [k for k in failed.columns if k not in ("method", "phase", "seed")]
+        named = "; ".join(f"{name} at {', '.join(f'{_name(k)} {row[k]:g}' for k in keys)} "
+                          f"({len(rows)} {rows.phase.iloc[0]} run{'s' if len(rows) > 1 else ''})"
+                          for (name, *_), rows in failed.groupby(["method", *keys, "phase"], sort=False)
+                          for row in [rows.iloc[0]])
+        return (f"{len(failed)} of the {total} runs failed to train (their training loss over the last tenth of "
+                f"the steps is not below {100 * DIVERGED_FRACTION:.0f}% of that over the first tenth): {named}. "
+                "They count at the scores they reached, in the tuning as in the reports.")
 
     def edge_note(self) -> str:
         """A sentence on the grids: which methods' grids were extended past an edge they chose, and which choices
@@ -139,48 +171,59 @@ def beyond(values: Iterable[float], side: str) -> float | None:
     return float(f"{edge * edge / inner:.12g}")  # 1e-2, not 0.009999999999999998
 
 
+SEARCHES = ("grid", "coordinate")
+
+
 def tune_then_repeat(methods: Mapping[str, Mapping], grid: Mapping[str, Iterable], seeds: Iterable[int],
                      tuning_seeds: Iterable[int], cache_dir: str | Path | None = None, progress: bool = True,
-                     extend: int = 0, at: str = "end") -> Tuned:
+                     extend: int = 0, at: str = "end", search: str = "grid") -> Tuned:
     """Give every method the same hyperparameter ``grid``: train each grid point on the ``tuning_seeds``, keep the
     point with the best mean validation score (over tuning seeds, tasks and metrics, higher is better), then train
     every one of ``seeds`` there.
 
     ``methods`` maps a name to its configuration; ``grid`` maps configuration keys to candidate values, e.g.
-    ``{"lr": [1e-3, 3e-3]}``. Where a method chooses a value at an edge of an axis, its grid grows one value past
-    that edge (``beyond``) and is tuned again, at most ``extend`` times, so that its choice is bracketed. Each run is
+    ``{"lr": [1e-3, 3e-3]}``. ``search="grid"`` tries every combination; ``"coordinate"`` tunes one axis after the
+    other, in the grid's order, each at the values chosen for the axes before it and at the first value of those
+    after it (``{"lr": [...], "weight_decay": [0.0, ...]}``: the learning rate without decay, then the decay at that
+    learning rate). Where a method chooses a value at an edge of an axis, its grid grows one value past that edge
+    (``beyond``) and is tuned again, at most ``extend`` times per axis, so that its choice is bracketed. Each run is
     read ``at`` its end or at the step its validation score chose (``Run.scores``: the runs must be evaluated during
     training, ``eval_every``). The reporting ``seeds`` and the ``tuning_seeds`` must be disjoint: a run the choice
     was made on would flatter the method it chose for.
     """
     seeds, tuning_seeds, grid = list(seeds), list(tuning_seeds), {k: list(v) for k, v in grid.items()}
-    _check(methods, grid, seeds, tuning_seeds, extend, at)
+    _check(methods, grid, seeds, tuning_seeds, extend, at, search)
     grids = {name: {k: list(v) for k, v in grid.items()} for name in methods}
     extended: dict[str, dict[str, list]] = {name: {} for name in methods}
+    point = {name: {k: v[0] for k, v in grid.items()} for name in methods}  # each method's values so far
     done: dict[str, tuple[str, dict, Run]] = {}
-    for round_ in range(extend + 1):
-        tuning = [(name, {**config, **dict(zip(grids[name], point)), "seed": seed}) for name, config in methods.items()
-                  for point in itertools.product(*grids[name].values()) for seed in tuning_seeds]
-        new = [(n, c) for n, c in tuning if config_key(c) not in done]
-        for (name, config), result in zip(new, experiments.run_grid([c for _, c in new], cache_dir, progress)):
-            done[config_key(config)] = (name, config, result)
-        triples = [done[config_key(c)] for _, c in tuning]
-        chosen = best_hyperparameters(_labelled(triples, "val", at), list(grid))
-        chosen = chosen.set_index("method").loc[list(methods)].reset_index()
-        if round_ == extend or not _grow(chosen, grids, extended):
-            break
+    for axes in [list(grid)] if search == "grid" else [[k] for k in grid]:
+        for round_ in range(extend + 1):
+            tuning = [(name, {**config, **point[name], **dict(zip(axes, values)), "seed": seed})
+                      for name, config in methods.items()
+                      for values in itertools.product(*(grids[name][k] for k in axes)) for seed in tuning_seeds]
+            new = [(n, c) for n, c in tuning if config_key(c) not in done]
+            for (name, config), result in zip(new, experiments.run_grid([c for _, c in new], cache_dir, progress)):
+                done[config_key(config)] = (name, config, result)
+            chosen = best_hyperparameters(_labelled([done[config_key(c)] for _, c in tuning], "val", at), list(grid))
+            chosen = chosen.set_index("method").loc[list(methods)].reset_index()
+            if round_ == extend or not _grow(chosen, grids, extended, axes):
+                break
+        for row in chosen.to_dict("records"):
+            point[row["method"]].update({k: row[k] for k in axes})
     repeated = [(row["method"], {**methods[row["method"]], **{k: row[k] for k in grid}, "seed": seed})
                 for row in chosen.to_dict("records") for seed in seeds]
     runs = experiments.run_grid([c for _, c in repeated], cache_dir, progress)
-    return Tuned(chosen, triples, [(n, c, r) for (n, c), r in zip(repeated, runs)], grids,
+    return Tuned(chosen, list(done.values()), [(n, c, r) for (n, c), r in zip(repeated, runs)], grids,
                  {name: keys for name, keys in extended.items() if keys}, at)
 
 
-def _grow(chosen: pd.DataFrame, grids: dict, extended: dict) -> bool:
-    """Add to each method's grid the value past an edge it chose; whether any grid grew."""
+def _grow(chosen: pd.DataFrame, grids: dict, extended: dict, axes: list[str]) -> bool:
+    """Add to each method's grid, along ``axes``, the value past an edge it chose; whether any grid grew."""
     grew = False
     for row in chosen.to_dict("records"):
-        for key, values in grids[row["method"]].items():
+        for key in axes:
+            values = grids[row["method"]][key]
             for side, edge in (("low", min(values)), ("high", max(values))):
                 value = beyond(values, side) if len(values) >= 2 and row[key] == edge else None
                 if value is not None:
@@ -190,7 +233,8 @@ def _grow(chosen: pd.DataFrame, grids: dict, extended: dict) -> bool:
     return grew
 
 
-def _check(methods: Mapping[str, Mapping], grid: dict, seeds: list, tuning_seeds: list, extend: int, at: str) -> None:
+def _check(methods: Mapping[str, Mapping], grid: dict, seeds: list, tuning_seeds: list, extend: int, at: str,
+           search: str) -> None:
     if not seeds or not tuning_seeds or not grid or not all(grid.values()):
         raise ValueError("tune_then_repeat: give at least one seed, one tuning seed and one value per grid key "
                          f"({seeds=}, {tuning_seeds=}, {grid=}).")
@@ -202,6 +246,8 @@ def _check(methods: Mapping[str, Mapping], grid: dict, seeds: list, tuning_seeds
                          "number >= 0.")
     if at not in READINGS:
         raise ValueError(f"tune_then_repeat: at={at!r}; read the runs at one of {READINGS}.")
+    if search not in SEARCHES:
+        raise ValueError(f"tune_then_repeat: search={search!r}; search the grid by one of {SEARCHES}.")
     keys = {}
     for name, config in methods.items():
         if at == "chosen" and not (config.get("eval_every") or config.get("eval_at")):
@@ -268,13 +314,13 @@ class Comparison:
 
 def compare_with(methods: Mapping[str, Mapping], reference: str, grid: Mapping[str, Iterable], seeds: Iterable[int],
                  tuning_seeds: Iterable[int], tasks: Iterable[Task], cache_dir: str | Path | None = None,
-                 progress: bool = True) -> Comparison:
+                 progress: bool = True, extend: int = 0, at: str = "end") -> Comparison:
     """Tune every method alike (``tune_then_repeat``) and compare each with ``reference`` seed by seed, in Delta_m
-    over ``tasks`` (positive: better than the reference)."""
+    over ``tasks`` (positive: better than the reference); ``extend`` and ``at`` as there."""
     if reference not in methods:
         raise KeyError(f"compare_with: the reference {reference!r} is not among the methods {sorted(methods)}.")
     seeds = list(seeds)
-    tuned = tune_then_repeat(methods, grid, seeds, tuning_seeds, cache_dir, progress)
+    tuned = tune_then_repeat(methods, grid, seeds, tuning_seeds, cache_dir, progress, extend, at)
     test = tuned.table("test")
     relative = relative_to_baseline(test, list(tasks), match=["seed"], baseline=reference, method="method")
     delta = relative.groupby(["method", "seed"], as_index=False).relative.mean()
@@ -286,3 +332,48 @@ def compare_with(methods: Mapping[str, Mapping], reference: str, grid: Mapping[s
     others = [m for m in methods if m != reference]
     overview = summary.reindex(others).join(cost).join(tuned.chosen.set_index("method"))
     return Comparison(tuned, test, relative, delta, overview)
+
+
+def learning_curves(configs: Iterable[Mapping], runs: Iterable[Run], keys: Iterable[str] = ("lr", "seed"),
+                    metric: str | None = None, split: str = "val") -> pd.DataFrame:
+    """The runs' learning curves as one long table: the configuration's ``keys``, step, and value, ``metric`` on
+    ``split`` averaged over the tasks (and over every metric where ``metric`` is None) at each evaluated step."""
+    keys = list(keys)
+    return pd.concat([result.mean_metric_by_step(metric, split).rename("value").reset_index()
+                      .assign(**{k: complete(config)[k] for k in keys}) for config, result in zip(configs, runs, strict=True)],
+                     ignore_index=True)[[*keys, "step", "value"]]
+
+
+def budget_from_curves(curves: pd.DataFrame, tolerance: float, by: str = "lr") -> tuple[object, int]:
+    """The training budget from a baseline's learning curves (``learning_curves``): the value of ``by`` whose curve,
+    averaged over seeds, peaks highest, and the step where that curve reaches its plateau (``plateau_step``)."""
+    peaks = curves.groupby([by, "step"]).value.mean().groupby(level=by).max()
+    best = peaks.idxmax()
+    return best, plateau_step(curves[curves[by] == best], tolerance)
+
+
+@dataclass
+class Budget:
+    """A chapter's training budget, read from its baseline's learning curves (``baseline_budget``): the ``curves``
+    (lr, seed, step, epoch, value), the learning rate ``lr`` whose curve peaked highest, the ``step`` where it reached
+    its plateau, and that step in whole ``epochs`` of ``steps_per_epoch`` steps, the budget of every run."""
+
+    curves: pd.DataFrame
+    lr: float
+    step: int
+    epochs: int
+    steps_per_epoch: int
+
+
+def baseline_budget(config: Mapping, lrs: Iterable[float], seeds: Iterable[int], horizon: int, tolerance: float,
+                    cache_dir: str | Path | None = None, progress: bool = True) -> Budget:
+    """Train the baseline ``config`` (an averaged loss, say) for ``horizon`` epochs at each of ``lrs`` on ``seeds``,
+    evaluated after every epoch, and take as the budget the epoch where its best curve reaches its validation
+    plateau: no later epoch more than ``tolerance`` above it (``budget_from_curves``), rounded up to whole epochs."""
+    c = complete({**config, "epochs": horizon, "steps": None})
+    per_epoch = -(-len(experiments.suite_for(c).train) // c["batch_size"])
+    configs = [{**c, "lr": lr, "seed": seed, "eval_every": per_epoch} for lr in lrs for seed in seeds]
+    curves = learning_curves(configs, experiments.run_grid(configs, cache_dir, progress))
+    curves["epoch"] = curves.step / per_epoch
+    lr, step = budget_from_curves(curves, tolerance)
+    return Budget(curves, lr, step, -(-step // per_epoch), per_epoch)

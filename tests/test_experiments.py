@@ -249,3 +249,13 @@ def test_chapter_overrides_of_the_wrong_kind_or_range_are_refused(overrides, err
 def test_chapter_overrides_of_the_right_kind_replace_the_settings():
     chosen = config.settings(TABLE, "small", {"seeds": 3, "beta": 1, "selective": {"warmup": 0}})
     assert chosen["seeds"] == 3 and chosen["beta"] == 1 and chosen["selective"] == {"warmup": 0}
+
+
+def test_step_times_time_every_method_in_this_process_on_the_same_batches(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTLUTILS_CACHE", str(tmp_path))
+    methods = {"averaged": CONFIG, "alternated": {**CONFIG, "strategy": "alternated"}}
+    times = experiments.step_times(methods, steps=2, rounds=3, skip=1)
+    assert list(times.index) == list(methods) and (times > 0).all() and times.name == "ms per step"
+    assert not list(tmp_path.iterdir())  # nothing trained into the cache
+    with pytest.raises(ValueError, match="steps >= 1"):
+        experiments.step_times(methods, steps=0)

@@ -3,6 +3,8 @@
 import matplotlib
 
 matplotlib.use("Agg")
+from types import SimpleNamespace  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import pyplot as plt  # noqa: E402
@@ -127,4 +129,26 @@ def test_sensitivity_draws_each_method_across_its_grid_with_its_choice_and_failu
     crosses = ax.collections[-1].get_offsets()  # b's divergent runs
     assert np.allclose(crosses, [[1e-3, 10], [1e-3, 10]])
     assert ax.get_xscale() == "log"
+    plt.close(fig)
+
+
+def test_learning_curves_draw_each_seed_thin_and_their_mean_thick():
+    curves = pd.DataFrame({"lr": [1e-3] * 4 + [1e-2] * 4, "seed": [0, 0, 1, 1] * 2, "step": [1, 2] * 4,
+                           "value": [0.1, 0.5, 0.3, 0.7, 0.2, 0.2, 0.4, 0.4]})
+    fig, ax = plt.subplots()
+    plots.learning_curves(ax, curves, by="lr")
+    thick = [line for line in ax.get_lines() if line.get_linewidth() == 2]
+    assert np.allclose([line.get_ydata() for line in thick], [[20, 60], [30, 30]])
+    assert len(ax.get_lines()) == 6 and [line.get_label() for line in thick] == ["lr 0.001", "lr 0.01"]
+    plt.close(fig)
+
+
+def test_the_budget_figure_marks_the_budget_on_the_baselines_curves():
+    curves = pd.DataFrame({"lr": 1e-3, "seed": [0, 0, 1, 1], "step": [8, 16] * 2, "epoch": [1, 2] * 2,
+                           "value": [0.1, 0.5, 0.3, 0.7]})
+    chosen = SimpleNamespace(curves=curves, epochs=2)
+    fig, ax = plt.subplots()
+    plots.budget(ax, chosen)
+    assert [tuple(line.get_xdata()) for line in ax.get_lines()][-1] == (2, 2)  # the dashed line at 2 epochs
+    assert ax.get_legend().get_texts()[-1].get_text() == "budget: 2 epochs"
     plt.close(fig)

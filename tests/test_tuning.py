@@ -36,7 +36,10 @@ def test_best_hyperparameters_picks_the_best_mean_per_method():
     assert lowest["a"] == 0.1 and lowest["b"] == 0.1
 
 
-@given(st.lists(st.floats(0, 1), min_size=1, max_size=12), st.lists(st.floats(0, 1), min_size=12, max_size=12))
+SCORES = st.integers(0, 20).map(lambda k: k / 20)  # accuracies apart by more than rounding
+
+
+@given(st.lists(SCORES, min_size=1, max_size=12), st.lists(SCORES, min_size=12, max_size=12))
 def test_a_run_read_at_its_chosen_step_is_its_test_score_where_validation_peaked(val, test):
     result = _run(val, test[:len(val)])
     step = result.chosen_step()
@@ -141,3 +144,57 @@ def test_the_edge_note_says_where_choices_sit():
     edge = tuning.Tuned(chosen, [], [], grids)
     assert edge.edge_note() == ("1 choice(s) lie at an edge of the grid (a: learning rate 0.001), so a wider grid "
                                 "could still move them.")
+
+
+def test_the_budget_is_the_plateau_of_the_best_curve(tmp_path):
+    curves = pd.DataFrame({"lr": [1e-3] * 4 + [1e-2] * 4, "seed": 0, "step": [1, 2, 3, 4] * 2,
+                           "value": [0.1, 0.5, 0.6, 0.61, 0.3, 0.8, 0.9, 0.7]})
+    assert tuning.budget_from_curves(curves, tolerance=0.05) == (1e-2, 3)
+    assert tuning.budget_from_curves(curves, tolerance=0.15) == (1e-2, 2)
+    configs = [{**ACCURACY, "eval_every": 2, "seed": seed} for seed in (0, 1)]
+    runs = tuning.experiments.run_grid(configs, tmp_path, progress=False)
+    table = tuning.learning_curves(configs, runs)
+    assert list(table.columns) == ["lr", "seed", "step", "value"] and list(table.step) == [2, 4, 6, 8] * 2
+    assert table.value.iloc[3] == pytest.approx(runs[0].mean_metric("accuracy", "val"))
+
+
+def test_the_notes_count_late_choices_and_failed_runs():
+    learning = _run([0.1, 0.2, 0.9], [0.1, 0.2, 0.8], losses=np.linspace(2.0, 0.5, 10))  # best at its last step
+    early = _run([0.9, 0.2, 0.3], [0.8, 0.2, 0.3], losses=np.linspace(2.0, 0.5, 10))
+    stuck = _run([0.1, 0.1, 0.1], [0.1, 0.1, 0.1], losses=[2.3] * 10)
+    chosen = pd.DataFrame({"method": ["a", "b"], "lr": [1e-3, 1e-3]})
+    runs = [("a", {"seed": 3, "lr": 1e-3}, learning), ("a", {"seed": 4, "lr": 1e-3}, early),
+            ("b", {"seed": 3, "lr": 1e-3}, early), ("b", {"seed": 4, "lr": 1e-3}, early)]
+    tuned = tuning.Tuned(chosen, [("b", {"seed": 1, "lr": 1e-2}, stuck), ("b", {"seed": 2, "lr": 1e-2}, stuck)], runs)
+    assert tuned.late_note() == ("1 of the 4 reported runs chose a step in the last tenth of their budget (25%), "
+                                 "where a longer budget might have chosen later (most of them a: 1 of 2).")
+    assert tuned.divergent_note().startswith("2 of the 6 runs failed to train (their training loss")
+    assert "b at learning rate 0.01 (2 tuning runs)" in tuned.divergent_note()
+    assert tuning.Tuned(chosen, [], runs[1:]).late_note().startswith("0 of the 3 reported runs")
+    assert tuning.Tuned(chosen, [], runs).divergent_note() == "None of the 4 runs failed to train."
+
+
+def test_the_baseline_budget_is_the_plateau_epoch_of_its_best_learning_rate(tmp_path):
+    chosen = tuning.baseline_budget(ACCURACY, [1e-3, 1e-2], seeds=[0, 1], horizon=3, tolerance=0.0,
+                                    cache_dir=tmp_path, progress=False)
+    assert chosen.steps_per_epoch == 8 and sorted(set(chosen.curves.step)) == [8, 16, 24]
+    assert len(chosen.curves) == 2 * 2 * 3 and (chosen.curves.epoch == chosen.curves.step / 8).all()
+    assert (chosen.lr, chosen.step) == tuning.budget_from_curves(chosen.curves, 0.0)
+    assert chosen.epochs == -(-chosen.step // 8)
+    assert len(list(tmp_path.glob("*.json"))) == 4  # one run per learning rate and seed, evaluated every epoch
+
+
+def test_a_coordinate_search_tunes_one_axis_after_the_other(tmp_path):
+    method = {"averaged": ACCURACY}
+    grid = {"lr": [1e-3, 1e-2], "weight_decay": [0.0, 1e-3]}
+    tuned = tuning.tune_then_repeat(method, grid, seeds=[3, 4], tuning_seeds=[1, 2], cache_dir=tmp_path,
+                                    progress=False, search="coordinate")
+    table = tuned.sensitivity()
+    first = table[table.weight_decay == 0.0].groupby("lr").value.mean()  # the learning rate, without decay
+    lr = first.idxmax()
+    second = table[table.lr == lr].groupby("weight_decay").value.mean()  # then the decay at that learning rate
+    assert len(table) == 3 * 2 and set(table[table.weight_decay > 0].lr) == {lr}
+    assert (tuned.chosen.lr[0], tuned.chosen.weight_decay[0]) == (lr, second.idxmax())
+    assert len(tuned.sensitivity(along="weight_decay")) == 2 * 2
+    with pytest.raises(ValueError, match="search the grid by one of"):
+        tuning.tune_then_repeat(method, grid, [3], [1], tmp_path, search="random")
