@@ -148,19 +148,28 @@ def build_strategy(c: Mapping) -> strategies.Strategy:
                           f"{c['strategy']!r}: {error}") from None
 
 
-def torchjd_methods(base: Mapping) -> dict[str, dict[str, dict]]:
+def torchjd_methods(base: Mapping, overrides: Mapping[str, Mapping] | None = None) -> dict[str, dict[str, dict]]:
     """Every torchjd method that applies to two tasks, as ``{family: {label: configuration on top of base}}``.
+    ``overrides`` maps a method's registry name to settings of its own (an aggregator's ``aggregator_kwargs``, a
+    batch size), its ``strategy_kwargs`` merged into the method's.
 
     Every name of ``strategies.AGGREGATORS``, ``SPLIT_WEIGHTINGS`` and ``SCALARIZERS`` must have a label, so a
     method added there cannot be left out of a comparison that claims to hold all of them."""
+    overrides = dict(overrides or {})
     families = {}
     for family, (strategy, keyword, registry, labels) in strategies.TORCHJD_FAMILIES.items():
         unlabelled = set(registry) - set(labels) - set(strategies.COVERED_BY_AVERAGED)
         if unlabelled:
             raise KeyError(f"torchjd_methods: no label for the {family} method(s) {sorted(unlabelled)}; add them "
                            "beside their registry in mtlutils.strategies.")
-        families[family] = {label: {**base, "strategy": strategy, "strategy_kwargs": {keyword: name}}
-                            for name, label in labels.items()}
+        families[family] = {}
+        for name, label in labels.items():
+            own = dict(overrides.pop(name, {}))
+            options = {keyword: name, **own.pop("strategy_kwargs", {})}
+            families[family][label] = {**base, **own, "strategy": strategy, "strategy_kwargs": options}
+    if overrides:
+        raise KeyError(f"torchjd_methods: overrides for {sorted(overrides)}, which are not torchjd methods of the "
+                       "book (the names of strategies.AGGREGATORS, SPLIT_WEIGHTINGS and SCALARIZERS).")
     return families
 
 

@@ -123,16 +123,19 @@ def lines_with_ci(
     return ax
 
 
-def learning_curves(ax: plt.Axes, curves: pd.DataFrame, by: str, x: str = "step", scale: float = 100) -> plt.Axes:
-    """Learning curves (``tuning.learning_curves``): for each value of ``by`` the mean over seeds as a thick line and
-    every seed as a thin one, against ``x``."""
-    values = sorted(curves[by].unique())
-    for value, colour in zip(values, sns.color_palette(PALETTE, n_colors=len(values))):
+def learning_curves(ax: plt.Axes, curves: pd.DataFrame, by: str, x: str = "step", scale: float = 100,
+                    seeds: bool = True, order: Sequence | None = None) -> plt.Axes:
+    """Learning curves (``tuning.learning_curves``): for each value of ``by`` (those of ``order``, by default all)
+    the mean over seeds as a thick line and, with ``seeds``, every seed as a thin one, against ``x``."""
+    values = list(order) if order is not None else sorted(curves[by].unique())
+    colours = sns.color_palette(PALETTE if len(values) <= 10 else "tab20", n_colors=len(values))
+    for value, colour in zip(values, colours):
         runs = curves[curves[by] == value]
-        for _, seed in runs.groupby("seed"):
+        for _, seed in runs.groupby("seed") if seeds else ():
             ax.plot(seed[x], seed.value * scale, color=colour, lw=0.6, alpha=0.5)
         mean = runs.groupby(x).value.mean() * scale
-        ax.plot(mean.index, mean.values, color=colour, lw=2, label=f"{by} {value:g}")
+        label = f"{by} {value:g}" if isinstance(value, (int, float)) else str(value)
+        ax.plot(mean.index, mean.values, color=colour, lw=2, label=label)
     ax.set(xlabel=x, ylabel="validation score")
     return ax
 
@@ -161,6 +164,35 @@ def sensitivity(ax: plt.Axes, table: pd.DataFrame, key: str, methods: Sequence[s
         ax.scatter(chosen.index, chosen.values, color=colour, marker="*", s=120, edgecolor="black", zorder=3)
         ax.scatter(failed[key], failed.value * scale, color=colour, marker="x", s=40, zorder=3)
     ax.set(xscale="log", xlabel=key, ylabel="validation score")
+    return ax
+
+
+def sensitivity_map(ax: plt.Axes, table: pd.DataFrame, key: str, methods: Sequence[str], scale: float = 100,
+                    floor: float = -10.0) -> plt.Axes:
+    """Many methods' validation scores across one grid axis (``tuning.Tuned.sensitivity(along=key)``) as a map: one
+    row per method, one column per value of ``key``, each cell the mean over the tuning seeds minus the method's best
+    (in points, 0 at the best, the colour clipped at ``floor``), the chosen cell boxed and a cell with a failed run
+    marked "x", so that a reader sees at a glance which choices stand on a flat optimum and which on a peak."""
+    means = table.groupby(["method", key]).value.mean().unstack()[sorted(table[key].unique())] * scale
+    below = means.sub(means.max(axis=1), axis=0).reindex(list(methods))
+    failed = table.groupby(["method", key]).diverged.any().unstack().reindex_like(below).fillna(False)
+    chosen = table[table.chosen].groupby("method")[key].first()
+    mesh = ax.pcolormesh(np.ma.masked_invalid(below.to_numpy(dtype=float)), cmap="rocket", vmin=floor, vmax=0)
+    for i, name in enumerate(below.index):
+        for j, value in enumerate(below.columns):
+            gap = below.iloc[i, j]
+            if np.isfinite(gap):
+                text = f"{gap:.1f}" + (" x" if failed.iloc[i, j] else "")
+                ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize="x-small",
+                        color="black" if gap > floor / 2 else "white")
+            if chosen.get(name) == value:
+                ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="deepskyblue", lw=2))
+    ax.set(xticks=np.arange(len(below.columns)) + 0.5, yticks=np.arange(len(below)) + 0.5,
+           ylim=(len(below), 0), xlabel=key)
+    ax.set_xticklabels([f"{v:g}" for v in below.columns])
+    ax.set_yticklabels(below.index, fontsize="small")
+    ax.grid(False)
+    ax.figure.colorbar(mesh, ax=ax, label="validation score minus the method's best (points)", pad=0.02)
     return ax
 
 

@@ -78,11 +78,16 @@ class Run:
                            f"are {sorted(set(self.evals.metric))}.")
         return rows.groupby("step").value.mean()
 
-    def chosen_step(self, metric: str | None = None, higher_is_better: bool = True) -> int:
+    def chosen_step(self, metric: str | None = None, higher_is_better: bool = True, up_to: int | None = None) -> int:
         """The evaluated step with the best validation ``metric`` (averaged over the tasks, and over every metric
-        where ``metric`` is None; the earliest of equals): early stopping on the validation split, so that the test
-        score there is an honest estimate."""
+        where ``metric`` is None; the earliest of equals), among the evaluations after at most ``up_to`` steps when
+        given: early stopping on the validation split, so that the test score there is an honest estimate."""
         curve = self.mean_metric_by_step(metric, "val")
+        if up_to is not None:
+            curve = curve[curve.index <= up_to]
+            if curve.empty:
+                raise KeyError(f"chosen_step: no evaluation within the first {up_to} steps; the run was evaluated "
+                               f"after {sorted(set(self.evals.step))} steps (evaluate it more often: eval_every).")
         return int(curve.idxmax() if higher_is_better else curve.idxmin())
 
     def metrics_at(self, step: int) -> dict:

@@ -61,6 +61,13 @@ class Tuned:
                      seconds_per_epoch=r.seconds_per_epoch, ms_per_step=r.ms_per_step) for name, _, r in self.runs]
         return pd.DataFrame(rows).groupby("method").mean()
 
+    def curves(self, split: str = "test", metric: str | None = None) -> pd.DataFrame:
+        """The reported runs' learning curves (``learning_curves``): method, seed, step and value, ``metric`` on
+        ``split`` averaged over the tasks at every evaluation."""
+        return pd.concat([learning_curves([config], [result], keys=("seed",), metric=metric, split=split)
+                          .assign(method=name) for name, config, result in self.runs],
+                         ignore_index=True)[["method", "seed", "step", "value"]]
+
     def sensitivity(self, along: str | None = None) -> pd.DataFrame:
         """Every tuning run's validation score (mean over tasks and metrics, read ``at``), one row per run:
         method, the grid's keys, seed, value, whether it ``diverged`` and whether its point was ``chosen``. With
@@ -270,31 +277,26 @@ def plateau_step(curves: pd.DataFrame, tolerance: float) -> int:
     return int(mean.index[(later_best - mean <= tolerance).to_numpy()][0])
 
 
-def at_pass_budget(tuned: Tuned, names: Iterable[str], passes: float, metric: str = "accuracy",
-                   cache_dir: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
-    """The repeated runs of the ``names`` methods of ``tuned`` at one compute budget: each after the steps that
-    spend ``passes`` forward and backward passes at its method's mean passes per step (``Tuned.cost``).
+def at_pass_budget(tuned: Tuned, names: Iterable[str], passes: float, metric: str = "accuracy") -> pd.DataFrame:
+    """The repeated runs of the ``names`` methods of ``tuned`` at one compute budget: each read at its best
+    validation step among those within the steps that spend ``passes`` forward and backward passes at its method's
+    mean passes per step (``Tuned.cost``), and at most its whole run.
 
-    With a constant learning rate, the first s steps of a run are a run of s steps: a run evaluated after exactly
-    that many steps (its last step or one of its ``eval_at``) is read there; any other is trained again for that
-    many steps. One row per run, in the order of ``tuned.runs`` (those trained again last): ``method``, ``seed``,
-    ``steps`` and ``value``, the test ``metric`` averaged over the tasks."""
+    With a constant learning rate, the first s steps of a run are a run of s steps, so early stopping within them is
+    early stopping on a run of s steps, at the granularity of the run's evaluations. One row per run, in the order
+    of ``tuned.runs``: ``method``, ``seed``, ``steps`` (the budget's), ``chosen`` (the step read) and ``value``, the
+    test ``metric`` averaged over the tasks."""
     names, per_step = set(names), tuned.cost()["passes"]
     if names - set(per_step.index):
         raise KeyError(f"at_pass_budget: no runs of {sorted(names - set(per_step.index))} among the tuned methods.")
-    rows, again = [], []
+    rows = []
     for name, config, result in tuned.runs:
-        if name not in names:
-            continue
-        steps = int(round(passes / per_step[name]))
-        if steps in (result.cost["steps"], *(config.get("eval_at") or [])):
-            rows.append(dict(method=name, seed=config["seed"], steps=steps,
-                             value=result.mean_metric_at(steps, metric)))
-        else:  # passes per step that the calibration did not predict (groups chosen as training goes)
-            again.append((name, {**config, "epochs": None, "steps": steps, "eval_at": None}))
-    for (name, config), result in zip(again, experiments.run_grid([c for _, c in again], cache_dir, progress)):
-        rows.append(dict(method=name, seed=config["seed"], steps=config["steps"], value=result.mean_metric(metric)))
-    return pd.DataFrame(rows, columns=["method", "seed", "steps", "value"])
+        if name in names:
+            steps = min(int(round(passes / per_step[name])), result.cost["steps"])
+            step = result.chosen_step(up_to=steps)
+            rows.append(dict(method=name, seed=config["seed"], steps=steps, chosen=step,
+                             value=result.mean_metric_at(step, metric)))
+    return pd.DataFrame(rows, columns=["method", "seed", "steps", "chosen", "value"])
 
 
 @dataclass
@@ -376,4 +378,4 @@ def baseline_budget(config: Mapping, lrs: Iterable[float], seeds: Iterable[int],
     curves = learning_curves(configs, experiments.run_grid(configs, cache_dir, progress))
     curves["epoch"] = curves.step / per_epoch
     lr, step = budget_from_curves(curves, tolerance)
-    return Budget(curves, lr, step, -(-step // per_epoch), per_epoch)
+    return Budget(curves, float(lr), step, -(-step // per_epoch), per_epoch)

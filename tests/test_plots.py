@@ -152,3 +152,18 @@ def test_the_budget_figure_marks_the_budget_on_the_baselines_curves():
     assert [tuple(line.get_xdata()) for line in ax.get_lines()][-1] == (2, 2)  # the dashed line at 2 epochs
     assert ax.get_legend().get_texts()[-1].get_text() == "budget: 2 epochs"
     plt.close(fig)
+
+
+def test_the_sensitivity_map_gives_each_cell_its_distance_to_the_methods_best():
+    table = pd.DataFrame({"method": ["a"] * 4 + ["b"] * 2, "lr": [1e-3, 1e-3, 1e-2, 1e-2, 1e-3, 1e-3],
+                          "seed": [0, 1] * 3, "value": [0.5, 0.7, 0.8, 0.9, 0.4, 0.4],
+                          "diverged": [False, False, False, True, False, False],
+                          "chosen": [False, False, True, True, True, True]})
+    fig, ax = plt.subplots()
+    plots.sensitivity_map(ax, table, "lr", ["a", "b"])
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ["-25.0", "0.0 x", "0.0"]  # a: 60 vs 85; b has no run at 1e-2
+    boxes = [(p.get_x(), p.get_y()) for p in ax.patches]
+    assert boxes == [(1, 0), (0, 1)]  # the chosen cells
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.001", "0.01"]
+    plt.close(fig)

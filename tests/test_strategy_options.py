@@ -8,7 +8,7 @@ import pytest
 import torch
 from torchjd.aggregation import UPGrad
 
-from mtlutils import models
+from mtlutils import data, models
 from mtlutils.strategies import (
     AGGREGATOR_LABELS,
     AGGREGATORS,
@@ -162,3 +162,16 @@ def test_the_families_hold_the_registries_and_their_labels_in_the_book_s_order()
         ("scalarized", "scalarizer", SCALARIZERS)]
     assert [entry[3] for entry in TORCHJD_FAMILIES.values()] == [AGGREGATOR_LABELS, SPLIT_WEIGHTING_LABELS,
                                                                   SCALARIZER_LABELS]
+
+
+def test_excess_mtl_keeps_uniform_weights_through_the_warm_up_it_is_given():
+    suite = data.load("clusters", "smoke")
+    mean = _trained(Aggregated("mean"), suite, steps=4)
+    warm = _trained(Aggregated("excess_mtl", {"n_warmup_steps": 4}), suite, steps=4)
+    cold = _trained(Aggregated("excess_mtl"), suite, steps=4)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(mean.parameters(), warm.parameters()))
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(mean.parameters(), cold.parameters()))
+    with pytest.raises(ValueError, match="does not accept the arguments"):
+        Aggregated("upgrad", {"n_warmup_steps": 4})
+    with pytest.raises(ValueError, match="not to a torchjd Aggregator object"):
+        Aggregated(UPGrad(), {"n_warmup_steps": 4})

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchjd import aggregation
 
-from mtlutils import data, models
+from mtlutils import config, data, models
 from mtlutils.strategies import (
     AGGREGATORS,
     NOT_APPLICABLE,
@@ -229,3 +229,18 @@ def test_every_torchjd_aggregator_is_offered_or_said_not_to_apply():
     assert len(methods - left_out) == len(AGGREGATORS) + len(SPLIT_WEIGHTINGS)
     assert {"CRMOGMWeighting", "MoDoWeighting", "SDMGradWeighting"} <= methods
     assert set(NOT_APPLICABLE) == {"krum", "trimmed_mean", "sum", "constant"} and all(NOT_APPLICABLE.values())
+
+
+def test_a_method_can_be_given_its_own_settings_beside_the_others():
+    base = dict(dataset="multimnist", size="smoke", batch_size=64)
+    overrides = {"excess_mtl": {"strategy_kwargs": {"aggregator_kwargs": {"n_warmup_steps": 30}}},
+                 "sdmgrad": {"batch_size": 192}}
+    methods = {label: c for family in config.torchjd_methods(base, overrides).values() for label, c in family.items()}
+    plain = {label: c for family in config.torchjd_methods(base).values() for label, c in family.items()}
+    assert methods["ExcessMTL"]["strategy_kwargs"] == {"aggregator": "excess_mtl",
+                                                      "aggregator_kwargs": {"n_warmup_steps": 30}}
+    assert methods["SDMGrad"]["batch_size"] == 192 and methods["SDMGrad"]["strategy"] == "split_batch_weighted"
+    assert {k: v for k, v in methods.items() if k not in ("ExcessMTL", "SDMGrad")} == {
+        k: v for k, v in plain.items() if k not in ("ExcessMTL", "SDMGrad")}
+    with pytest.raises(KeyError, match="not torchjd methods"):
+        config.torchjd_methods(base, {"adam": {}})

@@ -180,7 +180,7 @@ def test_the_baseline_budget_is_the_plateau_epoch_of_its_best_learning_rate(tmp_
     assert chosen.steps_per_epoch == 8 and sorted(set(chosen.curves.step)) == [8, 16, 24]
     assert len(chosen.curves) == 2 * 2 * 3 and (chosen.curves.epoch == chosen.curves.step / 8).all()
     assert (chosen.lr, chosen.step) == tuning.budget_from_curves(chosen.curves, 0.0)
-    assert chosen.epochs == -(-chosen.step // 8)
+    assert chosen.epochs == -(-chosen.step // 8) and type(chosen.lr) is float  # glued as text
     assert len(list(tmp_path.glob("*.json"))) == 4  # one run per learning rate and seed, evaluated every epoch
 
 

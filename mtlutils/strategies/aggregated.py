@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
 from torchjd import aggregation
 from torchjd.autojac import jac_to_grad, mtl_backward
 
-from .base import StepRecord, Strategy, registry_name, task_losses
+from .base import StepRecord, Strategy, checked, registry_name, task_losses
 from .optimizers import OptimizerFactory
-from .torchjd_module import _device, _restored, _saved
+from .torchjd_module import _build, _device, _restored, _saved
 
 # name -> aggregator for T tasks; built on use, since some need optional solvers
 AGGREGATORS: dict[str, Callable[[int], aggregation.Aggregator]] = {
@@ -29,9 +30,10 @@ AGGREGATORS: dict[str, Callable[[int], aggregation.Aggregator]] = {
     # alpha = 2: the official code's run scripts for CelebA and QM9 (its argument's default, 1, is proportional
     # fairness; alpha -> infinity approaches max-min fairness)
     "fairgrad": lambda n: aggregation.FairGrad(alpha=2.0),
-    # No warm-up (n_warmup_steps=0), as in the official code and LibMTL: the first step's excess risks are the
-    # baseline. The paper's 3 epochs of warm-up depend on the epoch length, which this factory does not know.
-    "excess_mtl": lambda n: aggregation.ExcessMTL(),
+    # No warm-up by default (n_warmup_steps=0), as in the official code and LibMTL: the first step's excess risks
+    # are the baseline. The paper's 3 epochs of warm-up depend on the epoch length: give them as
+    # aggregator_kwargs={"n_warmup_steps": 3 * steps_per_epoch}.
+    "excess_mtl": lambda n, **kw: aggregation.ExcessMTL(**kw),
     # PCD is asymmetric: the first task is the primary objective; tau = 0.02, the paper's representative setting
     "pcd": lambda n: aggregation.PCD(tau=0.02),
     "random": lambda n: aggregation.Random(),
@@ -77,24 +79,35 @@ class Aggregated(Strategy):
     Quinton & Rey, 2024); Aligned-MTL (Senushkin et al., 2023); ConFIG (Liu, Chu & Thuerey, 2024); GradDrop (Chen et
     al., 2020); GradVac (Wang et al., 2021); FairGrad with alpha = 2 (Ban & Ji, 2024); ExcessMTL (He et al., 2024);
     PCD, the first task primary (Varam & AlHajri, 2026); random weights on the gradients (Lin et al., 2022); CR-MOGM
-    smoothing MGDA's weights (Zhou et al., 2022). ``NOT_APPLICABLE`` says why the other aggregators are left out.
+    smoothing MGDA's weights (Zhou et al., 2022). ``aggregator_kwargs`` are given to a named aggregator's factory
+    (ExcessMTL's ``n_warmup_steps``). ``NOT_APPLICABLE`` says why the other aggregators are left out.
     One forward pass; the Jacobian costs one backward pass per task. Stateful aggregators keep their state through
     a checkpoint.
     """
 
     min_tasks = 2
 
-    def __init__(self, aggregator="upgrad", optimizer_factory: OptimizerFactory | None = None):
+    def __init__(self, aggregator="upgrad", aggregator_kwargs: dict | None = None,
+                 optimizer_factory: OptimizerFactory | None = None):
         super().__init__(optimizer_factory)
+        self.aggregator_kwargs = checked(self, "aggregator_kwargs", aggregator_kwargs, dict,
+                                         "a mapping of keyword -> value for the aggregator", optional=True) or {}
         if not isinstance(aggregator, aggregation.Aggregator):
             registry_name(self, "aggregator", aggregator, AGGREGATORS, ", or a torchjd Aggregator")
+            if self.aggregator_kwargs:  # refused now, not in a worker: built once for two tasks
+                _build("Aggregated: aggregator", AGGREGATORS, aggregator, 2, self.aggregator_kwargs,
+                       torch.device("cpu"))
+        elif self.aggregator_kwargs:
+            raise ValueError("Aggregated: aggregator_kwargs apply to an aggregator named from AGGREGATORS, not to a "
+                             "torchjd Aggregator object, which is built already.")
         self.aggregator = aggregator
 
     def setup(self, net, tasks, seed=0):
         super().setup(net, tasks, seed)
         self._device = _device(net)
         if isinstance(self.aggregator, str):
-            self._aggregator = AGGREGATORS[self.aggregator](len(tasks))
+            self._aggregator = _build("Aggregated: aggregator", AGGREGATORS, self.aggregator, len(tasks),
+                                      self.aggregator_kwargs, self._device, next(net.parameters()).dtype)
         else:
             self._aggregator = self.aggregator
 
