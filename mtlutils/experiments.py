@@ -267,17 +267,6 @@ def pair_transfer(base: Mapping, tasks: Iterable[Task], seeds: Iterable[int], ca
     return pd.DataFrame(rows)
 
 
-def steps_for_passes(methods: Mapping[str, Mapping], passes: int, seed: int = 0, calibration_steps: int = 2,
-                     cache_dir: str | Path | None = None) -> dict[str, int]:
-    """For every method, the number of steps that spends ``passes`` forward and backward passes, from its passes per
-    step in a short calibration run (``calibration_steps`` steps on ``seed``). A method whose passes per step change
-    during training (groups chosen as it goes) gets the steps its first steps predict."""
-    names = list(methods)
-    runs = run_grid([{**methods[n], "epochs": None, "steps": calibration_steps, "seed": seed, "eval_at": None}
-                     for n in names], cache_dir, progress=False)
-    return {n: max(1, int(round(passes / r.passes_per_step))) for n, r in zip(names, runs)}
-
-
 def results(configs: Iterable[Mapping], runs: Iterable[Run], split: str = "test",
             label: Callable[[dict], str] | None = None, at: str = "end") -> pd.DataFrame:
     """A long table, one row per (run, task, metric) of ``split``, with the configuration's scalar fields as columns

@@ -25,10 +25,8 @@
 SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (below)
 # full: the papers' settings on MultiMNIST, after `python -m data_scripts.multimnist`;
 # it trains on the GPU when there is one.
-# Its run time here, from its runs counted and their steps timed:
+# Its run time, here and on one H200, from its runs counted and their steps timed:
 #   python benchmarks/full_mode_time.py --chapters 02
-# on 2 CPU cores (2026-12-05): 108 runs, 0.81 M steps, 1.4 h of runs, 0.8 h in all;
-# on one H200 GPU, scaled from steps timed there: 0.9 h, one run at a time
 SEED = 0  # the first seed: tuning on the first tuning_seeds seeds, reports on the next
 OVERRIDES = {}  # replaces entries of SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 

@@ -24,9 +24,8 @@
 
 # %% tags=["parameters"]
 SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" MultiMNIST
-# full: after `python -m data_scripts.multimnist`; on the GPU when there is one. Time:
-# `python benchmarks/full_mode_time.py --chapters 06`; on 2 CPU cores (2026-12-02):
-# 1341 runs, 9.77 M steps, 101 h of runs, about 50 h on the two cores
+# full: after `python -m data_scripts.multimnist`; on the GPU when there is one. Its
+# time, here and on one H200: `python benchmarks/full_mode_time.py --chapters 06`
 SEED = 0  # the first seed: the first tuning_seeds seeds tune, the ones after report
 OVERRIDES = {}  # replaces entries of SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 

@@ -186,14 +186,6 @@ def test_pair_transfer_among_some_tasks_trains_their_pairs_on_the_whole_network(
         experiments.pair_transfer(CONFIG, suite.tasks, seeds=[0], cache_dir=tmp_path, among=["nope"])
 
 
-def test_steps_for_passes_divides_the_budget_by_the_passes_of_a_step(tmp_path):
-    methods = {"averaged": CONFIG, "alternated": {**CONFIG, "strategy": "alternated"},
-               "upgrad": {**CONFIG, "strategy": "aggregated", "strategy_kwargs": {"aggregator": "upgrad"}}}
-    T = len(experiments.suite_for(CONFIG).tasks)
-    steps = experiments.steps_for_passes(methods, 120, cache_dir=tmp_path)
-    assert steps == {"averaged": 60, "alternated": round(120 / (2 * T)), "upgrad": round(120 / (1 + T))}
-
-
 def test_confidence_interval_refuses_values_that_are_not_finite():
     with pytest.raises(ValueError, match="1 of the 3 values are NaN or infinite"):
         stats.confidence_interval([1.0, float("nan"), 2.0])
