@@ -80,7 +80,7 @@ def _finite(least: float, strict: bool) -> Callable[[object], bool]:
 _text, _mapping = (lambda v: isinstance(v, str)), (lambda v: isinstance(v, Mapping))
 RULES = {  # configuration key -> (check, what is allowed)
     "dataset": (_text, "a dataset name, e.g. 'clusters'"), "size": (_text, "'smoke', 'small' or 'full'"),
-    "data_seed": (_whole(0), "a whole number >= 0"), "data": (_mapping, "a mapping of dataset options"),
+    "data_seed": (_whole(0, optional=True), "a whole number >= 0, or None for the run's own seed"), "data": (_mapping, "a mapping of dataset options"),
     "model": (_mapping, "a mapping of model options"),
     "strategy": (lambda v: isinstance(v, str) and v in STRATEGIES, f"a strategy name: {', '.join(STRATEGIES)}"),
     "strategy_kwargs": (_mapping, "a mapping of the strategy's options"),
@@ -111,6 +111,8 @@ def complete(config: Mapping) -> dict:
     for key, (check, allowed) in RULES.items():
         if not check(c[key]):
             raise ValueError(f"Run setting {key}={c[key]!r} is not allowed: {key} must be {allowed}.")
+    if c["data_seed"] is None:  # a synthetic suite drawn anew for every seed
+        c["data_seed"] = c["seed"]
     if (c["epochs"] is None) == (c["steps"] is None):
         raise ValueError(f"Run settings epochs={c['epochs']!r} and steps={c['steps']!r}: give the number of epochs "
                          "or of steps to train, one of the two.")

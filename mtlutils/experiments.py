@@ -31,7 +31,7 @@ from .tasks import Task, TaskSuite
 from .train import fit
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=32)  # a synthetic suite drawn per seed: one per seed of a grid
 def _suite(dataset: str, size: str, data_seed: int, data_json: str) -> TaskSuite:
     with runtime.one_thread():  # the same data bit for bit, whichever process builds it
         return data.load(dataset, size, seed=data_seed, **json.loads(data_json))
@@ -68,11 +68,10 @@ def _train_job(job: list[dict]) -> list[Run | workers.Failure]:
     if len(job) == 1:
         return [_train_resolved(job[0])]
     with runtime.one_thread():
-        c = job[0]
-        suite = _suite_of(c)
-        nets = [models.for_suite(suite, seed=m["seed"], **m["model"]) for m in job]
-        device = runtime.resolve_device(c["device"])
-        outcomes = stacked.fit_members(nets, suite, [build_strategy(m) for m in job], job, device)
+        suites = [_suite_of(m) for m in job]
+        nets = [models.for_suite(suite, seed=m["seed"], **m["model"]) for suite, m in zip(suites, job)]
+        device = runtime.resolve_device(job[0]["device"])
+        outcomes = stacked.fit_members(nets, suites, [build_strategy(m) for m in job], job, device)
     return [workers.Failure(f"{type(o).__name__}: {o}") if isinstance(o, Exception) else o for o in outcomes]
 
 

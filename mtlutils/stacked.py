@@ -1,8 +1,8 @@
 """Many runs of one network trained at once, as one stacked network (``torch.func``).
 
 A grid's runs often differ only in what a stacked network can hold per member: the seed (the initialisation, the
-order of the batches and any random groups), the learning rate, the weight decay and the weights of an averaged
-loss. Such runs form a job (``jobs``) of at most ``$MTLUTILS_BATCH`` members (``members_per_job``; 1 turns stacking
+order of the batches and any random groups), the data seed of a synthetic suite, the learning rate, the weight decay
+and the weights of an averaged loss. Such runs form a job (``jobs``) of at most ``$MTLUTILS_BATCH`` members (``members_per_job``; 1 turns stacking
 off): their networks' parameters are stacked (``torch.func.stack_module_state``), one forward pass gives
 every member's task losses on its own batch, one backward pass every member's gradients, and one optimizer step
 (``stacked_optimizers``) updates every member with its own learning rate and weight decay. Each member's
@@ -69,7 +69,7 @@ BATCH_VARIABLE = "MTLUTILS_BATCH"
 DEFAULT_MEMBERS = 8
 STACKABLE = ("averaged", "single_task", "alternated", "random_groups", "count_matched_groups", "selective_groups",
              "affinity_probe", "aggregated", "scalarized", "split_batch_weighted")
-MEMBER_SETTINGS = ("seed", "lr", "weight_decay")  # and an averaged loss's weights
+MEMBER_SETTINGS = ("seed", "data_seed", "lr", "weight_decay")  # and an averaged loss's weights
 STACKED_DATASETS = ("clusters", "multimnist", "digit_attributes")
 
 
@@ -115,30 +115,35 @@ def jobs(configs: Sequence[Mapping], size: int) -> list[list[int]]:
     return sorted(out)
 
 
-def fit_members(nets: Sequence[MultiTaskNet], suite: TaskSuite, strategies: Sequence[Strategy],
+def fit_members(nets: Sequence[MultiTaskNet], suites: Sequence[TaskSuite], strategies: Sequence[Strategy],
                 configs: Sequence[Mapping], device: torch.device) -> list[Run | NonFiniteLossError]:
-    """Train the members of one job (``nets[i]`` with ``strategies[i]`` and the completed ``configs[i]``, which
-    share a signature) as one stacked network, as ``fit`` trains each alone: the strategies set up as ``fit`` sets
-    them up, and the same batches, groups, losses, random numbers, evaluations and records. A member whose loss
+    """Train the members of one job (``nets[i]`` on ``suites[i]`` with ``strategies[i]`` and the completed
+    ``configs[i]``, which share a signature) as one stacked network, as ``fit`` trains each alone: the strategies set
+    up as ``fit`` sets them up, and the same batches, groups, losses, random numbers, evaluations and records. The
+    suites may differ (a synthetic suite drawn per seed), not in their sizes. A member whose loss
     becomes NaN or infinite stops there, alone: its entry is the NonFiniteLossError that ``fit`` would raise, and
     the others train on. A job too large for the device's memory stops with a MemoryError that says which
     ``MTLUTILS_BATCH`` to set."""
     try:
-        return _fit_members(nets, suite, strategies, configs, device)
+        return _fit_members(nets, suites, strategies, configs, device)
     except torch.cuda.OutOfMemoryError:
         raise MemoryError(f"{len(nets)} runs stacked as one network do not fit in the memory of {device}: set "
                           f"{BATCH_VARIABLE}={max(1, len(nets) // 2)} or fewer ({BATCH_VARIABLE}=1 trains every run "
                           "alone).") from None
 
 
-def _fit_members(nets, suite, strategies, configs, device) -> list[Run | NonFiniteLossError]:
+def _fit_members(nets, suites, strategies, configs, device) -> list[Run | NonFiniteLossError]:
+    sizes = {tuple(len(getattr(s, split)) for split in ("train", "val", "test")) for s in suites}
+    if len(sizes) > 1:
+        raise ValueError(f"fit_members: the members' suites differ in size {sorted(sizes)}; stacked members need "
+                         "splits of one size (train such runs alone: MTLUTILS_BATCH=1).")
     random_states = []
-    for net, strategy, c in zip(nets, strategies, configs):
+    for net, suite, strategy, c in zip(nets, suites, strategies, configs):
         torch.manual_seed(c["seed"])
         strategy.setup(net.to(device), suite.tasks, seed=c["seed"])
         random_states.append(random_state(device))
-    members = Members(nets, suite, strategies, configs, device, random_states)
-    check_fits(nets[0], suite, members.tasks, device)
+    members = Members(nets, suites, strategies, configs, device, random_states)
+    check_fits(nets[0], suites[0], members.tasks, device)
     step, epoch = 0, 0
     while step < members.total and members.training():
         for strategy in strategies:

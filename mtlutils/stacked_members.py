@@ -23,14 +23,15 @@ from .train import Recorder
 class Members(MethodSteps):
     """The members of one job as one stacked network: their parameters, optimizer, batch orders and records."""
 
-    def __init__(self, nets, suite: TaskSuite, strategies: Sequence[Strategy], configs, device, random_states):
+    def __init__(self, nets, suites: Sequence[TaskSuite], strategies: Sequence[Strategy], configs, device,
+                 random_states):
         c = configs[0]
-        self.nets, self.suite, self.strategies, self.device = list(nets), suite, list(strategies), device
+        self.nets, self.suites, self.strategies, self.device = list(nets), list(suites), list(strategies), device
         self.tasks = strategies[0].tasks
         self.names = [t.name for t in self.tasks]
         self.batch_size, self.eval_every, self.eval_at = c["batch_size"], c["eval_every"], set(c["eval_at"] or ())
         self.cosine_every = c["gradient_cosine_every"]
-        self.steps_per_epoch = -(-len(suite.train) // self.batch_size)
+        self.steps_per_epoch = -(-len(suites[0].train) // self.batch_size)
         self.total = c["steps"] if c["steps"] is not None else c["epochs"] * self.steps_per_epoch
         self.params, _ = stack_module_state(self.nets)
         self.owner = [name.split(".")[1] if name.startswith("heads.") else None for name in self.params]
@@ -96,13 +97,14 @@ class Members(MethodSteps):
                 for s in self.strategies]
 
     def batches(self):
-        """Each member's batches of one epoch, in the order its own generator draws (as ``Split.batches`` draws
-        it alone), stacked: (inputs, [targets of each task]), members first."""
-        train = self.suite.train
-        orders = torch.stack([torch.randperm(len(train), generator=order) for order in self.orders])
-        for start in range(0, len(train), self.batch_size):
-            index = orders[:, start:start + self.batch_size]
-            yield train.x[index], [train.y[n][index] for n in self.names]
+        """Each member's batches of one epoch from its own suite, in the order its own generator draws (as
+        ``Split.batches`` draws it alone), stacked: (inputs, [targets of each task]), members first."""
+        trains = [suite.train for suite in self.suites]
+        orders = [torch.randperm(len(trains[0]), generator=order) for order in self.orders]
+        for start in range(0, len(trains[0]), self.batch_size):
+            index = [order[start:start + self.batch_size] for order in orders]
+            yield (torch.stack([train.x[i] for train, i in zip(trains, index)]),
+                   [torch.stack([train.y[n][i] for train, i in zip(trains, index)]) for n in self.names])
 
     def train_batch(self, x: Tensor, ys: list[Tensor], step: int, epoch: int) -> None:
         """One batch of every member still training: its groups stepped in turn, each on the losses of the forward
@@ -257,7 +259,7 @@ class Members(MethodSteps):
                 with torch.no_grad():
                     for name, p in net.named_parameters():
                         p.copy_(self.params[name][i])
-                recorder.evaluate(net, self.suite, self.tasks, step)
+                recorder.evaluate(net, self.suites[i], self.tasks, step)
 
     def training(self) -> bool:
         """Whether a member is still training (none stopped on a NaN or infinite loss)."""

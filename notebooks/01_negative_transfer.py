@@ -52,7 +52,7 @@ SETTINGS = mtl.settings({
 }, SIZE, OVERRIDES)
 _, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"], tuning=0)  # SEED, SEED + 1, ...
 BASE = dict(dataset="clusters", size=SIZE, lr=3e-3, batch_size=32,
-            epochs=SETTINGS["epochs"])
+            epochs=SETTINGS["epochs"], data_seed=None)  # each seed its own data draw
 COSINE_EVERY = 4  # steps between two measurements of the gradients' cosines
 
 # %% tags=["hide-input"]
@@ -125,8 +125,9 @@ mtl.glue("bound_at_180", 100 * clusters.shared_fraction_bound(180), display=Fals
 # {cite}`maninis2019attentive`. For a metric where higher is better the sign is $+$, and in general the change is
 # divided by $|B_t|$: LibMTL and the code of Nash-MTL divide by $B_t$, which reverses the verdict for a metric that
 # can be negative. All the metrics of this book are positive, so the two conventions give the same numbers here.
-# Every angle is trained with several seeds (network initialisation and batch
-# order); finished runs are cached on disk, so re-running this notebook is fast.
+# Every angle is trained with several seeds; a seed draws the network's initialisation, the batch order and the data
+# itself (new task directions at the same angle, new samples), so that the spread over seeds covers the draw of the
+# data too. Finished runs are cached on disk, so re-running this notebook is fast.
 
 # %%
 AVERAGED = {**BASE, "strategy": "averaged", "gradient_cosine_every": COSINE_EVERY}

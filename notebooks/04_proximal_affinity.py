@@ -67,11 +67,11 @@ FULL = dict(size="full", seeds=10, every=25, beta=2e-3, snapshots=30,
 SETTINGS = mtl.settings(dict(smoke=SMOKE, small=SMALL, full=FULL), SIZE, OVERRIDES)
 _, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"], tuning=0)  # SEED, SEED + 1, ...
 SMOOTHING = dict(beta=SETTINGS["beta"], every=SETTINGS["every"])  # see measures.series
-DATASETS = {
-    "clusters": dict(dataset="clusters", size=SETTINGS["size"], batch_size=32,
+size = SETTINGS["size"]
+DATASETS = {  # the clusters drawn anew for each seed (data_seed=None)
+    "clusters": dict(dataset="clusters", size=size, batch_size=32, data_seed=None,
                      data=dict(n_tasks=6, n_clusters=3, angle=120, bottleneck=3)),
-    "digit_attributes": dict(dataset="digit_attributes", size=SETTINGS["size"],
-                             batch_size=64),
+    "digit_attributes": dict(dataset="digit_attributes", size=size, batch_size=64),
 }
 if SETTINGS["size"] == "full":  # the nine CelebA attributes that TAG groups: none known
     DATASETS["celeba"] = dict(dataset="celeba", size="full", batch_size=256,

@@ -80,7 +80,7 @@ def trained_alone(suite, configs, dtype=torch.float64):
 def trained_stacked(suite, configs, dtype=torch.float64):
     cs, built = members(suite, configs, dtype)
     nets, strategies = zip(*built)
-    return stacked.fit_members(nets, suite, strategies, cs, torch.device("cpu"))
+    return stacked.fit_members(nets, [suite] * len(nets), strategies, cs, torch.device("cpu"))
 
 
 def alone_and_stacked(suite, configs, dtype=torch.float64):
@@ -120,6 +120,25 @@ def test_every_family_stacks_to_the_runs_alone_in_float64(family, clusters64):
     alone, together = alone_and_stacked(clusters64, [{**base, **m} for m in MEMBERS])
     for a, b in zip(alone, together, strict=True):
         assert largest_difference(a, b) < SOLVED.get(family, 1e-9)
+
+
+def test_members_on_data_drawn_for_their_own_seeds_stack_to_their_runs_alone():
+    drawn = dict(n_tasks=3, n_clusters=2, angle=120)
+    configs = [config.resolve(dict(dataset="clusters", size="smoke", epochs=2, batch_size=64, eval_at=[3],
+                                   data=drawn, seed=seed, data_seed=None)) for seed in (0, 1, 2)]
+    assert [c["data_seed"] for c in configs] == [0, 1, 2]  # None: the run's own seed
+    suites = [double(data.load("clusters", "smoke", seed=c["data_seed"], **drawn)) for c in configs]
+    assert not torch.equal(suites[0].train.x, suites[1].train.x)
+    alone = [trained_alone(suite, [c])[0] for suite, c in zip(suites, configs)]
+    built = [members(suite, [c], torch.float64)[1][0] for suite, c in zip(suites, configs)]
+    nets, strategies = zip(*built)
+    together = stacked.fit_members(nets, suites, strategies, configs, torch.device("cpu"))
+    for a, b in zip(alone, together, strict=True):
+        assert largest_difference(a, b) < 1e-9
+    assert len(stacked.jobs(configs, 8)) == 1  # one job: the data seed is a member's own
+    with pytest.raises(ValueError, match="differ in size"):
+        smaller = double(data.load("clusters", "small", seed=0, **drawn))  # other splits sizes
+        stacked.fit_members(nets[:2], [suites[0], smaller], strategies[:2], configs[:2], torch.device("cpu"))
 
 
 def test_learning_rates_and_weight_decays_are_each_members_own(clusters64):
