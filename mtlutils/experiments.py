@@ -267,10 +267,12 @@ def pair_transfer(base: Mapping, tasks: Iterable[Task], seeds: Iterable[int], ca
 
 
 def results(configs: Iterable[Mapping], runs: Iterable[Run], split: str = "test",
-            label: Callable[[dict], str] | None = None, at: str = "end") -> pd.DataFrame:
+            label: Callable[[dict], str] | None = None, at: str = "end", higher_is_better: bool = True
+            ) -> pd.DataFrame:
     """A long table, one row per (run, task, metric) of ``split``, with the configuration's scalar fields as columns
     (nested dicts flattened as ``key.subkey``) and, when ``label`` is given, a ``method`` column ``label(config)``.
-    Each run is read ``at`` its end or at its chosen step (``Run.scores``)."""
+    Each run is read ``at`` its end or at its chosen step (``Run.scores``: the best validation score, the highest
+    or the lowest as ``higher_is_better`` says)."""
     rows = []
     for config, result in zip(configs, runs, strict=True):
         c = complete(config)
@@ -278,7 +280,7 @@ def results(configs: Iterable[Mapping], runs: Iterable[Run], split: str = "test"
         fields.update({f"{k}.{kk}": vv for k, v in c.items() if isinstance(v, dict) for kk, vv in v.items()})
         if label is not None:
             fields["method"] = label(c)
-        for task, task_scores in result.scores(at)[split].items():
+        for task, task_scores in result.scores(at, higher_is_better)[split].items():
             for metric, value in task_scores.items():
                 rows.append({**fields, "task": task, "metric": metric, "value": value})
     return pd.DataFrame(rows)

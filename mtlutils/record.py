@@ -101,12 +101,13 @@ class Run:
             scores[row.split][row.task][row.metric] = float(row.value)
         return scores
 
-    def scores(self, at: str = "end") -> dict:
+    def scores(self, at: str = "end", higher_is_better: bool = True) -> dict:
         """The run's ``{split: {task: {metric: value}}}`` after its last step (``at="end"``) or at the step with its
-        best validation score, averaged over tasks and metrics (``at="chosen"``: early stopping on validation)."""
+        best validation score, averaged over tasks and metrics, the highest or the lowest as ``higher_is_better``
+        says (``at="chosen"``: early stopping on validation)."""
         if at not in READINGS:
             raise ValueError(f"Run.scores: at={at!r}; read a run at one of {READINGS}.")
-        return self.metrics if at == "end" else self.metrics_at(self.chosen_step())
+        return self.metrics if at == "end" else self.metrics_at(self.chosen_step(None, higher_is_better))
 
     @property
     def diverged(self) -> bool:

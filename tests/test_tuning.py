@@ -198,3 +198,10 @@ def test_a_coordinate_search_tunes_one_axis_after_the_other(tmp_path):
     assert len(tuned.sensitivity(along="weight_decay")) == 2 * 2
     with pytest.raises(ValueError, match="search the grid by one of"):
         tuning.tune_then_repeat(method, grid, [3], [1], tmp_path, search="random")
+
+
+def test_a_run_of_a_lower_is_better_metric_is_read_at_its_lowest_validation_score():
+    result = _run([0.5, 0.2, 0.4], [0.6, 0.3, 0.1])  # an error: the lowest validation is best
+    assert result.chosen_step(higher_is_better=False) == 2
+    assert result.scores("chosen", higher_is_better=False)["test"]["a"]["accuracy"] == 0.3
+    assert result.scores("chosen")["test"]["a"]["accuracy"] == 0.6  # the highest, for a score
