@@ -180,15 +180,17 @@ def _endless(suite: TaskSuite, batch_size: int):
         yield from suite.train.batches(batch_size, order)
 
 
-def toy_paths(methods: Mapping[str, Mapping], steps: int, imbalance: bool = False) -> dict[str, np.ndarray]:
+def toy_paths(methods: Mapping[str, Mapping], steps: int, imbalance: bool = False, settle: bool = False
+              ) -> dict[str, np.ndarray]:
     """The path of each named strategy configuration (``strategy``, ``strategy_kwargs``, ``optimizer``, ``lr``, ...)
     on the toy landscape from every one of ``toy.STARTS``, shape (steps + 1, starts, 2), computed side by side where
     a grid's runs are (``mtlutils.workers``).
 
     An aggregator couples the points of one network, so under ``"aggregated"`` every start is its own trajectory;
     the other strategies move every start at once, which gives each point exactly its own path (``toy.trajectory``).
+    With ``settle``, ``steps`` is a cap: each job stops once its points have reached the Pareto set or stopped.
     """
-    jobs = [(complete(config), starts, steps, imbalance) for config in methods.values()
+    jobs = [(complete(config), starts, steps, imbalance, settle) for config in methods.values()
             for starts in ([[s] for s in toy.STARTS] if config["strategy"] == "aggregated" else [toy.STARTS])]
     paths = dict(workers.execute(_toy_path, jobs))
     failed = [outcome.message for outcome in paths.values() if isinstance(outcome, workers.Failure)]
@@ -199,9 +201,9 @@ def toy_paths(methods: Mapping[str, Mapping], steps: int, imbalance: bool = Fals
 
 
 def _toy_path(job: tuple) -> np.ndarray:
-    config, starts, steps, imbalance = job
+    config, starts, steps, imbalance, settle = job
     with runtime.one_thread():
-        return toy.trajectory(build_strategy(config), starts, steps, imbalance)
+        return toy.trajectory(build_strategy(config), starts, steps, imbalance, settle)
 
 
 def grid(base: Mapping | None = None, **axes: Iterable) -> list[dict]:

@@ -72,9 +72,22 @@ def net(start=STARTS[0], imbalance: bool = False) -> MultiTaskNet:
     return MultiTaskNet(Point(start), heads)
 
 
-def trajectory(strategy: Strategy, start=STARTS[0], steps: int = 20_000, imbalance: bool = False) -> np.ndarray:
+NEAR = 0.5  # a point this close to the Pareto set has reached it
+STILL, WINDOW = 0.05, 1000  # a point that moved less than STILL over the last WINDOW steps has stopped
+
+
+def settled(path: np.ndarray) -> np.ndarray:
+    """Which points of a path (steps + 1, ..., 2) have settled at its last step: reached the Pareto set (within
+    ``NEAR``) or stopped (moved less than ``STILL`` over the last ``WINDOW`` steps)."""
+    moved = np.linalg.norm(path[-1] - path[max(0, len(path) - 1 - WINDOW)], axis=-1)
+    return (pareto_distance(path[-1]) < NEAR) | ((len(path) > WINDOW) & (moved < STILL))
+
+
+def trajectory(strategy: Strategy, start=STARTS[0], steps: int = 20_000, imbalance: bool = False,
+               settle: bool = False) -> np.ndarray:
     """The path under ``strategy`` from one point (shape (steps + 1, 2)) or from several at once (shape
-    (steps + 1, P, 2)).
+    (steps + 1, P, 2)). With ``settle``, training stops once every point has ``settled`` (checked every ``WINDOW``
+    steps), and the path stays at its last point for the steps left: ``steps`` is then a cap.
 
     Several points run as one network whose loss is the sum of the points' losses. With an optimizer that acts
     coordinate by coordinate (SGD, Adam) and a strategy that combines losses linearly (Averaged, Alternated,
@@ -89,6 +102,9 @@ def trajectory(strategy: Strategy, start=STARTS[0], steps: int = 20_000, imbalan
     for i in range(steps):
         strategy.step(toy_net, toy_suite.train)
         path[i + 1] = toy_net.trunk.x.detach().numpy()
+        if settle and (i + 1) % WINDOW == 0 and settled(path[:i + 2]).all():
+            path[i + 2:] = path[i + 1]
+            break
     return path
 
 

@@ -31,7 +31,6 @@ SEED = 0  # the first seed: tuning on the first tuning_seeds seeds, reports on t
 OVERRIDES = {}  # replaces entries of SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 
 # %% tags=["hide-input"]
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown
 from matplotlib import pyplot as plt
@@ -44,9 +43,9 @@ mtl.plots.use_style()
 SETTINGS = mtl.settings({
     "smoke": dict(toy_lr=1e-2, toy_steps=60, size="smoke", horizon=3, plateau=0.01,
                   lrs=[1e-3, 3e-3], extend=1, seeds=2, tuning_seeds=1),
-    "small": dict(toy_lr=1e-2, toy_steps=2000, size="small", horizon=30, plateau=0.01,
+    "small": dict(toy_lr=1e-2, toy_steps=20000, size="small", horizon=30, plateau=0.01,
                   lrs=[1e-3, 3e-3, 1e-2], extend=2, seeds=10, tuning_seeds=2),
-    "full": dict(toy_lr=1e-3, toy_steps=20000, size="full", horizon=30, plateau=0.01,
+    "full": dict(toy_lr=1e-3, toy_steps=100000, size="full", horizon=30, plateau=0.01,
                  lrs=[3e-4, 1e-3, 3e-3, 1e-2], extend=2, seeds=10, tuning_seeds=2),
 }, SIZE, OVERRIDES)
 TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"],
@@ -86,9 +85,9 @@ TOY_METHODS = {
     "PCGrad": dict(strategy="aggregated", strategy_kwargs={"aggregator": "pcgrad"},
                    lr=SETTINGS["toy_lr"]),
 }
-paths = {}
+paths = {}  # each path until it reaches the Pareto set or stops, at most toy_steps
 for imbalance in (False, True):
-    ran = mtl.experiments.toy_paths(TOY_METHODS, SETTINGS["toy_steps"], imbalance)
+    ran = mtl.experiments.toy_paths(TOY_METHODS, SETTINGS["toy_steps"], imbalance, True)
     paths.update({(name, imbalance): path for name, path in ran.items()})
 low, high = mtl.toy.PARETO_X1
 pareto_set = f"$x_2 = {mtl.toy.PARETO_X2}$, ${low:g} \\le x_1 \\le {high:g}$"
@@ -105,23 +104,19 @@ for (name, imbalance), ax in zip(paths, axes.flat):
     landscape = mtl.toy.landscape(imbalance=imbalance)
     mtl.plots.toy_paths(ax, landscape, paths[name, imbalance], pareto, title)
 axes[0, 0].legend(loc="upper right", frameon=True)
-fig.suptitle(f"Adam, learning rate {SETTINGS['toy_lr']:g}, {SETTINGS['toy_steps']} "
-             "steps; circles: starts, crosses: ends", y=1.0)
+fig.suptitle(f"Adam, learning rate {SETTINGS['toy_lr']:g}, at most "
+             f"{SETTINGS['toy_steps']} steps; circles: starts, crosses: ends", y=1.0)
 mtl.plots.savefig(fig, "02_toy_paths")
 
 # %%
-NEAR = 0.5  # an end this close to the Pareto set has reached it
-STILL = 0.05  # a path that moved less over the last tenth of its steps has stalled
-mtl.glue("toy_near", NEAR, display=False)
-last_tenth = SETTINGS["toy_steps"] // 10
+mtl.glue("toy_near", mtl.toy.NEAR, display=False)
 ends = pd.DataFrame([
     dict(method=name, imbalance=imbalance, start=i,
-         distance=mtl.toy.pareto_distance(p[-1, i]),
-         moved_last_tenth=float(np.linalg.norm(p[-1, i] - p[-1 - last_tenth, i])))
+         distance=mtl.toy.pareto_distance(p[-1, i]), settled=mtl.toy.settled(p)[i])
     for (name, imbalance), p in paths.items() for i in range(p.shape[1])
 ])
-ends["reached"] = ends.distance < NEAR
-ends["stalled"] = ~ends.reached & (ends.moved_last_tenth < STILL)
+ends["reached"] = ends.distance < mtl.toy.NEAR
+ends["stalled"] = ends.settled & ~ends.reached
 
 # %%
 summary = ends.groupby(["method", "imbalance"]).agg(
@@ -135,14 +130,15 @@ for (name, imbalance), row in summary.iterrows():
 summary.round(2)
 
 # %%
-unfinished = int((~ends.reached & ~ends.stalled).sum())
+unfinished = int((~ends.settled).sum())
+cap = SETTINGS["toy_steps"]
 mtl.glue("toy_moving", Markdown(
-    f"{unfinished} of the {len(ends)} paths have neither reached the Pareto set nor "
-    f"stopped (they moved at least {STILL:g} over the last tenth of the "
-    f"{SETTINGS['toy_steps']} steps): they are still on their way, so the counts "
-    "measure speed as much as destination."
-    if unfinished else
-    "Every path has either reached the Pareto set or stopped moving."), display=False)
+    f"Each path ran until it reached the Pareto set or stopped (moved less than "
+    f"{mtl.toy.STILL:g} over {mtl.toy.WINDOW} steps), for at most {cap} steps; "
+    + (f"{unfinished} of the {len(ends)} were still moving at that cap, so for them "
+       "the counts measure speed as much as destination." if unfinished else
+       f"all {len(ends)} had settled before it, so the counts measure destinations.")),
+    display=False)
 
 # %% [markdown]
 # Of the {glue:text}`n_starts` starts, the number that ends within {glue:text}`toy_near:g` of the Pareto set is,
@@ -364,7 +360,8 @@ mtl.glue("alt_batches", mtl.exercises.MOMENT_BATCHES, display=False)
 orders = {order: dict(strategy="alternated", strategy_kwargs={"order": order},
                       lr=SETTINGS["toy_lr"]) for order in ("fixed", "shuffle")}
 start = mtl.toy.STARTS.index((0.0, 0.0))  # toy_paths runs from every start
-for order, path in mtl.experiments.toy_paths(orders, SETTINGS["toy_steps"]).items():
+ran = mtl.experiments.toy_paths(orders, SETTINGS["toy_steps"], settle=True)
+for order, path in ran.items():
     end = path[-1, start]
     print(f"{order:8s} ends at {end.round(3)}, "
           f"distance to the Pareto set {mtl.toy.pareto_distance(end):.3f}")

@@ -90,3 +90,18 @@ def test_toy_paths_are_each_start_s_own_trajectory_wherever_they_run(monkeypatch
     together = toy.trajectory(Averaged(optimizer_factory=adam(1e-2)), toy.STARTS, 30, imbalance=True)
     assert np.array_equal(paths["avg"], together)  # one start at a time or all at once: the same paths
     workers.shutdown()
+
+
+def test_a_settling_path_stops_once_every_point_has_reached_the_set_or_stopped():
+    start = np.array([[0.0, -8.3552], [3.0, -8.0]])  # within NEAR of the Pareto set: settled at the first check
+    free = toy.trajectory(Averaged(optimizer_factory=adam(1e-2)), start, steps=3 * toy.WINDOW)
+    settling = toy.trajectory(Averaged(optimizer_factory=adam(1e-2)), start, steps=3 * toy.WINDOW, settle=True)
+    assert settling.shape == free.shape and toy.settled(free[:toy.WINDOW + 1]).all()
+    assert np.array_equal(settling[:toy.WINDOW + 1], free[:toy.WINDOW + 1])
+    assert (settling[toy.WINDOW:] == settling[toy.WINDOW]).all() and not (free[toy.WINDOW:] == free[toy.WINDOW]).all()
+    far = toy.trajectory(Averaged(optimizer_factory=adam(1e-2)), np.array([[9.0, 9.0]]), 2 * toy.WINDOW, settle=True)
+    assert not toy.settled(far[:toy.WINDOW + 1]).all() and not (far[toy.WINDOW:] == far[toy.WINDOW]).all()
+    near = np.full((toy.WINDOW + 1, 1, 2), [0.0, -8.0])  # within NEAR of the set: reached
+    still = np.full((toy.WINDOW + 1, 1, 2), [9.0, 9.0])  # far, and not moving: stopped
+    moving = np.linspace([9.0, 9.0], [5.0, 5.0], toy.WINDOW + 1)[:, None]  # far, and moving
+    assert toy.settled(near).all() and toy.settled(still).all() and not toy.settled(moving).any()
