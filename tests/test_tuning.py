@@ -205,3 +205,11 @@ def test_a_run_of_a_lower_is_better_metric_is_read_at_its_lowest_validation_scor
     assert result.chosen_step(higher_is_better=False) == 2
     assert result.scores("chosen", higher_is_better=False)["test"]["a"]["accuracy"] == 0.3
     assert result.scores("chosen")["test"]["a"]["accuracy"] == 0.6  # the highest, for a score
+
+
+def test_the_reported_curves_hold_every_evaluation_of_every_reported_run():
+    runs = [("a", {"seed": 3}, _run([0.1, 0.2, 0.3], [0.2, 0.4, 0.6])), ("b", {"seed": 3}, _run([0.5], [0.7]))]
+    curves = tuning.Tuned(pd.DataFrame({"method": ["a", "b"]}), [], runs).curves("test")
+    assert list(curves.columns) == ["method", "seed", "step", "value"]
+    assert curves.method.tolist() == ["a", "a", "a", "b"] and curves.step.tolist() == [1, 2, 3, 1]
+    assert curves.value.tolist() == pytest.approx([0.25, 0.45, 0.65, 0.75])  # the mean of the tasks a and b
