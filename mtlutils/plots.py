@@ -163,7 +163,10 @@ def sensitivity(ax: plt.Axes, table: pd.DataFrame, key: str, methods: Sequence[s
         chosen, failed = runs[runs.chosen].groupby(key).value.mean() * scale, runs[runs.diverged]
         ax.scatter(chosen.index, chosen.values, color=colour, marker="*", s=120, edgecolor="black", zorder=3)
         ax.scatter(failed[key], failed.value * scale, color=colour, marker="x", s=40, zorder=3)
-    ax.set(xscale="log", xlabel=key, ylabel="validation score")
+    values = sorted(table[key].unique())
+    ax.set(xscale="log", xlabel=key, ylabel="validation score", xticks=values)
+    ax.set_xticklabels([f"{v:g}" for v in values])
+    ax.minorticks_off()
     return ax
 
 

@@ -128,7 +128,7 @@ def test_sensitivity_draws_each_method_across_its_grid_with_its_choice_and_failu
     assert np.allclose([c.get_offsets()[0] for c in stars], [(1e-2, 85), (1e-2, 60)])
     crosses = ax.collections[-1].get_offsets()  # b's divergent runs
     assert np.allclose(crosses, [[1e-3, 10], [1e-3, 10]])
-    assert ax.get_xscale() == "log"
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["0.001", "0.01"]
     plt.close(fig)
 
 
