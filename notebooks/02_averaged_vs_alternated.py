@@ -44,7 +44,7 @@ SETTINGS = mtl.settings({
     "smoke": dict(toy_lr=1e-2, toy_steps=60, size="smoke", horizon=3, plateau=0.01,
                   lrs=[1e-3, 3e-3], extend=1, seeds=2, tuning_seeds=1),
     "small": dict(toy_lr=1e-2, toy_steps=20000, size="small", horizon=30, plateau=0.01,
-                  lrs=[1e-3, 3e-3, 1e-2], extend=2, seeds=10, tuning_seeds=2),
+                  lrs=[1e-3, 3e-3, 1e-2], extend=2, seeds=20, tuning_seeds=2),
     "full": dict(toy_lr=1e-3, toy_steps=100000, size="full", horizon=30, plateau=0.01,
                  lrs=[3e-4, 1e-3, 3e-3, 1e-2], extend=2, seeds=10, tuning_seeds=2),
 }, SIZE, OVERRIDES)
