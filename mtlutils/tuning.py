@@ -39,8 +39,8 @@ def best_hyperparameters(table: pd.DataFrame, hyper: list[str], method: str = "m
 class Tuned:
     """The runs of ``tune_then_repeat``: ``chosen`` (one row per method with its chosen hyperparameters), the
     tuning runs and the repeated runs at the chosen values as (method, configuration, run) triples, each method's
-    final ``grids`` and the values ``extended`` beyond the first grid (``{method: {key: [values]}}``), and ``at``,
-    where a run is read (``Run.scores``)."""
+    final ``grids`` and the values ``extended`` beyond the first grid (``{method: {key: [values]}}``), ``at``, where
+    a run is read (``Run.scores``), and ``extend``, how many times an axis could grow."""
 
     chosen: pd.DataFrame
     tuning: list[tuple[str, dict, Run]]
@@ -48,6 +48,7 @@ class Tuned:
     grids: dict[str, dict[str, list]] = field(default_factory=dict)
     extended: dict[str, dict[str, list]] = field(default_factory=dict)
     at: str = "end"
+    extend: int = 0
 
     def table(self, split: str = "test", at: str | None = None) -> pd.DataFrame:
         """``experiments.results`` of the repeated runs on ``split``, with a ``method`` column, each run read
@@ -130,19 +131,23 @@ class Tuned:
                 "They count at the scores they reached, in the tuning as in the reports.")
 
     def edge_note(self) -> str:
-        """A sentence on the grids: which methods' grids were extended past an edge they chose, and which choices
-        still lie at an edge (where the extensions ran out, or at zero, where an axis ends)."""
+        """A sentence on the grids: which methods' grids grew past an edge they chose, and which choices still lie at
+        an edge, and why the grid stopped there: zero, where a learning rate's or a weight decay's axis ends, or the
+        ``extend`` extensions an axis may take, all taken."""
         extended = [f"{name} ({', '.join(f'{_name(k)} {_values(v)}' for k, v in keys.items())})"
                     for name, keys in self.extended.items() if keys]
-        at_edge = [f"{row['method']}: {_name(key)} {row[key]:g}" for row in self.chosen.to_dict("records")
-                   for key in self.grids.get(row["method"], {}) if _at_edge(self.grids[row["method"]][key], row[key])]
+        edges = [(row["method"], key, row[key]) for row in self.chosen.to_dict("records")
+                 for key in self.grids.get(row["method"], {}) if _at_edge(self.grids[row["method"]][key], row[key])]
+        at_zero = [f"{name}: {_name(key)}" for name, key, value in edges if value == 0]
+        at_end = [f"{name}: {_name(key)} {value:g}" for name, key, value in edges if value != 0]
         parts = [f"The grid grew past an edge for {len(extended)} of the {len(self.chosen)} methods: "
                  + "; ".join(extended) + "."] if extended else []
-        if at_edge:
-            parts.append(f"{len(at_edge)} choice(s) lie at an edge of the grid ({'; '.join(at_edge)}), so a wider "
-                         "grid could still move them.")
+        if at_zero:
+            parts.append(f"{len(at_zero)} choice(s) are zero, where the axis ends ({'; '.join(at_zero)}).")
+        if at_end:
+            parts.append(f"{len(at_end)} choice(s) lie at an edge that the grid may grow past no further (at most "
+                         f"{self.extend} time(s) per axis): {'; '.join(at_end)}; a wider grid could still move them.")
         return " ".join(parts) or "Every method chose values inside its grid."
-        return " ".join(parts)
 
 
 def _name(key: str) -> str:
@@ -222,7 +227,7 @@ def tune_then_repeat(methods: Mapping[str, Mapping], grid: Mapping[str, Iterable
                 for row in chosen.to_dict("records") for seed in seeds]
     runs = experiments.run_grid([c for _, c in repeated], cache_dir, progress)
     return Tuned(chosen, list(done.values()), [(n, c, r) for (n, c), r in zip(repeated, runs)], grids,
-                 {name: keys for name, keys in extended.items() if keys}, at)
+                 {name: keys for name, keys in extended.items() if keys}, at, extend)
 
 
 def _grow(chosen: pd.DataFrame, grids: dict, extended: dict, axes: list[str]) -> bool:

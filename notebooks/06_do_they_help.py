@@ -45,7 +45,7 @@ SETTINGS = mtl.settings({
                   lrs=[1e-3, 3e-3], weight_decays=[0.0, 1e-3], seeds=2, tuning_seeds=1,
                   weights=[0.2, 0.5, 0.8],
                   selective=dict(beta=5e-2, warmup=4, regroup_every=2)),
-    "small": dict(size="small", horizon=30, plateau=0.01, evaluations=1, extend=1,
+    "small": dict(size="small", horizon=30, plateau=0.01, evaluations=1, extend=2,
                   lrs=[1e-3, 3e-3, 1e-2], weight_decays=[0.0, 1e-4, 1e-3], seeds=10,
                   tuning_seeds=2, weights=[0.1, 0.3, 0.5, 0.7, 0.9],
                   selective=dict(beta=1e-2, warmup=50, regroup_every=10)),

@@ -112,7 +112,7 @@ def test_a_grid_grows_past_the_edge_a_method_chose_a_bounded_number_of_times(tmp
     at_edge = chosen in (min(grid), max(grid))
     assert len(added) == 2 or not at_edge  # it stopped growing early only with its choice inside
     assert len(tuned.tuning) == len(grid) and sorted(c["lr"] for _, c, _ in tuned.tuning) == sorted(grid)
-    assert ("lie at an edge" in tuned.edge_note()) == at_edge
+    assert ("lie at an edge" in tuned.edge_note()) == at_edge and tuned.extend == 2
     steps = tuned.chosen_steps()
     assert list(steps.seed) == [3, 4] and (steps.chosen <= steps.steps).all()
     assert steps.late.tolist() == (steps.chosen > 0.9 * steps.steps).tolist()
@@ -136,14 +136,19 @@ def test_tune_then_repeat_refuses_bad_settings_before_training(tmp_path):
     assert not list(tmp_path.glob("*.json"))  # refused before anything trained
 
 
-def test_the_edge_note_says_where_choices_sit():
-    chosen = pd.DataFrame({"method": ["a", "b"], "lr": [1e-3, 3e-3]})
-    grids = {"a": {"lr": [1e-3, 3e-3, 1e-2]}, "b": {"lr": [1e-3, 3e-3, 1e-2]}}
-    inside = tuning.Tuned(chosen.iloc[[1]], [], [], grids)
+def test_the_edge_note_says_where_choices_sit_and_why_the_grid_stopped():
+    chosen = pd.DataFrame({"method": ["a", "b"], "lr": [1e-3, 3e-3], "weight_decay": [0.0, 1e-3]})
+    grids = {"a": {"lr": [1e-3, 3e-3, 1e-2], "weight_decay": [0.0, 1e-3]},
+             "b": {"lr": [1e-3, 3e-3, 1e-2], "weight_decay": [0.0, 1e-4]}}
+    inside = tuning.Tuned(chosen.iloc[[1]], [], [], {"b": {"lr": grids["b"]["lr"]}})
     assert inside.edge_note() == "Every method chose values inside its grid."
-    edge = tuning.Tuned(chosen, [], [], grids)
-    assert edge.edge_note() == ("1 choice(s) lie at an edge of the grid (a: learning rate 0.001), so a wider grid "
-                                "could still move them.")
+    edge = tuning.Tuned(chosen, [], [], {**grids, "b": {**grids["b"], "weight_decay": [0.0, 1e-4, 1e-3]}},
+                        {"b": {"weight_decay": [1e-3]}}, extend=1)
+    assert edge.edge_note() == (
+        "The grid grew past an edge for 1 of the 2 methods: b (weight decay 0.001). "
+        "1 choice(s) are zero, where the axis ends (a: weight decay). "
+        "2 choice(s) lie at an edge that the grid may grow past no further (at most 1 time(s) per axis): "
+        "a: learning rate 0.001; b: weight decay 0.001; a wider grid could still move them.")
 
 
 def test_the_budget_is_the_plateau_of_the_best_curve(tmp_path):
