@@ -69,16 +69,19 @@ class Tuned:
                           .assign(method=name) for name, config, result in self.runs],
                          ignore_index=True)[["method", "seed", "step", "value"]]
 
-    def sensitivity(self, along: str | None = None) -> pd.DataFrame:
+    def sensitivity(self, along: str | None = None, holding: Mapping | None = None) -> pd.DataFrame:
         """Every tuning run's validation score (mean over tasks and metrics, read ``at``), one row per run:
         method, the grid's keys, seed, value, whether it ``diverged`` and whether its point was ``chosen``. With
-        ``along``, only the runs that differ from their method's choice in that key alone."""
+        ``along``, only the runs that differ in that key alone from their method's choice, or from the values of
+        ``holding`` for the keys it names (``{"weight_decay": 0.0}``: the learning rates a coordinate search tried
+        before it tuned the weight decay); ``chosen`` then marks the method's chosen value of ``along``."""
         keys = list(self.chosen.columns.drop("method"))
         if along is not None:
-            others = [k for k in keys if k != along]
             table = self.sensitivity()
-            picked = table.merge(self.chosen[["method", *others]], on=["method", *others])
-            return picked[list(table.columns)]
+            held = self.chosen.assign(**dict(holding or {}))
+            others = [k for k in keys if k != along]
+            picked = table.merge(held[["method", *others]], on=["method", *others])[list(table.columns)]
+            return picked.assign(chosen=picked[along] == picked.method.map(self.chosen.set_index("method")[along]))
         picked = {(row["method"], *(row[k] for k in keys)) for row in self.chosen.to_dict("records")}
         rows = [dict(method=name, **{k: config[k] for k in keys}, seed=config["seed"],
                      value=_mean_score(result.scores(self.at)["val"]), diverged=result.diverged,

@@ -176,8 +176,9 @@ mtl.glue("n_torchjd", sum(len(family) for family in FAMILIES.values()), display=
 order_tuned = list(tuned.chosen.method)
 fig, axes = plt.subplots(1, 2, figsize=(14, 0.27 * len(order_tuned) + 1.5),
                          gridspec_kw={"width_ratios": [1.3, 1]})
-for ax, key in zip(axes, GRID):
-    mtl.plots.sensitivity_map(ax, tuned.sensitivity(along=key), key, order_tuned)
+first = {"weight_decay": GRID["weight_decay"][0]}  # the learning rates were tried there
+for ax, key, held in zip(axes, GRID, [first, None]):
+    mtl.plots.sensitivity_map(ax, tuned.sensitivity(key, held), key, order_tuned)
 axes[0].set_title("learning rate, without weight decay")
 axes[1].set(title="weight decay, at the chosen learning rate", yticklabels=[])
 mtl.plots.savefig(fig, "06_sensitivity")
@@ -377,6 +378,7 @@ ranks = scores.rank(ascending=False)  # of the contenders, at each evaluation we
 
 # %%
 default_point = {"lr": 1e-3, "weight_decay": 0.0}  # Adam's default lr, no decay
+assert default_point["lr"] in SETTINGS["lrs"], "the learning rates must include 1e-3"
 default_lr = np.format_float_scientific(default_point["lr"], trim="-", exp_digits=1)
 mtl.glue("default_lr", default_lr, display=False)
 rows = [dict(method=n, lr=c["lr"], weight_decay=c["weight_decay"],

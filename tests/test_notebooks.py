@@ -20,7 +20,8 @@ IDS = [p.stem for p in build.NOTEBOOKS]
 # Full mode on the data scripts' fixtures: the chapter's own code and data path, with its loops cut short.
 FULL_ON_FIXTURES = {
     "01_negative_transfer": {"angles": [0, 90, 180], "seeds": 2, "epochs": 1},
-    "02_averaged_vs_alternated": {"toy_steps": 20, "epochs": 1, "lrs": [1e-3], "seeds": 2, "tuning_seeds": 1},
+    "02_averaged_vs_alternated": {"toy_steps": 20, "horizon": 1, "lrs": [1e-3], "extend": 1, "seeds": 2,
+                                  "tuning_seeds": 1},
     "03_random_grouping": {"epochs": 1, "lrs": [3e-3], "seeds": 2, "tuning_seeds": 1, "group_sizes": [1, 10],
                            "redrawn": [2], "moving_heads": [10]},
     "04_proximal_affinity": {"epochs": {"clusters": 1, "digit_attributes": 2, "celeba": 1}, "seeds": 2, "every": 4,
@@ -33,8 +34,8 @@ FULL_ON_FIXTURES = {
         "sweep_epochs": 1, "sweep": {"beta": [1e-1], "warmup": [0], "regroup_every": [4]},
     },
     "06_do_they_help": {
-        "epochs": 1, "lrs": [3e-3], "weight_decays": [0.0, 1e-2], "seeds": 2, "tuning_seeds": 1,
-        "weights": [0.2, 0.5, 0.8], "selective": {"beta": 1e-2, "warmup": 2, "regroup_every": 1},
+        "horizon": 1, "evaluations": 4, "lrs": [1e-3, 3e-3], "weight_decays": [0.0, 1e-2], "extend": 1, "seeds": 2,
+        "tuning_seeds": 1, "weights": [0.2, 0.5, 0.8], "selective": {"beta": 1e-2, "warmup": 2, "regroup_every": 1},
     },
 }
 NEEDS_DATA = {  # chapter -> the data script its full mode needs

@@ -201,6 +201,9 @@ def test_a_coordinate_search_tunes_one_axis_after_the_other(tmp_path):
     assert len(table) == 3 * 2 and set(table[table.weight_decay > 0].lr) == {lr}
     assert (tuned.chosen.lr[0], tuned.chosen.weight_decay[0]) == (lr, second.idxmax())
     assert len(tuned.sensitivity(along="weight_decay")) == 2 * 2
+    searched = tuned.sensitivity(along="lr", holding={"weight_decay": 0.0})  # the first stage, whatever was chosen
+    assert sorted(searched.lr) == [1e-3, 1e-3, 1e-2, 1e-2] and (searched.weight_decay == 0.0).all()
+    assert (searched.chosen == (searched.lr == lr)).all()
     with pytest.raises(ValueError, match="search the grid by one of"):
         tuning.tune_then_repeat(method, grid, [3], [1], tmp_path, search="random")
 
