@@ -303,7 +303,7 @@ overview = pd.DataFrame({
     "vs averaged, equal passes": equal_compute["mean"],
     "± (95%) ": equal_compute["half_width"]})
 overview = overview.loc[order].join(tuned.chosen.set_index("method"))
-overview.round(2)
+overview.round({c: 2 for c in overview.columns if c not in GRID})
 
 # %% [markdown]
 # Two methods need a word before their rows are read. **PBI** measures the losses along a preference direction
