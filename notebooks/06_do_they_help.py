@@ -80,7 +80,9 @@ SETTINGS = mtl.settings({
 # FAMO measures the losses again after every step, DWA updates its weights at every epoch, uncertainty weighting
 # and IMTL-L learn their scales with the network's optimizer, ExcessMTL keeps uniform weights for a warm-up of
 # three epochs (its paper's Appendix C.1), and MoDo and SDMGrad draw two and three independent batches of the
-# common size for each step, as torchjd's examples do. Alternated training takes two optimizer steps per batch:
+# common size for each step, as torchjd's examples do, so that at equal epochs they take a half and a third of the
+# optimizer steps of the others (the table below gives each method's steps). Alternated training takes two optimizer
+# steps per batch:
 # "Averaged, twice the steps" trains the averaged loss for twice the epochs beside it.
 
 # %%
@@ -297,6 +299,7 @@ mtl.plots.savefig(fig, "06_accuracy_per_pass")
 overview = pd.DataFrame({
     "family": pd.Series(FAMILY), "passes per step": cost["passes"],
     "ms per step": cost["ms_per_step"],
+    "steps at equal epochs": tuned.chosen_steps().groupby("method").steps.mean(),
     "steps at equal passes": matched.groupby("method").steps.mean(),
     "vs averaged, equal epochs": equal_epochs["mean"],
     "± (95%)": equal_epochs["half_width"],
