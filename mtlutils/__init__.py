@@ -14,11 +14,12 @@ Modules, from the bottom up (a module imports only those above it in this list):
   ``checkpoint`` (resuming a run), ``train`` (``fit``);
 - experiments: ``config`` (a run's configuration: defaults, checks, cache keys, registries, chapter settings and
   seeds), ``cache`` (verified run files), ``published`` (the book's runs, fetched from its site), ``workers``
-  (where runs train: here, local processes or Dask), ``stacked`` (runs that differ in seed, learning rate, weight
-  decay or loss weights, trained as one stacked network, with ``stacked_members``, ``stacked_steps``,
+  (where runs train: here, local processes or Dask), ``stacked`` (runs that differ in seed, data seed, learning
+  rate, weight decay or loss weights, trained as one stacked network, with ``stacked_members``, ``stacked_steps``,
   ``stacked_forward`` and ``stacked_optimizers``),
-  ``experiments`` (cached grids of runs), ``tuning`` (grids that bracket each method's choice, runs read at their
-  chosen step, comparisons), ``stats`` (intervals, paired differences, resolution and their words);
+  ``experiments`` (cached grids of runs, step timings), ``stats`` (intervals, paired differences, resolution and
+  their words), ``tuning`` (grids that bracket each method's choice, runs read at their chosen step, budgets from
+  learning curves, comparisons);
 - results: ``pareto`` (dominance, and the Pareto front of trade-offs between tasks);
 - measures of affinity: ``measures`` (a run's affinity measures against known groups and realised transfer);
 - the book: ``plots`` (one figure style and the recurring figures), ``prose`` (computed sentences), ``exercises``
