@@ -86,6 +86,7 @@ def build(executed_dir: Path, out_dir: Path, strict: bool = True, runs: Iterable
             raise FileNotFoundError(f"{executed} is missing: execute {source.name} first (python book/build.py).")
         shutil.copy(executed, staging / "notebooks" / executed.name)
     (staging / "book" / "_timings.md").write_text(timings_table(executed_dir))
+    (staging / "book" / "_findings.md").write_text(findings(executed_dir))
     command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(staging), "--path-output", str(out_dir), "--keep-going"]
     if strict:
         command.append("-W")
@@ -164,6 +165,32 @@ def timings_table(executed_dir: Path) -> str:
     return (f"Measured when this book was first built, in {record['size']} mode on {record['cores']} CPU cores{where}"
             f"{together}, starting from an empty run cache (a chapter reuses the runs that an earlier one trained):\n\n"
             "| chapter | time |\n| --- | --- |\n" + "\n".join(rows) + "\n")
+
+
+FINDING = "finding"  # what a chapter glues as its one-paragraph answer, for the introduction
+
+
+def glued_markdown(notebook: Path, name: str) -> str | None:
+    """The Markdown an executed notebook glued under ``name`` (``mtlutils.glue``), or None."""
+    import nbformat
+
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            if output.get("metadata", {}).get("scrapbook", {}).get("name") == name:
+                data = output.get("data", {})
+                return data.get("application/papermill.record/text/markdown")
+    return None
+
+
+def findings(executed_dir: Path) -> str:
+    """Each chapter's answer in this build (the Markdown it glues as ``FINDING``), as a numbered list for the
+    introduction, so that its summary is computed by the chapters it summarises."""
+    items = []
+    for number, source in enumerate(NOTEBOOKS, start=1):
+        text = glued_markdown(executed_dir / f"{source.stem}.ipynb", FINDING)
+        link = f"{{doc}}`../notebooks/{source.stem}`"
+        items.append(f"{number}. {link}: {text or 'this build recorded no answer for this chapter.'}")
+    return "\n".join(items) + "\n"
 
 
 def title(source: Path) -> str:

@@ -374,26 +374,36 @@ def pair_scores(matrix: np.ndarray) -> np.ndarray:
     return (matrix[rows, columns] + matrix[columns, rows]) / 2
 
 
+RESAMPLED = ("seeds", "pairs and seeds")
+
+
 def rank_correlation(measure: np.ndarray, transfer: np.ndarray, level: float = 0.95, resamples: int = 2000,
-                     seed: int = 0) -> tuple[float, float, float]:
+                     seed: int = 0, over: str = "seeds") -> tuple[float, float, float]:
     """Spearman's rank correlation between a measure and the realised transfer of the same pairs, with a bootstrap
-    interval over seeds (Azorin et al., 2023, ask the same question of other affinity measures).
+    interval (Azorin et al., 2023, ask the same question of other affinity measures).
 
     ``measure`` and ``transfer`` have shape (seeds, pairs): row i holds seed i's measured affinity and realised
-    gain of every pair. The correlation is that of the means over the seeds; the interval resamples the seeds
-    (rows, kept paired) with replacement and takes the percentiles of the resampled correlations.
+    gain of every pair. The correlation is that of the means over the seeds; the interval resamples ``over`` the
+    seeds (rows, kept paired) or, where the pairs are themselves a sample (a benchmark of pairs drawn from a
+    family), over the pairs and the seeds, both with replacement, and takes the percentiles of the resampled
+    correlations.
     """
     measure, transfer = np.asarray(measure, float), np.asarray(transfer, float)
     if measure.shape != transfer.shape or measure.ndim != 2 or measure.shape[1] < 3:
         raise ValueError(f"rank_correlation: give two (seeds, pairs) arrays of one shape with 3 pairs or more, "
                          f"not {measure.shape} and {transfer.shape}.")
+    if over not in RESAMPLED:
+        raise ValueError(f"rank_correlation: over={over!r}; resample one of {RESAMPLED}.")
     rho = float(_spearman_rows(measure.mean(axis=0)[None], transfer.mean(axis=0)[None])[0])
     if len(measure) < 2:
         return rho, -np.inf, np.inf
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(measure), size=(resamples, len(measure)))
-    resampled = _spearman_rows(measure[draws].mean(axis=1), transfer[draws].mean(axis=1))
-    low, high = np.nanpercentile(resampled, [50 * (1 - level), 50 * (1 + level)])
+    measured, realised = measure[draws].mean(axis=1), transfer[draws].mean(axis=1)  # (resamples, pairs)
+    if over == "pairs and seeds":
+        pairs = rng.integers(0, measure.shape[1], size=(resamples, measure.shape[1]))
+        measured, realised = (np.take_along_axis(a, pairs, axis=1) for a in (measured, realised))
+    low, high = np.nanpercentile(_spearman_rows(measured, realised), [50 * (1 - level), 50 * (1 + level)])
     return rho, float(low), float(high)
 
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from . import cache, data, models, published, runtime, stacked, toy, workers
 from .config import build_strategy, complete, config_key, describe_config, resolve
 from .metrics import delta_m
-from .record import Run
+from .record import READINGS, Run
 from .strategies import AGGREGATOR_LABELS
 from .tasks import Task, TaskSuite
 from .train import fit
@@ -235,16 +235,25 @@ def many_task_methods(base: Mapping, selective: Mapping, group_size: int = 2,
 
 
 def pair_transfer(base: Mapping, tasks: Iterable[Task], seeds: Iterable[int], cache_dir: str | Path | None = None,
-                  progress: bool = True, among: Iterable[str] | None = None) -> pd.DataFrame:
+                  progress: bool = True, among: Iterable[str] | None = None, at: str = "end") -> pd.DataFrame:
     """The realised transfer of every pair of tasks, seed by seed: a network trained on the mean of the two losses
     alone (``Averaged`` with weight 1/2 on each, 0 on the other tasks) against the single-task networks of the same
     seed. ``gain`` is Delta_m over the two tasks (percent, positive when training them together helped).
-    ``among`` names the tasks whose pairs are trained (by default all of ``tasks``, the suite's tasks).
+    ``among`` names the tasks whose pairs are trained (by default all of ``tasks``, the suite's tasks). Every run is
+    read ``at`` its end or at its chosen step (``Run.scores``; a suite of two tasks, so that a pair's step is chosen
+    on the pair alone).
 
     Returns one row per (seed, pair), the pairs in ``itertools.combinations`` order of the tasks, with columns
     ``seed``, ``pair`` (its index), ``first``, ``second`` and ``gain``.
     """
     tasks, seeds = list(tasks), list(seeds)
+    directions = {higher for t in tasks for higher in t.higher_is_better.values()}
+    if at not in READINGS or at == "chosen" and not (base.get("eval_every") or base.get("eval_at")):
+        raise ValueError(f"pair_transfer: at={at!r}; read the runs at one of {READINGS}, and at their chosen step "
+                         "only when they are evaluated during training (eval_every).")
+    if at == "chosen" and len(directions) > 1:
+        raise ValueError("pair_transfer: the tasks' metrics mix higher- and lower-is-better, so no one validation "
+                         "score chooses a step; read the runs at='end'.")
     all_names = [t.name for t in tasks]
     chosen = set(all_names if among is None else among)
     if chosen - set(all_names):
@@ -258,11 +267,12 @@ def pair_transfer(base: Mapping, tasks: Iterable[Task], seeds: Iterable[int], ca
                 "strategy_kwargs": {"weights": {n: 0.5 if n in pair else 0.0 for n in all_names}}} for seed, pair in jobs]
     singles = [c for seed in seeds for c in single_task_configs({**base, "seed": seed}, names)]
     runs = run_grid(configs + singles, cache_dir, progress)
-    alone = {(c["seed"], c["strategy_kwargs"]["task"]): r.metrics["test"] for c, r in zip(singles, runs[len(jobs):])}
+    test = [r.scores(at, directions == {True})["test"] for r in runs]
+    alone = {(c["seed"], c["strategy_kwargs"]["task"]): scores for c, scores in zip(singles, test[len(jobs):])}
     rows = []
-    for (seed, pair), result in zip(jobs, runs):
+    for (seed, pair), scores in zip(jobs, test):
         chosen = [t for t in tasks if t.name in pair]
-        gain = delta_m({t.name: result.metrics["test"][t.name] for t in chosen},
+        gain = delta_m({t.name: scores[t.name] for t in chosen},
                        {t.name: alone[seed, t.name][t.name] for t in chosen}, chosen)
         rows.append({"seed": seed, "pair": pairs.index(pair), "first": pair[0], "second": pair[1], "gain": gain})
     return pd.DataFrame(rows)

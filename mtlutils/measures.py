@@ -105,15 +105,20 @@ def pair_score_matrix(runs: Sequence[Run], measure: str, n: int, beta: float, ev
     return np.array([affinity.pair_scores(mean_affinity(run, measure, beta, every)[:n, :n]) for run in runs])
 
 
-def transfer_correlations(runs: Sequence[Run], realised: np.ndarray, n: int, beta: float, every: int) -> list[dict]:
-    """Does each measure predict transfer? For every measure, Spearman's correlation between its pair scores in
-    ``runs`` (one probe run a seed) and the ``realised`` gains of the same pairs of the first ``n`` tasks (shape
-    (seeds, pairs), ``experiments.pair_transfer``), with a bootstrap interval over the seeds
-    (``affinity.rank_correlation``; Azorin et al., 2023): one row per measure."""
+def transfer_correlations(blocks: Sequence[tuple[Sequence[Run], np.ndarray]], n: int, beta: float, every: int,
+                          over: str = "pairs and seeds") -> list[dict]:
+    """Does each measure predict transfer? For every measure, Spearman's correlation between its pair scores and the
+    realised gains of the same pairs, with a bootstrap interval ``over`` the pairs and the seeds (or the seeds
+    alone; ``affinity.rank_correlation``; Azorin et al., 2023): one row per measure. ``blocks`` holds one
+    (runs, realised) per suite, their pairs pooled: the probe runs (one a seed, the same seeds in every block) and
+    the realised gains of the pairs of their first ``n`` tasks (shape (seeds, pairs), ``experiments.pair_transfer``),
+    e.g. one suite of two tasks per setting of a dial of transfer."""
+    realised = np.hstack([gains for _, gains in blocks])
     rows = []
     for measure in MEASURES:
-        rho, low, high = affinity.rank_correlation(pair_score_matrix(runs, measure, n, beta, every), realised)
-        rows.append(dict(measure=measure, seeds=len(runs), pairs=realised.shape[1], spearman=rho, ci_low=low,
+        scores = np.hstack([pair_score_matrix(runs, measure, n, beta, every) for runs, _ in blocks])
+        rho, low, high = affinity.rank_correlation(scores, realised, over=over)
+        rows.append(dict(measure=measure, seeds=len(realised), pairs=realised.shape[1], spearman=rho, ci_low=low,
                          ci_high=high))
     return rows
 

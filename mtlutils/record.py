@@ -42,6 +42,11 @@ class Run:
         return self.cost["backward_passes"] / self.cost["steps"]
 
     @property
+    def updates_per_step(self) -> float:
+        """Optimizer steps per training step (per batch): one per group for grouped updates, one for an aggregate."""
+        return self.cost["optimizer_steps"] / self.cost["steps"]
+
+    @property
     def passes_per_step(self) -> float:
         """Forward and backward passes per training step: what a step costs, in passes."""
         return (self.cost["forward_passes"] + self.cost["backward_passes"]) / self.cost["steps"]

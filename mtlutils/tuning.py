@@ -57,9 +57,11 @@ class Tuned:
 
     def cost(self) -> pd.DataFrame:
         """What a step of each method cost in the repeated runs, one row per method (means over its seeds):
-        forward, backward and all passes per step, training seconds per epoch and milliseconds per step."""
+        forward, backward and all passes per step, optimizer updates per step, training seconds per epoch and
+        milliseconds per step."""
         rows = [dict(method=name, forward=r.forward_per_step, backward=r.backward_per_step, passes=r.passes_per_step,
-                     seconds_per_epoch=r.seconds_per_epoch, ms_per_step=r.ms_per_step) for name, _, r in self.runs]
+                     updates=r.updates_per_step, seconds_per_epoch=r.seconds_per_epoch, ms_per_step=r.ms_per_step)
+                for name, _, r in self.runs]
         return pd.DataFrame(rows).groupby("method").mean()
 
     def curves(self, split: str = "test", metric: str | None = None) -> pd.DataFrame:
@@ -312,8 +314,8 @@ class Comparison:
     """Methods against a reference method, tuned alike (``compare_with``): the ``tuned`` runs, their ``test`` table,
     each run's per-task change against the reference run of its seed (``relative``), its Delta_m (``delta``: method,
     seed, relative) and one ``overview`` row per other method: the interval of its Delta_m, its passes per step,
-    seconds per epoch (and their ratio to the reference's), its chosen hyperparameters, and the ``p_value`` of its
-    Delta_m, for ``stats.corrected``."""
+    milliseconds of compute per step timed alone (``experiments.step_times``) and their ratio to the reference's,
+    its chosen hyperparameters, and the ``p_value`` of its Delta_m, for ``stats.corrected``."""
 
     tuned: Tuned
     test: pd.DataFrame
@@ -326,7 +328,8 @@ def compare_with(methods: Mapping[str, Mapping], reference: str, grid: Mapping[s
                  tuning_seeds: Iterable[int], tasks: Iterable[Task], cache_dir: str | Path | None = None,
                  progress: bool = True, extend: int = 0, at: str = "end") -> Comparison:
     """Tune every method alike (``tune_then_repeat``) and compare each with ``reference`` seed by seed, in Delta_m
-    over ``tasks`` (positive: better than the reference); ``extend`` and ``at`` as there."""
+    over ``tasks`` (positive: better than the reference); ``extend`` and ``at`` as there. The costs are timed in
+    this process (``experiments.step_times``), not read from the runs, which may have trained beside others."""
     if reference not in methods:
         raise KeyError(f"compare_with: the reference {reference!r} is not among the methods {sorted(methods)}.")
     seeds = list(seeds)
@@ -337,8 +340,8 @@ def compare_with(methods: Mapping[str, Mapping], reference: str, grid: Mapping[s
     summary = summarize(delta, by=["method"], value="relative").set_index("method")
     summary["half_width"] = (summary.ci_high - summary.ci_low) / 2
     summary["p_value"] = delta.groupby("method").relative.apply(p_value)
-    cost = tuned.cost()[["passes", "seconds_per_epoch"]]
-    cost[f"seconds vs {reference}"] = cost.seconds_per_epoch / cost.loc[reference, "seconds_per_epoch"]
+    cost = tuned.cost()[["passes"]].join(experiments.step_times(methods))
+    cost[f"ms vs {reference}"] = cost["ms per step"] / cost.loc[reference, "ms per step"]
     others = [m for m in methods if m != reference]
     overview = summary.reindex(others).join(cost).join(tuned.chosen.set_index("method"))
     return Comparison(tuned, test, relative, delta, overview)

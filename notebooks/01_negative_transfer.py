@@ -310,6 +310,14 @@ for ax, angle in zip(axes, [first, worst]):
     ax.set_title(f"averaged training, clusters at {angle} degrees (seed {SEEDS[0]})")
 mtl.plots.savefig(fig, "01_loss_curves")
 
+# %% tags=["hide-input"]
+# the chapter's answer, for the book's introduction
+said = {angle: f"{VERDICTS[mtl.stats.sign_of(by_angle.loc[angle])]} (Δm "
+                f"{describe(by_angle.loc[angle])})" for angle in (first, worst)}
+mtl.glue("finding", Markdown(
+    f"Against single-task networks, on clusters at {first} degrees {said[first]}; at "
+    f"{worst} degrees, the worst angle, {said[worst]}."), display=False)
+
 # %% [markdown]
 # ## Summary
 #

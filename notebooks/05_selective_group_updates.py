@@ -50,15 +50,16 @@ PAPERS = {
 }
 
 # %% tags=["hide-input"]
-SMOKE = dict(suites=DIGITS, size="smoke", epochs=2, lrs=[3e-3], seeds=2, tuning_seeds=1,
+SMOKE = dict(suites=DIGITS, size="smoke", horizon=2, plateau=0.01, lrs=[3e-3], extend=1,
+             seeds=2, tuning_seeds=1,
              selective=dict(beta=5e-2, warmup=4, regroup_every=2), sweep_epochs=4,
              sweep=dict(beta=[1e-2, 2e-1], warmup=[0, 8], regroup_every=[1, 4]))
-SMALL = dict(suites=DIGITS, size="small", epochs=2, lrs=[1e-3, 3e-3, 1e-2, 3e-2],
-             seeds=10, tuning_seeds=2,
+SMALL = dict(suites=DIGITS, size="small", horizon=30, plateau=0.01,
+             lrs=[1e-3, 3e-3, 1e-2], extend=2, seeds=10, tuning_seeds=2,
              selective=dict(beta=1e-2, warmup=50, regroup_every=10), sweep_epochs=20,
              sweep=dict(beta=[1e-3, 1e-1], warmup=[0, 150], regroup_every=[1, 50]))
-FULL = dict(suites=PAPERS, size="full", epochs=10, lrs=[3e-4, 1e-3, 3e-3, 1e-2],
-            seeds=10, tuning_seeds=2,
+FULL = dict(suites=PAPERS, size="full", horizon=20, plateau=0.01,
+            lrs=[3e-4, 1e-3, 3e-3, 1e-2], extend=2, seeds=10, tuning_seeds=2,
             selective=dict(beta=1e-3, warmup=500, regroup_every=10), sweep_epochs=20,
             sweep=dict(beta=[1e-4, 1e-2], warmup=[0, 1500], regroup_every=[1, 50]))
 
@@ -66,7 +67,7 @@ FULL = dict(suites=PAPERS, size="full", epochs=10, lrs=[3e-4, 1e-3, 3e-3, 1e-2],
 SETTINGS = mtl.settings(dict(smoke=SMOKE, small=SMALL, full=FULL), SIZE, OVERRIDES)
 TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"],
                                       tuning=SETTINGS["tuning_seeds"])
-SUITES = {name: {**base, "size": SETTINGS["size"], "epochs": SETTINGS["epochs"]}
+SUITES = {name: {**base, "size": SETTINGS["size"]}
           for name, base in SETTINGS["suites"].items()}
 MAIN = next(iter(SUITES))  # the suite of the figures; the others get the same table
 # full mode stops here until its data is ready
@@ -144,30 +145,76 @@ mtl.glue("sg_warmup", warmup, display=False)
 # their shared feature, a step for one of them raises the other's loss. Here, though, the tasks of a group step
 # *together*, so the affinity between them is measured on a joint step, not on separate ones.
 #
-# ## Against the alternatives, tuned alike
+# ## Against the alternatives, trained to the plateau and tuned alike
 #
-# On the {glue:text}`sg_T` digit attributes we train, with Adam and the same learning-rate grid for every method
-# (searched on the tuning seeds, then repeated on the other seeds, as in chapter 3): averaged training; alternated
-# training and random groups of two (both from chapter 3); selective group updates; and two gradient aggregators
-# from torchjd {cite}`quinton2024jacobian`: PCGrad {cite}`yu2020gradient`, which projects away the conflicting part
-# of each task's gradient, and UPGrad, which projects each task's gradient onto the directions that, to first
-# order, raise no task's loss, and averages the projections. We report $\Delta_m$ against **averaged training**,
-# seed by seed: the mean over tasks of the relative change in test accuracy, so that a positive value means the
-# method beat a tuned averaged loss.
+# The budget first: as in chapters 2 and 3, the averaged loss trains for {glue:text}`sg_horizon` epochs at each
+# learning rate of the grid on the tuning seeds, evaluated on the validation split after every epoch, and every run
+# below trains until its best curve's validation plateau (no later epoch more than {glue:text}`sg_plateau:.1f`
+# points higher). On the digit attributes these are chapter 3's curves.
 
 # %%
-methods = {name: mtl.experiments.many_task_methods(base, SETTINGS["selective"])
+budgets = {name: mtl.tuning.baseline_budget(
+    {**base, "strategy": "averaged"}, SETTINGS["lrs"], TUNING_SEEDS,
+    SETTINGS["horizon"], SETTINGS["plateau"]) for name, base in SUITES.items()}
+SUITES = {name: {**base, "epochs": budgets[name].epochs,
+                 "eval_every": budgets[name].steps_per_epoch}
+          for name, base in SUITES.items()}
+BASE = SUITES[MAIN]
+for key, value in [("sg_horizon", SETTINGS["horizon"]), ("sg_epochs", BASE["epochs"]),
+                   ("sg_plateau", 100 * SETTINGS["plateau"]), ("sg_budget_lr",
+                   budgets[MAIN].lr), ("sg_extensions", SETTINGS["extend"])]:
+    mtl.glue(key, value, display=False)
+fig, ax = plt.subplots(figsize=(8, 3.8))
+mtl.plots.budget(ax, budgets[MAIN])
+ax.set(ylabel="validation accuracy (%)",
+       title=f"{MAIN}: averaged loss, mean over the tasks")
+mtl.plots.savefig(fig, "05_learning_curves")
+
+# %% [markdown]
+# At its best learning rate ({glue:text}`sg_budget_lr:g`) the averaged loss is on its plateau after
+# {glue:text}`sg_epochs` epochs, the budget of every run. On the {glue:text}`sg_T` digit attributes we then train,
+# with Adam and the same learning-rate grid for every method (searched on the tuning seeds, grown past an edge a
+# method chose up to {glue:text}`sg_extensions` times, then repeated on the other seeds, as in chapter 3), each run
+# read at the epoch its validation accuracy chose: averaged training; alternated training and random groups of two
+# (both from chapter 3); selective group updates; and two gradient aggregators from torchjd
+# {cite}`quinton2024jacobian`: PCGrad {cite}`yu2020gradient`, which projects away the conflicting part of each
+# task's gradient, and UPGrad, which projects each task's gradient onto the directions that, to first order, raise
+# no task's loss, and averages the projections. Alternated training and random groups take $T$ and $\lceil T/2
+# \rceil$ optimizer steps per batch; "Averaged, m x the steps" trains the averaged loss for $m$ times the epochs,
+# tuned alike, so that a gain that is only the extra updates shows there too. We report $\Delta_m$ against
+# **averaged training**, seed by seed: the mean over tasks of the relative change in test accuracy, so that a
+# positive value means the method beat a tuned averaged loss.
+
+
+# %%
+def with_step_controls(base, n_tasks):
+    """The chapter's methods, and the averaged loss with as many optimizer steps as
+    alternated training and as random groups of two: m times the epochs."""
+    steps = {"Alternated (k=1)": n_tasks, "RandomGroups (k=2)": -(-n_tasks // 2)}
+    controls = {f"Averaged, {m}x the steps": {**base, "strategy": "averaged",
+                                               "epochs": m * base["epochs"]}
+                for m in steps.values()}
+    found = mtl.experiments.many_task_methods(base, SETTINGS["selective"])
+    return {**found, **controls}
+
+
+methods = {name: with_step_controls(base, len(suites[name].tasks))
            for name, base in SUITES.items()}
-comparisons = {name: mtl.compare_with(methods[name], "Averaged",
-                                      {"lr": SETTINGS["lrs"]}, SEEDS, TUNING_SEEDS,
-                                      suites[name].tasks)
-               for name in SUITES}
+comparisons = {name: mtl.compare_with(
+    methods[name], "Averaged", {"lr": SETTINGS["lrs"]}, SEEDS, TUNING_SEEDS,
+    suites[name].tasks, extend=SETTINGS["extend"], at="chosen") for name in SUITES}
 
 # %%
 METHODS, main = methods[MAIN], comparisons[MAIN]
 tuned, test, relative = main.tuned, main.test, main.relative
 delta, overview = main.delta, main.overview
 order = list(overview.index)
+# a run's compute: milliseconds per batch (timed alone) times its epochs, against Averaged's
+for name, compared in comparisons.items():
+    epochs = pd.Series({m: config["epochs"] for m, config in methods[name].items()})
+    multiple = epochs / SUITES[name]["epochs"]
+    ms = compared.overview["ms vs Averaged"]
+    compared.overview["compute vs Averaged"] = ms * multiple
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4))
@@ -175,16 +222,25 @@ mtl.plots.interval_bars(axes[0], {r"$\Delta_m$": overview}, "mean", order)
 axes[0].set(xlabel=r"$\Delta_m$ vs averaged training (%)",
             title="test accuracy relative to a tuned averaged loss "
                   f"({len(SEEDS)} seeds, 95% CI)")
-mtl.plots.points_with_ci(axes[1], overview, "seconds vs Averaged", joined=False,
+mtl.plots.points_with_ci(axes[1], overview, "compute vs Averaged", joined=False,
                          annotate=True)
 axes[1].axhline(0, color="black", lw=0.8)
-axes[1].set(xscale="log",
-            xlabel="training seconds per epoch, relative to averaged training",
+axes[1].set(xscale="log", xlabel="compute per run, relative to averaged training",
             ylabel=r"$\Delta_m$ (%)", title="what it buys against what it costs")
 mtl.plots.savefig(fig, "05_comparison")
-columns = ["lr", "mean", "ci_low", "ci_high", "passes", "seconds vs Averaged"]
-overview[columns].round({"mean": 2, "ci_low": 2, "ci_high": 2, "passes": 1,
-                         "seconds vs Averaged": 2})
+columns = ["lr", "mean", "ci_low", "ci_high", "passes", "ms vs Averaged",
+           "compute vs Averaged"]
+overview[columns].round(2)
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 3.8))
+mtl.plots.sensitivity(ax, tuned.sensitivity(), "lr", list(METHODS))
+ax.legend(frameon=True, fontsize="x-small", ncol=2)
+ax.set(xlabel="learning rate", ylabel="validation accuracy (%)",
+       title="each method across the grid; stars: chosen, crosses: failed runs")
+mtl.plots.savefig(fig, "05_sensitivity")
+mtl.glue("sg_late", Markdown(tuned.late_note()), display=False)
+mtl.glue("sg_divergent", Markdown(tuned.divergent_note()), display=False)
 
 # %% [markdown]
 # Per task, the test accuracy of every method at its chosen learning rate (means over the seeds):
@@ -211,10 +267,9 @@ for key, names in [("sg_above", above), ("sg_below", below), ("sg_unclear", uncl
 
 # %%
 sel = overview.loc["SelectiveGroups"]
-mtl.glue("sg_cost", float(sel["seconds vs Averaged"]), display=False)
+mtl.glue("sg_cost", float(sel["ms vs Averaged"]), display=False)
 mtl.glue("sg_passes", float(sel["passes"]), display=False)
 mtl.glue("n_seeds", len(SEEDS), display=False)
-mtl.glue("sg_epochs", SETTINGS["epochs"], display=False)
 edge = tuned.edge_note()
 mtl.glue("sg_lr_caveat", Markdown(edge), display=False)
 resolution = mtl.stats.resolution(overview, unit=" points of Δm")
@@ -225,7 +280,7 @@ mtl.glue("sg_corrected", Markdown(mtl.stats.surviving(overview)), display=False)
 # the cheapest method above 0, and the methods the seeds do not rank it above
 pick, rivals = None, []
 if above:
-    pick = overview.loc[above].sort_values("seconds vs Averaged").index[0]
+    pick = overview.loc[above].sort_values("compute vs Averaged").index[0]
     wide = delta.pivot(index="seed", columns="method", values="relative")
     gaps = mtl.stats.paired_differences(wide, reference=pick)  # others minus the pick
     rivals = [m for m in gaps.index if m not in mtl.stats.separated(gaps)[1]]
@@ -236,9 +291,9 @@ if pick is None:
               "none beat a tuned averaged loss beyond the spread of the seeds, and "
               "averaged training is the cheapest.")
 else:
-    ratio = overview.loc[pick, "seconds vs Averaged"]
+    ratio = overview.loc[pick, "compute vs Averaged"]
     advice = (f"**{pick}** is the cheapest method whose Δm interval lies above 0 here, "
-              f"at {ratio:.1f} times the seconds of averaged training per epoch; "
+              f"at {ratio:.1f} times the compute of an averaged run; "
               "use it when that compute is available, and averaged training otherwise.")
 if rivals:
     advice += (" Seed by seed, the seeds do not rank it above "
@@ -247,23 +302,62 @@ if rivals:
                "luck.")
 mtl.glue("sg_advice", Markdown(advice), display=False)
 
+# %% tags=["hide-input"]
+# the chapter's answer, for the book's introduction
+mtl.glue("finding", Markdown(
+    f"On {len(suite.tasks)} digit attributes, every method tuned alike and trained to "
+    f"the averaged loss's plateau, {len(SEEDS)} seeds: {advice}"), display=False)
+
+# %%
+# each method with several steps per batch against the averaged loss with as many
+updates = tuned.cost()["updates"]  # optimizer steps per batch
+multiple = pd.Series({m: c["epochs"] / BASE["epochs"] for m, c in METHODS.items()})
+controls = [m for m in METHODS if m.startswith("Averaged, ")]
+control_of = {m: min(controls, key=lambda c: abs(multiple[c] - updates[m]))
+              for m in METHODS if updates[m] > 1 and m not in controls}
+by_seed = delta.pivot(index="seed", columns="method", values="relative")
+versus_steps = pd.DataFrame({f"{m} minus {c}": mtl.stats.paired_gap(by_seed, m, c)
+                             for m, c in control_of.items()}).T
+versus_steps.round(2)
+
+# %%
+unit = " points of Δm"
+mtl.glue("sg_steps", Markdown("; ".join(
+    f"{n}: {mtl.stats.describe_interval(row, unit=unit)}"
+    for n, row in versus_steps.iterrows())), display=False)
+more, fewer = mtl.stats.separated(versus_steps)
+verdict = [f"{mtl.stats.listing(more)} beyond the extra updates"] * bool(more)
+verdict += [f"{mtl.stats.listing(fewer)} below as many averaged updates"] * bool(fewer)
+mtl.glue("sg_steps_verdict", Markdown(
+    ("Separated: " + "; ".join(verdict) + "." if verdict
+     else "The seeds separate none of them from its control.")
+    + " " + mtl.stats.resolution(versus_steps, unit=unit)), display=False)
+at_end = mtl.stats.delta_by_seed(tuned.table("test", at="end"), suite.tasks, "Averaged")
+end = mtl.stats.summarize(at_end, by=["method"], value="relative").set_index("method")
+mtl.glue("sg_at_end", Markdown(mtl.stats.describe_interval(end.loc["SelectiveGroups"])),
+         display=False)
+
 # %% [markdown]
 # $\Delta_m$ against averaged training, from the highest: {glue:md}`sg_ranking`. Over {glue:text}`n_seeds` seeds,
 # the methods whose interval lies above 0 are: {glue:md}`sg_above`; below 0: {glue:md}`sg_below`; the interval
 # contains 0, so the evidence does not separate them from averaged training: {glue:md}`sg_unclear`. Each $\Delta_m$
 # is paired: a seed's run against the averaged run of the same seed. {glue:md}`sg_resolution` Against the averaged
-# loss: {glue:md}`sg_corrected` Selective group
-# updates cost {glue:text}`sg_passes:.1f` passes per batch on average and {glue:text}`sg_cost:.1f` times the
-# seconds of averaged training per epoch. {glue:md}`sg_lr_caveat` As in chapter 3, these are equal-epoch
-# comparisons: methods with more steps per batch also get more updates. Chapter 6 charges every method for its
-# compute.
+# loss: {glue:md}`sg_corrected` Selective group updates cost {glue:text}`sg_passes:.1f` passes per batch on
+# average and {glue:text}`sg_cost:.1f` times the milliseconds of compute of an averaged batch (timed alone, by
+# `experiments.step_times`). {glue:md}`sg_lr_caveat` {glue:md}`sg_late` {glue:md}`sg_divergent` Read at the end of
+# the budget instead of at the chosen epoch, selective group updates' $\Delta_m$ is {glue:md}`sg_at_end`.
+#
+# As in chapter 3, these are equal-epoch comparisons: methods with more steps per batch also get more updates. Each
+# against the averaged loss with as many optimizer steps (for selective group updates, the control nearest its
+# mean number of groups), in points of $\Delta_m$, seed by seed: {glue:md}`sg_steps`. {glue:md}`sg_steps_verdict`
+# Chapter 6 charges every method for its compute.
 #
 # Full mode runs the same comparison on CelebA's nine attributes that TAG groups {cite}`fifty2021efficiently`
 # (the figures above) and on NYUv2's segmentation, depth and surface normals {cite}`silberman2012indoor`, the dense
 # setting of Jeong & Yoon. The table holds every suite of this run.
 
 # %%
-columns = ["mean", "ci_low", "ci_high", "passes", "seconds vs Averaged"]
+columns = ["mean", "ci_low", "ci_high", "passes", "compute vs Averaged"]
 every_suite = pd.concat({name: c.overview[columns] for name, c in comparisons.items()},
                         names=["suite", "method"])
 every_suite["Δm vs Averaged"] = [mtl.stats.side(row)
@@ -292,7 +386,7 @@ matched_runs = mtl.run_grid(matched_configs)
 # %%
 control = "random, same group counts"
 matched = mtl.experiments.results(matched_configs, matched_runs,
-                                  label=lambda c: control)
+                                  label=lambda c: control, at="chosen")
 matched = mtl.stats.relative_to_baseline(
     pd.concat([matched, test[test.method == "Averaged"]]), suite.tasks, match=["seed"],
     baseline="Averaged", method="method")

@@ -478,6 +478,7 @@ if moved:
     lines.append(f"The ranking of the contenders moves with {' and '.join(moved)} "
                  "(last figure).")
 mtl.glue("conclusion", Markdown(" ".join(lines)), display=False)
+mtl.glue("finding", Markdown(" ".join(lines)), display=False)
 
 # %% [markdown]
 # ## What survives

@@ -328,6 +328,24 @@ def test_rank_correlation_is_scipy_s_spearman_on_the_means_of_the_resampled_seed
                 *np.nanpercentile(resampled, [2.5, 97.5]))
     assert affinity.rank_correlation(measure, transfer, resamples=200, seed=3) == pytest.approx(expected, abs=1e-12)
 
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(min_value=0, max_value=10_000))
+def test_a_bootstrap_over_pairs_and_seeds_resamples_the_pairs_of_each_seed_resample(seed):
+    rng = np.random.default_rng(seed)
+    transfer = rng.normal(size=(4, 8))
+    measure = transfer + rng.normal(size=transfer.shape)
+    draws = np.random.default_rng(3)  # the draws of rank_correlation(..., seed=3): the seeds, then the pairs
+    rows, columns = draws.integers(0, 4, size=(200, 4)), draws.integers(0, 8, size=(200, 8))
+    resampled = [stats.spearmanr(measure[r].mean(axis=0)[c], transfer[r].mean(axis=0)[c]).statistic
+                 for r, c in zip(rows, columns)]
+    expected = (stats.spearmanr(measure.mean(axis=0), transfer.mean(axis=0)).statistic,
+                *np.nanpercentile(resampled, [2.5, 97.5]))
+    both = affinity.rank_correlation(measure, transfer, resamples=200, seed=3, over="pairs and seeds")
+    assert both == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(ValueError, match="resample one of"):
+        affinity.rank_correlation(measure, transfer, over="pairs")
+
 def test_rank_correlation_finds_a_monotone_relation_and_not_noise():
     rng = np.random.default_rng(0)
     transfer = rng.normal(size=(10, 15)) + np.linspace(-3, 3, 15)

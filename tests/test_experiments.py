@@ -174,6 +174,22 @@ def test_pair_transfer_compares_each_pair_trained_alone_with_its_single_task_run
     assert len(list(tmp_path.glob("*.json"))) == 2 * (n * (n - 1) // 2 + n)  # the check above trained nothing new
 
 
+def test_pair_transfer_read_at_the_chosen_step_scores_each_run_where_its_validation_error_was_lowest(tmp_path):
+    two = {**CONFIG, "epochs": 3, "eval_every": 1, "data": {"angle": 90, "n_tasks": 2, "n_clusters": 2}}
+    suite = experiments.suite_for(two)
+    table = experiments.pair_transfer(two, suite.tasks, seeds=[0], cache_dir=tmp_path, progress=False, at="chosen")
+    weights = {t: 0.5 for t in suite.task_names}
+    pair_run = experiments.run({**two, "seed": 0, "strategy_kwargs": {"weights": weights}}, tmp_path)
+    singles = [experiments.run(c, tmp_path) for c in experiments.single_task_configs({**two, "seed": 0},
+                                                                                      suite.task_names)]
+    lowest = [r.metrics_at(r.chosen_step(higher_is_better=False))["test"] for r in singles]
+    expected = metrics.delta_m(pair_run.scores("chosen", higher_is_better=False)["test"],
+                               {t.name: scores[t.name] for t, scores in zip(suite.tasks, lowest)}, suite.tasks)
+    assert table.gain.tolist() == [pytest.approx(expected)]
+    with pytest.raises(ValueError, match="eval_every"):
+        experiments.pair_transfer(CONFIG, suite.tasks, seeds=[0], cache_dir=tmp_path, at="chosen")
+
+
 def test_pair_transfer_among_some_tasks_trains_their_pairs_on_the_whole_network(tmp_path):
     suite = experiments.suite_for(CONFIG)
     among = suite.task_names[1:3]

@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
 from mtlutils import affinity, measures, models, stats, strategies, train
 from mtlutils.record import Run
@@ -94,11 +95,20 @@ def test_a_measure_that_orders_the_pairs_as_their_gains_correlates_perfectly():
         runs.append(probe_record(steps=5, every=1, matrix=matrix, lookahead=-matrix))
     scores = measures.pair_score_matrix(runs, measures.COSINE, 4, beta=1.0, every=1)
     assert scores.shape == (3, len(list(itertools.combinations(NAMES, 2))))
-    rows = {row["measure"]: row for row in measures.transfer_correlations(runs, 2 * scores + 1, 4, 1.0, 1)}
+    rows = {row["measure"]: row for row in measures.transfer_correlations([(runs, 2 * scores + 1)], 4, 1.0, 1)}
     assert list(rows) == measures.MEASURES
     assert rows[measures.COSINE]["spearman"] == pytest.approx(1.0)
     assert rows[measures.LOOKAHEAD]["spearman"] == pytest.approx(-1.0)
     assert rows[measures.COSINE]["seeds"] == 3 and rows[measures.COSINE]["pairs"] == 6
+    pooled = measures.transfer_correlations([(runs, scores), (runs, scores + 10)], 4, 1.0, 1)
+    cosine = {row["measure"]: row for row in pooled}[measures.COSINE]
+    assert cosine["pairs"] == 12 and cosine["spearman"] == pytest.approx(expected_pooled(scores))
+
+
+def expected_pooled(scores):
+    """Spearman's correlation of two blocks of pairs whose gains are their cosine scores, the second's shifted up."""
+    means = scores.mean(axis=0)
+    return scipy_stats.spearmanr(np.concatenate([means, means]), np.concatenate([means, means + 10])).statistic
 
 
 def by_seed_table():

@@ -22,14 +22,15 @@ FULL_ON_FIXTURES = {
     "01_negative_transfer": {"angles": [0, 90, 180], "seeds": 2, "epochs": 1},
     "02_averaged_vs_alternated": {"toy_steps": 20, "horizon": 1, "lrs": [1e-3], "extend": 1, "seeds": 2,
                                   "tuning_seeds": 1},
-    "03_random_grouping": {"epochs": 1, "lrs": [3e-3], "seeds": 2, "tuning_seeds": 1, "group_sizes": [1, 10],
+    "03_random_grouping": {"horizon": 1, "lrs": [3e-3], "seeds": 2, "tuning_seeds": 1, "group_sizes": [1, 10],
                            "redrawn": [2], "moving_heads": [10]},
     "04_proximal_affinity": {"epochs": {"clusters": 1, "digit_attributes": 2, "celeba": 1}, "seeds": 2, "every": 4,
                              "selective": {"warmup": 2, "regroup_every": 1},
                              "transfer_seeds": {"clusters": 2, "digit_attributes": 2, "celeba": 2},
-                             "transfer_tasks": {"clusters": 6, "digit_attributes": 4, "celeba": 4}},
+                             "transfer_tasks": {"clusters": 6, "digit_attributes": 4, "celeba": 4},
+                             "dial": {"angles": [0, 90, 180], "bottlenecks": [1], "seeds": 2}},
     "05_selective_group_updates": {
-        "epochs": 1, "lrs": [3e-3], "seeds": 2, "tuning_seeds": 1,
+        "horizon": 1, "lrs": [3e-3], "seeds": 2, "tuning_seeds": 1,
         "selective": {"beta": 1e-2, "warmup": 2, "regroup_every": 1},
         "sweep_epochs": 1, "sweep": {"beta": [1e-1], "warmup": [0], "regroup_every": [4]},
     },
@@ -162,3 +163,13 @@ def test_book_builds_strictly_with_every_figure(smoke_book):
         for src in images:
             assert (html / "notebooks" / src).resolve().exists(), f"{source.stem}: figure {src} is missing"
         assert "{glue" not in page, f"{source.stem}: an unresolved glue reference"
+
+
+@pytest.mark.xdist_group("smoke-book")
+def test_the_introduction_lists_every_chapter_s_computed_answer(smoke_book, smoke_executed):
+    staged = (smoke_book.parent.parent / "source" / "book" / "_findings.md").read_text()
+    for number, source in enumerate(build.NOTEBOOKS, start=1):
+        finding = build.glued_markdown(smoke_executed(source), build.FINDING)
+        assert finding, f"{source.stem} glues no {build.FINDING!r}"
+        assert f"{number}. {{doc}}`../notebooks/{source.stem}`: {finding}" in staged
+    assert "What the book finds" in smoke_book.read_text()

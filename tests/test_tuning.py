@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mtlutils import tuning
+from mtlutils import experiments, tuning
 from mtlutils.record import Run
 
 CONFIG = dict(dataset="clusters", size="smoke", epochs=1, batch_size=64, data={"angle": 90})
@@ -221,3 +221,18 @@ def test_the_reported_curves_hold_every_evaluation_of_every_reported_run():
     assert list(curves.columns) == ["method", "seed", "step", "value"]
     assert curves.method.tolist() == ["a", "a", "a", "b"] and curves.step.tolist() == [1, 2, 3, 1]
     assert curves.value.tolist() == pytest.approx([0.25, 0.45, 0.65, 0.75])  # the mean of the tasks a and b
+
+
+def test_a_comparison_pairs_each_seed_with_the_reference_and_times_the_steps_alone(tmp_path):
+    methods = {"averaged": ACCURACY, "alternated": {**ACCURACY, "strategy": "alternated"}}
+    with pytest.raises(KeyError, match="reference"):
+        tuning.compare_with(methods, "single", {"lr": [3e-3]}, [3, 4], [1], [], tmp_path, False)
+    suite = experiments.suite_for(ACCURACY)
+    compared = tuning.compare_with(methods, "averaged", {"lr": [3e-3]}, [3, 4], [1], suite.tasks, tmp_path, False)
+    test = compared.tuned.table("test").pivot_table(index="seed", columns=["method", "task"], values="value")
+    by_hand = 100 * (test["alternated"] / test["averaged"] - 1).mean(axis=1)  # accuracies: higher is better
+    row = compared.overview.loc["alternated"]
+    assert list(compared.overview.index) == ["alternated"]
+    assert row["mean"] == pytest.approx(by_hand.mean())
+    assert row["passes"] == 2 * len(suite.tasks)  # a forward and a backward pass per task
+    assert row["ms vs averaged"] > 2  # ten optimizer steps per batch against one, timed alone
