@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 import numbers
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -232,3 +232,9 @@ def split_seeds(first: int, reporting: int, tuning: int = 1) -> tuple[list[int],
                          f"{tuning=}); one reporting seed has no confidence interval.")
     first, reporting, tuning = int(first), int(reporting), int(tuning)
     return list(range(first, first + tuning)), list(range(first + tuning, first + tuning + reporting))
+
+
+def seeds_after(seeds: Sequence[int], n: int) -> list[int]:
+    """``n`` seeds after the last of ``seeds``: the tie seeds of ``tuning.tune_then_repeat``, which settle near-ties
+    and neither tune every point nor report."""
+    return list(range(max(seeds) + 1, max(seeds) + 1 + n))

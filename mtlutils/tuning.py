@@ -193,7 +193,8 @@ SEARCHES = ("grid", "coordinate")
 
 def tune_then_repeat(methods: Mapping[str, Mapping], grid: Mapping[str, Iterable], seeds: Iterable[int],
                      tuning_seeds: Iterable[int], cache_dir: str | Path | None = None, progress: bool = True,
-                     extend: int = 0, at: str = "end", search: str = "grid") -> Tuned:
+                     extend: int = 0, at: str = "end", search: str = "grid", near_tie: float = 0.0,
+                     tie_seeds: Iterable[int] = ()) -> Tuned:
     """Give every method the same hyperparameter ``grid``: train each grid point on the ``tuning_seeds``, keep the
     point with the best mean validation score (over tuning seeds, tasks and metrics, higher is better), then train
     every one of ``seeds`` there.
@@ -205,11 +206,17 @@ def tune_then_repeat(methods: Mapping[str, Mapping], grid: Mapping[str, Iterable
     learning rate). Where a method chooses a value at an edge of an axis, its grid grows one value past that edge
     (``beyond``) and is tuned again, at most ``extend`` times per axis, so that its choice is bracketed. Each run is
     read ``at`` its end or at the step its validation score chose (``Run.scores``: the runs must be evaluated during
-    training, ``eval_every``). The reporting ``seeds`` and the ``tuning_seeds`` must be disjoint: a run the choice
-    was made on would flatter the method it chose for.
+    training, ``eval_every``). Where a method's best two points score within ``near_tie`` of each other (mean over
+    the tuning seeds), both are trained on the ``tie_seeds`` too and the better by the mean over all their seeds is
+    kept (``settle_ties``): more seeds where a choice is a near-tie. The reporting ``seeds`` must be disjoint from
+    the tuning and tie seeds: a run the choice was made on would flatter the method it chose for.
     """
     seeds, tuning_seeds, grid = list(seeds), list(tuning_seeds), {k: list(v) for k, v in grid.items()}
-    _check(methods, grid, seeds, tuning_seeds, extend, at, search)
+    tie_seeds = list(tie_seeds)
+    _check(methods, grid, seeds, [*tuning_seeds, *tie_seeds], extend, at, search)
+    if set(tie_seeds) & set(tuning_seeds) or near_tie < 0:
+        raise ValueError(f"tune_then_repeat: give near_tie >= 0 and tie seeds other than the tuning seeds "
+                         f"({near_tie=}, {tie_seeds=}, {tuning_seeds=}).")
     grids = {name: {k: list(v) for k, v in grid.items()} for name in methods}
     extended: dict[str, dict[str, list]] = {name: {} for name in methods}
     point = {name: {k: v[0] for k, v in grid.items()} for name in methods}  # each method's values so far
@@ -226,6 +233,9 @@ def tune_then_repeat(methods: Mapping[str, Mapping], grid: Mapping[str, Iterable
             chosen = chosen.set_index("method").loc[list(methods)].reset_index()
             if round_ == extend or not _grow(chosen, grids, extended, axes):
                 break
+        if near_tie > 0 and tie_seeds:
+            chosen = settle_ties(chosen, [done[config_key(c)] for _, c in tuning], axes, tie_seeds, near_tie, at,
+                                 done, cache_dir, progress)
         for row in chosen.to_dict("records"):
             point[row["method"]].update({k: row[k] for k in axes})
     repeated = [(row["method"], {**methods[row["method"]], **{k: row[k] for k in grid}, "seed": seed})
@@ -233,6 +243,39 @@ def tune_then_repeat(methods: Mapping[str, Mapping], grid: Mapping[str, Iterable
     runs = experiments.run_grid([c for _, c in repeated], cache_dir, progress)
     return Tuned(chosen, list(done.values()), [(n, c, r) for (n, c), r in zip(repeated, runs)], grids,
                  {name: keys for name, keys in extended.items() if keys}, at, extend)
+
+
+def settle_ties(chosen: pd.DataFrame, tuning: list[tuple[str, dict, Run]], axes: list[str], tie_seeds: list[int],
+                near_tie: float, at: str, done: dict, cache_dir: str | Path | None = None, progress: bool = True
+                ) -> pd.DataFrame:
+    """``chosen`` (one row per method) with each near-tie settled on more seeds: where a method's best two points
+    along ``axes`` score within ``near_tie`` of each other (mean validation score over the ``tuning`` runs' seeds),
+    both train on ``tie_seeds`` too (kept in ``done``, by configuration key) and the one with the better mean over
+    all their seeds is chosen."""
+    table = _labelled(tuning, "val", at)
+    table["point"] = list(zip(*(table[k] for k in axes)))
+    means, contenders = table.groupby(["method", "point"]).value.mean(), {}
+    for name in chosen.method:
+        best_two = means.loc[name].nlargest(2)
+        if len(best_two) == 2 and best_two.iloc[0] - best_two.iloc[1] < near_tie:
+            contenders[name] = list(best_two.index)
+    extra = {config_key(tied): (name, tied) for name, c, _ in tuning
+             if name in contenders and _point(c, axes) in contenders[name]
+             for tied in ({**c, "seed": seed} for seed in tie_seeds)}
+    new = [(n, c) for key, (n, c) in extra.items() if key not in done]
+    for (name, config), result in zip(new, experiments.run_grid([c for _, c in new], cache_dir, progress)):
+        done[config_key(config)] = (name, config, result)
+    settled = chosen.set_index("method")
+    for name, points in contenders.items():
+        runs = [t for t in [*tuning, *(done[key] for key in extra)] if t[0] == name and _point(t[1], axes) in points]
+        best = _labelled(runs, "val", at).groupby(axes).value.mean().idxmax()
+        settled.loc[name, axes] = list(best) if isinstance(best, tuple) else [best]
+    return settled.reset_index()
+
+
+def _point(config: Mapping, axes: list[str]) -> tuple:
+    """A configuration's values along ``axes``: its point on the grid."""
+    return tuple(complete(config)[k] for k in axes)
 
 
 def _grow(chosen: pd.DataFrame, grids: dict, extended: dict, axes: list[str]) -> bool:
@@ -326,14 +369,17 @@ class Comparison:
 
 def compare_with(methods: Mapping[str, Mapping], reference: str, grid: Mapping[str, Iterable], seeds: Iterable[int],
                  tuning_seeds: Iterable[int], tasks: Iterable[Task], cache_dir: str | Path | None = None,
-                 progress: bool = True, extend: int = 0, at: str = "end") -> Comparison:
+                 progress: bool = True, extend: int = 0, at: str = "end", near_tie: float = 0.0,
+                 tie_seeds: Iterable[int] = ()) -> Comparison:
     """Tune every method alike (``tune_then_repeat``) and compare each with ``reference`` seed by seed, in Delta_m
-    over ``tasks`` (positive: better than the reference); ``extend`` and ``at`` as there. The costs are timed in
+    over ``tasks`` (positive: better than the reference); ``extend``, ``at``, ``near_tie`` and ``tie_seeds`` as
+    there. The costs are timed in
     this process (``experiments.step_times``), not read from the runs, which may have trained beside others."""
     if reference not in methods:
         raise KeyError(f"compare_with: the reference {reference!r} is not among the methods {sorted(methods)}.")
     seeds = list(seeds)
-    tuned = tune_then_repeat(methods, grid, seeds, tuning_seeds, cache_dir, progress, extend, at)
+    tuned = tune_then_repeat(methods, grid, seeds, tuning_seeds, cache_dir, progress, extend, at,
+                             near_tie=near_tie, tie_seeds=tie_seeds)
     test = tuned.table("test")
     relative = relative_to_baseline(test, list(tasks), match=["seed"], baseline=reference, method="method")
     delta = relative.groupby(["method", "seed"], as_index=False).relative.mean()

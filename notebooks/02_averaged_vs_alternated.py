@@ -42,14 +42,20 @@ mtl.plots.use_style()
 # %% tags=["hide-input"]
 SETTINGS = mtl.settings({
     "smoke": dict(toy_lr=1e-2, toy_steps=60, size="smoke", horizon=3, plateau=0.01,
-                  lrs=[1e-3, 3e-3], extend=1, seeds=2, tuning_seeds=1),
+                  lrs=[1e-3, 3e-3], extend=1, near_tie=0.01, tie_seeds=1, seeds=2,
+                  tuning_seeds=1),
     "small": dict(toy_lr=1e-2, toy_steps=20000, size="small", horizon=30, plateau=0.01,
-                  lrs=[1e-3, 3e-3, 1e-2], extend=2, seeds=20, tuning_seeds=2),
+                  lrs=[1e-3, 3e-3, 1e-2], extend=2, near_tie=0.01, tie_seeds=2,
+                  seeds=20, tuning_seeds=2),
     "full": dict(toy_lr=1e-3, toy_steps=100000, size="full", horizon=30, plateau=0.01,
-                 lrs=[3e-4, 1e-3, 3e-3, 1e-2], extend=2, seeds=10, tuning_seeds=2),
+                 lrs=[3e-4, 1e-3, 3e-3, 1e-2], extend=2, near_tie=0.01, tie_seeds=2,
+                 seeds=10, tuning_seeds=2),
 }, SIZE, OVERRIDES)
+
+# %% tags=["hide-input"]
 TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"],
                                       tuning=SETTINGS["tuning_seeds"])
+TIE_SEEDS = mtl.seeds_after([*TUNING_SEEDS, *SEEDS], SETTINGS["tie_seeds"])
 # full mode stops here when MultiMNIST has not been prepared
 suite = mtl.experiments.suite_for(dict(dataset="multimnist", size=SETTINGS["size"]))
 
@@ -190,7 +196,9 @@ mtl.plots.savefig(fig, "02_learning_curves")
 # the epochs, so that a gain of Alternated that is only its extra steps shows in that control too.
 #
 # Every method gets the same learning-rate grid, searched on tuning seeds; a method whose best learning rate lies at
-# an end of the grid gets one more value past it, up to {glue:text}`grid_extensions` times. Each run is read at the
+# an end of the grid gets one more value past it, up to {glue:text}`grid_extensions` times, and one whose best two
+# learning rates lie within {glue:text}`near_tie:.1f` points of each other trains both on
+# {glue:text}`tie_seeds` more seeds, which settle the choice. Each run is read at the
 # epoch its validation accuracy chose (early stopping, scored on test), and we report test accuracy over the other
 # seeds at the chosen learning rate (`tuning.tune_then_repeat`), so no reported run is one a choice was made on.
 
@@ -208,11 +216,16 @@ METHODS = {
 }
 SINGLE = {f"single-task {task}": config for task, config in zip(
     suite.task_names, mtl.experiments.single_task_configs(budget, suite.task_names))}
+
+# %%
 mtl.glue("grid_extensions", SETTINGS["extend"], display=False)
+mtl.glue("tie_seeds", len(TIE_SEEDS), display=False)
+mtl.glue("near_tie", 100 * SETTINGS["near_tie"], display=False)
 
 # %%
 tuned = mtl.tune_then_repeat({**METHODS, **SINGLE}, {"lr": SETTINGS["lrs"]}, SEEDS,
-                             TUNING_SEEDS, extend=SETTINGS["extend"], at="chosen")
+                             TUNING_SEEDS, extend=SETTINGS["extend"], at="chosen",
+                             near_tie=SETTINGS["near_tie"], tie_seeds=TIE_SEEDS)
 as_one = {name: "single-task" for name in SINGLE}  # the baselines count as one method
 chosen = tuned.table("test").replace({"method": as_one})
 tuned.chosen.set_index("method")

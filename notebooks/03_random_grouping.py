@@ -26,7 +26,6 @@ SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (Ce
 # full mode: CelebA's 40 attributes, after `python -m data_scripts.celeba`; it trains on
 # the GPU when there is one (needed in practice). Its run time on this machine:
 #   python benchmarks/full_mode_time.py --chapters 03
-# on 2 CPU cores (2026-12-02): 198 runs, 1.26 M steps, 5115 h of runs, about 2557 h
 SEED = 0  # the first seed: tunes on the first tuning_seeds seeds, reports on the rest
 OVERRIDES = {}  # replaces entries of SETTINGS, e.g. {"seeds": 2} for fewer seeds
 
@@ -45,19 +44,22 @@ mtl.plots.use_style()
 SETTINGS = mtl.settings({
     "smoke": dict(dataset="digit_attributes", size="smoke", batch_size=64, horizon=2,
                   plateau=0.01, lrs=[3e-3], extend=1, seeds=2, tuning_seeds=1,
+                  near_tie=0.01, tie_seeds=1,
                   group_sizes=[1, 2, 5], redrawn=[2, 5], moving_heads=[1]),
     "small": dict(dataset="digit_attributes", size="small", batch_size=64, horizon=30,
                   plateau=0.01, lrs=[1e-3, 3e-3, 1e-2], extend=2, seeds=10,
-                  tuning_seeds=2, group_sizes=[1, 2, 5], redrawn=[2], moving_heads=[1]),
+                  tuning_seeds=2, near_tie=0.01, tie_seeds=2, group_sizes=[1, 2, 5],
+                  redrawn=[2], moving_heads=[1]),
     "full": dict(dataset="celeba", size="full", batch_size=256, horizon=20,
                  plateau=0.01, lrs=[3e-4, 1e-3, 3e-3, 1e-2], extend=2, seeds=10,
-                 tuning_seeds=2,
+                 tuning_seeds=2, near_tie=0.01, tie_seeds=2,
                  group_sizes=[1, 2, 5, 10, 20], redrawn=[2, 5], moving_heads=[1, 2, 5]),
 }, SIZE, OVERRIDES)
-TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"],
-                                      tuning=SETTINGS["tuning_seeds"])
 
 # %% tags=["hide-input"]
+TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"],
+                                      tuning=SETTINGS["tuning_seeds"])
+TIE_SEEDS = mtl.seeds_after([*TUNING_SEEDS, *SEEDS], SETTINGS["tie_seeds"])
 BASE = {key: SETTINGS[key] for key in ("dataset", "size", "batch_size")}
 suite = mtl.experiments.suite_for(BASE)  # full mode stops here until its data is ready
 T = len(suite.tasks)
@@ -106,11 +108,15 @@ chosen_budget = mtl.tuning.baseline_budget(
     SETTINGS["horizon"], SETTINGS["plateau"])
 EPOCHS = chosen_budget.epochs
 BASE.update(epochs=EPOCHS, eval_every=chosen_budget.steps_per_epoch)
+
+# %%
 mtl.glue("rg_horizon", SETTINGS["horizon"], display=False)
 mtl.glue("rg_plateau", 100 * SETTINGS["plateau"], display=False)
 mtl.glue("rg_epochs", EPOCHS, display=False)
 mtl.glue("rg_budget_lr", chosen_budget.lr, display=False)
 mtl.glue("rg_extensions", SETTINGS["extend"], display=False)
+mtl.glue("rg_near_tie", 100 * SETTINGS["near_tie"], display=False)
+mtl.glue("rg_tie_seeds", len(TIE_SEEDS), display=False)
 fig, ax = plt.subplots(figsize=(8, 3.8))
 mtl.plots.budget(ax, chosen_budget)
 ax.set(ylabel="validation accuracy (%)",
@@ -122,13 +128,14 @@ mtl.plots.savefig(fig, "03_learning_curves")
 # epoch more than {glue:text}`rg_plateau:.1f` points higher) after {glue:text}`rg_epochs` epochs: the budget of
 # every run below. Every variant gets the same learning-rate grid for Adam, searched on tuning seeds of their own;
 # a variant whose best learning rate lies at an end of the grid gets one more value past it, up to
-# {glue:text}`rg_extensions` times. Each run is read at the epoch its validation accuracy chose (early stopping,
+# {glue:text}`rg_extensions` times, and one whose best two learning rates lie within {glue:text}`rg_near_tie:.1f`
+# points of each other trains both on {glue:text}`rg_tie_seeds` more seeds, which settle the choice. Each run is read at the epoch its validation accuracy chose (early stopping,
 # scored on test), and we report its test accuracy over the other seeds at the chosen learning rate
 # (`tuning.tune_then_repeat`), so no reported run is one a choice was made on.
 #
-# A group size that takes $m$ steps per batch also gets $m$ times the updates. Beside the group sizes, "k=T, m x
-# the steps" trains averaged training ($k = T$) for $m$ times the epochs, tuned alike, so that a gain that is only
-# the extra updates shows in that control too.
+# A group size that takes $m$ steps per batch also gets $m$ times the updates. Beside the group sizes, "averaged, m x
+# the steps" trains the averaged loss for $m$ times the epochs, tuned alike, so that a gain that is only the extra
+# updates shows in that control too.
 
 
 # %%
@@ -152,11 +159,12 @@ methods.update({name(k, heads="moving"):
 # %%
 # each drawn-once size with m > 1 steps per batch, against k = T for m times the epochs
 steps_of = {name(k): -(-T // k) for k in GROUP_SIZES if -(-T // k) > 1}
-control_of = {m: f"k={T}, {n}x the steps" for m, n in steps_of.items()}
-controls = {control_of[m]: {**random_groups(group_size=T), "epochs": n * EPOCHS}
-            for m, n in steps_of.items()}
+control_of = {m: f"averaged, {n}x the steps" for m, n in steps_of.items()}
+controls = {control_of[m]: {**BASE, "strategy": "averaged", "epochs": n * EPOCHS}
+            for m, n in steps_of.items()}  # the same runs as chapter 5's controls
 tuned = mtl.tune_then_repeat({**methods, **controls}, {"lr": SETTINGS["lrs"]}, SEEDS,
-                             TUNING_SEEDS, extend=SETTINGS["extend"], at="chosen")
+                             TUNING_SEEDS, extend=SETTINGS["extend"], at="chosen",
+                             near_tie=SETTINGS["near_tie"], tie_seeds=TIE_SEEDS)
 test = tuned.table("test")
 chosen = tuned.chosen.set_index("method")
 chosen
@@ -256,7 +264,7 @@ mtl.glue("rg_steps", Markdown("; ".join(
 above, below = mtl.stats.separated(versus_steps)
 listing = mtl.stats.listing
 verdict = [f"{listing(above)}: more than the extra updates at work"] * bool(above)
-verdict += [f"{listing(below)}: below as many updates of k={T}"] * bool(below)
+verdict += [f"{listing(below)}: below as many averaged updates"] * bool(below)
 steps_verdict = ("Separated: " + "; ".join(verdict) + "." if verdict else
                  "The seeds separate no group size from its control.")
 mtl.glue("rg_steps_verdict", Markdown(
@@ -280,7 +288,7 @@ mtl.glue("rg_one_vs_all_end", Markdown(
 # end of the budget instead of at the chosen epoch: {glue:md}`rg_one_vs_all_end`.
 #
 # The comparison is at equal *epochs*: a group size that takes more steps per batch also gets more updates.
-# Against averaged training with as many updates ($k = T$ for $m$ times the epochs), seed by seed:
+# Against averaged training with as many updates (for $m$ times the epochs), seed by seed:
 # {glue:md}`rg_steps`. {glue:md}`rg_steps_verdict` Chapter 6 gives every method the same compute instead.
 #
 # Pascal et al.'s runs shared one Adam among the groups under a torch whose `zero_grad` fills gradients with zeros,

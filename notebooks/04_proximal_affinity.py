@@ -28,7 +28,6 @@ SIZE = "small"  # "smoke" (seconds, for tests) | "small" (the book) | "full" (+ 
 # `python -m data_scripts.celeba`; it trains on the GPU when there is one. Its run time,
 # from its runs counted and their steps timed:
 #   python benchmarks/full_mode_time.py --chapters 04
-# (2 CPU cores, 2026-12-03: 750 runs, 1.69 M steps, 252 h of runs, about 126 h)
 SEED = 0  # the first seed; the chapter uses SEED, SEED + 1, ... (and tunes nothing)
 OVERRIDES = {}  # replaces entries of SETTINGS below, e.g. {"seeds": 2} for fewer seeds
 
@@ -439,9 +438,10 @@ mtl.glue("pa_sel_regroup", SETTINGS["selective"]["regroup_every"], display=False
 #
 # A test of the premise needs pairs that differ: on `clusters` every pair may gain, and then a measure has little
 # to predict. Chapter 1's dial gives pairs whose transfer ranges from clearly negative to clearly positive: two
-# tasks whose directions meet at an angle, through a trunk of one or two features. Each (angle, bottleneck) below is
-# one pair, {glue:text}`pa_dial_pairs` in all, each seed with its own draw of the data, its own probe run (as above,
-# with Adam) and its own realised gain, every network read at the epoch of its lowest validation error.
+# tasks whose directions meet at exactly an angle (at 0 degrees the same task with its own noise), through a trunk
+# of one or two features. Each (angle, bottleneck) below is one pair, {glue:text}`pa_dial_pairs` in all, each seed
+# with its own draw of the data, its own probe run (as above, with Adam) and its own realised gain, every network
+# read at the epoch of its lowest validation error.
 
 # %%
 premise_rows, gains = [], {}
@@ -463,7 +463,8 @@ DIAL, DIAL_NAME = SETTINGS["dial"], "clusters, angle dial"
 _, dial_seeds = mtl.split_seeds(SEED, DIAL["seeds"], tuning=0)
 adam = {**DATASETS["clusters"], "epochs": SETTINGS["epochs"]["clusters"],
         "optimizer": "adam", "lr": LEARNING_RATES["clusters", "adam"]}
-dial = [{**adam, "data": dict(n_tasks=2, n_clusters=2, angle=angle, bottleneck=b),
+exact = dict(n_tasks=2, n_clusters=2, spread=0.0)  # the two directions at the angle
+dial = [{**adam, "data": dict(exact, angle=angle, bottleneck=b),
          "eval_every": -(-len(clusters.train) // adam["batch_size"])}  # every epoch
         for b in DIAL["bottlenecks"] for angle in DIAL["angles"]]
 probe = dict(beta=SETTINGS["beta"], lookahead_every=SETTINGS["every"],

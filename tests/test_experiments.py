@@ -112,6 +112,8 @@ def test_split_seeds_gives_disjoint_tuning_and_reporting_seeds():
         config.split_seeds(0, 1)
     with pytest.raises(TypeError, match="SEED must be a whole number >= 0 .*not '2'"):
         config.split_seeds("2", 3)
+    tuning, reporting = config.split_seeds(0, 10, tuning=2)
+    assert config.seeds_after([*tuning, *reporting], 2) == [12, 13]  # tie seeds: neither tuning nor reporting
 
 
 def test_resolution_states_the_half_widths_of_paired_intervals():

@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtlutils import experiments, tuning
+from mtlutils.config import config_key
 from mtlutils.record import Run
 
 CONFIG = dict(dataset="clusters", size="smoke", epochs=1, batch_size=64, data={"angle": 90})
@@ -236,3 +237,21 @@ def test_a_comparison_pairs_each_seed_with_the_reference_and_times_the_steps_alo
     assert row["mean"] == pytest.approx(by_hand.mean())
     assert row["passes"] == 2 * len(suite.tasks)  # a forward and a backward pass per task
     assert row["ms vs averaged"] > 2  # ten optimizer steps per batch against one, timed alone
+
+
+def test_a_near_tie_is_settled_on_more_seeds_and_a_clear_choice_is_left_alone(tmp_path):
+    methods = {"tied": CONFIG, "clear": {**CONFIG, "strategy": "alternated"}}
+    scores = {("tied", 1e-3): [0.80, 0.80, 0.82, 0.82], ("tied", 3e-3): [0.805, 0.805, 0.70, 0.70],
+              ("tied", 1e-2): [0.1, 0.1], ("clear", 1e-3): [0.5, 0.5], ("clear", 3e-3): [0.9, 0.9]}
+    done = {}
+    for (name, lr), values in scores.items():
+        for seed, value in zip([1, 2, 3, 4], values):  # seeds 3 and 4: the tie seeds, where they were trained
+            config = {**methods[name], "lr": lr, "seed": seed}
+            done[config_key(config)] = (name, config, _run([value], [value]))
+    tuning_runs = [t for t in done.values() if t[1]["seed"] in (1, 2)]
+    chosen = pd.DataFrame({"method": ["tied", "clear"], "lr": [3e-3, 3e-3]})
+    settled = tuning.settle_ties(chosen, tuning_runs, ["lr"], [3, 4], 0.01, "end", dict(done), tmp_path, False)
+    assert settled.set_index("method").lr.to_dict() == {"tied": 1e-3, "clear": 3e-3}  # the mean over four seeds
+    assert not list(tmp_path.glob("*.json"))  # only the two tied points were asked for on the tie seeds
+    with pytest.raises(ValueError, match="tie seeds other than the tuning seeds"):
+        tuning.tune_then_repeat(methods, {"lr": [1e-3]}, [5], [1], tmp_path, False, near_tie=0.01, tie_seeds=[1])
