@@ -170,6 +170,17 @@ def sensitivity(ax: plt.Axes, table: pd.DataFrame, key: str, methods: Sequence[s
     return ax
 
 
+def sensitivity_figure(table: pd.DataFrame, key: str, methods: Sequence[str], name: str,
+                       xlabel: str = "learning rate", ylabel: str = "validation accuracy (%)") -> None:
+    """A chapter's figure of ``sensitivity`` along ``key``, every method of ``methods`` in one panel with its legend,
+    saved as ``name`` (``savefig``; nothing returned, so that a cell ending with it shows the figure once)."""
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    sensitivity(ax, table, key, methods)
+    ax.legend(frameon=True, fontsize="x-small", ncol=2)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title="each method across the grid; stars: chosen, crosses: failed runs")
+    savefig(fig, name)
+
+
 def sensitivity_map(ax: plt.Axes, table: pd.DataFrame, key: str, methods: Sequence[str], scale: float = 100,
                     floor: float = -10.0) -> plt.Axes:
     """Many methods' validation scores across one grid axis (``tuning.Tuned.sensitivity(along=key)``) as a map: one

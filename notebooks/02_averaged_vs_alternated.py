@@ -231,12 +231,8 @@ chosen = tuned.table("test").replace({"method": as_one})
 tuned.chosen.set_index("method")
 
 # %%
-fig, ax = plt.subplots(figsize=(8, 3.8))
-mtl.plots.sensitivity(ax, tuned.sensitivity(), "lr", list(tuned.chosen.method))
-ax.legend(frameon=True, fontsize="x-small", ncol=2)
-ax.set(xlabel="learning rate", ylabel="validation accuracy (%)",
-       title="each method across the grid; stars: chosen, crosses: failed runs")
-mtl.plots.savefig(fig, "02_sensitivity")
+mtl.plots.sensitivity_figure(tuned.sensitivity(), "lr", list(tuned.chosen.method),
+                             "02_sensitivity")
 
 # %%
 mtl.glue("late_share", Markdown(tuned.late_note()), display=False)

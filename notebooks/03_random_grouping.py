@@ -170,12 +170,8 @@ chosen = tuned.chosen.set_index("method")
 chosen
 
 # %%
-fig, ax = plt.subplots(figsize=(8, 3.8))
-mtl.plots.sensitivity(ax, tuned.sensitivity(), "lr", list(tuned.chosen.method))
-ax.legend(frameon=True, fontsize="x-small", ncol=2)
-ax.set(xlabel="learning rate", ylabel="validation accuracy (%)",
-       title="each variant across the grid; stars: chosen, crosses: failed runs")
-mtl.plots.savefig(fig, "03_sensitivity")
+mtl.plots.sensitivity_figure(tuned.sensitivity(), "lr", list(tuned.chosen.method),
+                             "03_sensitivity")
 mtl.glue("rg_late", Markdown(tuned.late_note()), display=False)
 mtl.glue("rg_divergent", Markdown(tuned.divergent_note()), display=False)
 

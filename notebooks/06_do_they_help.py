@@ -40,21 +40,23 @@ import mtlutils as mtl
 mtl.plots.use_style()
 
 # %% tags=["hide-input"]
-SETTINGS = mtl.settings({
-    "smoke": dict(size="smoke", horizon=3, plateau=0.01, evaluations=4, extend=1,
-                  lrs=[1e-3, 3e-3], weight_decays=[0.0, 1e-3], seeds=2, tuning_seeds=1,
-                  weights=[0.2, 0.5, 0.8],
-                  selective=dict(beta=5e-2, warmup=4, regroup_every=2)),
-    "small": dict(size="small", horizon=30, plateau=0.01, evaluations=1, extend=2,
-                  lrs=[1e-3, 3e-3, 1e-2], weight_decays=[0.0, 1e-4, 1e-3], seeds=10,
-                  tuning_seeds=2, weights=[0.1, 0.3, 0.5, 0.7, 0.9],
-                  selective=dict(beta=1e-2, warmup=50, regroup_every=10)),
-    "full": dict(size="full", horizon=30, plateau=0.01, evaluations=1, extend=1,
-                 lrs=[3e-4, 1e-3, 3e-3, 1e-2], weight_decays=[0.0, 1e-4, 1e-3],
-                 seeds=10, tuning_seeds=2,
-                 weights=[0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95],
-                 selective=dict(beta=1e-3, warmup=500, regroup_every=10)),
-}, SIZE, OVERRIDES)
+SMOKE = dict(size="smoke", horizon=3, plateau=0.01, evaluations=4, extend=1,
+             lrs=[1e-3, 3e-3], weight_decays=[0.0, 1e-3], seeds=2, tuning_seeds=1,
+             near_tie=0.01, tie_seeds=1, weights=[0.2, 0.5, 0.8],
+             selective=dict(beta=5e-2, warmup=4, regroup_every=2))
+SMALL = dict(size="small", horizon=30, plateau=0.01, evaluations=1, extend=2,
+             lrs=[1e-3, 3e-3, 1e-2], weight_decays=[0.0, 1e-4, 1e-3], seeds=10,
+             tuning_seeds=2, near_tie=0.01, tie_seeds=2,
+             weights=[0.1, 0.3, 0.5, 0.7, 0.9],
+             selective=dict(beta=1e-2, warmup=50, regroup_every=10))
+
+# %% tags=["hide-input"]
+FULL = dict(size="full", horizon=30, plateau=0.01, evaluations=1, extend=1,
+            lrs=[3e-4, 1e-3, 3e-3, 1e-2], weight_decays=[0.0, 1e-4, 1e-3],
+            seeds=10, tuning_seeds=2, near_tie=0.01, tie_seeds=2,
+            weights=[0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95],
+            selective=dict(beta=1e-3, warmup=500, regroup_every=10))
+SETTINGS = mtl.settings(dict(smoke=SMOKE, small=SMALL, full=FULL), SIZE, OVERRIDES)
 
 # %% [markdown]
 # ## The protocol
@@ -68,7 +70,9 @@ SETTINGS = mtl.settings({
 # {glue:text}`horizon` epochs on the tuning seeds: the figure below). Every scalarization and every method then gets
 # the same search, on the validation accuracy of the tuning seeds (`tuning.tune_then_repeat`): first the Adam
 # learning rate without weight decay, then the weight decay at that learning rate, Kurin et al.'s decisive
-# ingredient {cite}`kurin2022defense`; where a choice lies at an end of an axis, that axis grows one value past it.
+# ingredient {cite}`kurin2022defense`; where a choice lies at an end of an axis, that axis grows one value past it,
+# and where the best two values of an axis lie within {glue:text}`near_tie_points:.0f` point of each other, both
+# are trained on {glue:text}`n_tie_seeds` more seeds, which settle the choice.
 # Each run is read at the epoch its validation accuracy chose (early stopping) and scored on test; we report
 # {glue:text}`n_seeds` other seeds, paired by seed (the same initialisation and batches for every method).
 #
@@ -88,6 +92,9 @@ SETTINGS = mtl.settings({
 # %%
 TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"],
                                       tuning=SETTINGS["tuning_seeds"])
+TIE_SEEDS = mtl.seeds_after([*TUNING_SEEDS, *SEEDS], SETTINGS["tie_seeds"])
+
+# %%
 common = dict(dataset="multimnist", size=SETTINGS["size"], batch_size=64)
 suite = mtl.experiments.suite_for(common)  # full mode stops here without its data
 chosen_budget = mtl.tuning.baseline_budget(
@@ -160,13 +167,16 @@ FAMILY = {**{m: "this book" for m in BOOK_METHODS},
 # the pass budget of the comparison at equal passes: the averaged loss's at the budget,
 # one forward and one backward pass a step
 budget = EPOCHS * steps_per_epoch * 2
-SEARCH = dict(extend=SETTINGS["extend"], at="chosen", search="coordinate")
+SEARCH = dict(extend=SETTINGS["extend"], at="chosen", search="coordinate",
+              near_tie=SETTINGS["near_tie"], tie_seeds=TIE_SEEDS)
 tuned = mtl.tune_then_repeat({**scalarizations, **METHODS}, GRID, SEEDS, TUNING_SEEDS,
                              **SEARCH)
 mtl.glue("grid_caveat", Markdown(tuned.edge_note()), display=False)
 mtl.glue("late_share", Markdown(tuned.late_note()), display=False)
 mtl.glue("divergent", Markdown(tuned.divergent_note()), display=False)
 mtl.glue("n_seeds", len(SEEDS), display=False)
+mtl.glue("near_tie_points", 100 * SETTINGS["near_tie"], display=False)
+mtl.glue("n_tie_seeds", len(TIE_SEEDS), display=False)
 mtl.glue("n_torchjd", sum(len(family) for family in FAMILIES.values()), display=False)
 
 # %% [markdown]
@@ -387,7 +397,7 @@ mtl.glue("default_lr", default_lr, display=False)
 rows = [dict(method=n, lr=c["lr"], weight_decay=c["weight_decay"],
              val=100 * r.mean_metric_at(r.chosen_step(), "accuracy", "val"),
              test=100 * r.mean_metric_at(r.chosen_step(), "accuracy"))
-        for n, c, r in tuned.tuning if n in contenders]
+        for n, c, r in tuned.tuning if n in contenders and c["seed"] in TUNING_SEEDS]
 # each grid point's mean over the tuning seeds, each run read at its chosen epoch
 tuning = pd.DataFrame(rows).groupby(["method", "lr", "weight_decay"], as_index=False)
 tuning = tuning.mean()

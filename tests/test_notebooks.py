@@ -36,7 +36,7 @@ FULL_ON_FIXTURES = {
     },
     "06_do_they_help": {
         "horizon": 1, "evaluations": 4, "lrs": [1e-3, 3e-3], "weight_decays": [0.0, 1e-2], "extend": 1, "seeds": 2,
-        "tuning_seeds": 1, "weights": [0.2, 0.5, 0.8], "selective": {"beta": 1e-2, "warmup": 2, "regroup_every": 1},
+        "tuning_seeds": 1, "tie_seeds": 1, "weights": [0.2, 0.5, 0.8], "selective": {"beta": 1e-2, "warmup": 2, "regroup_every": 1},
     },
 }
 NEEDS_DATA = {  # chapter -> the data script its full mode needs

@@ -132,6 +132,18 @@ def test_sensitivity_draws_each_method_across_its_grid_with_its_choice_and_failu
     plt.close(fig)
 
 
+def test_the_sensitivity_figure_is_saved_with_every_method_in_its_legend(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTLUTILS_FIGURES", str(tmp_path))
+    table = pd.DataFrame({"method": ["a", "a", "b", "b"], "lr": [1e-3, 1e-2] * 2, "seed": [0] * 4,
+                          "value": [0.5, 0.8, 0.6, 0.4], "diverged": [False] * 4, "chosen": [False, True, True, False]})
+    assert plots.sensitivity_figure(table, "lr", ["a", "b"], "sensitivity") is None
+    figure = plt.gcf()
+    assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["a", "b"]
+    assert figure.axes[0].get_xlabel() == "learning rate"
+    assert (plots.figure_dir() / "sensitivity.png").exists()
+    plt.close(figure)
+
+
 def test_learning_curves_draw_each_seed_thin_and_their_mean_thick():
     curves = pd.DataFrame({"lr": [1e-3] * 4 + [1e-2] * 4, "seed": [0, 0, 1, 1] * 2, "step": [1, 2] * 4,
                            "value": [0.1, 0.5, 0.3, 0.7, 0.2, 0.2, 0.4, 0.4]})
