@@ -357,8 +357,8 @@ class Comparison:
     """Methods against a reference method, tuned alike (``compare_with``): the ``tuned`` runs, their ``test`` table,
     each run's per-task change against the reference run of its seed (``relative``), its Delta_m (``delta``: method,
     seed, relative) and one ``overview`` row per other method: the interval of its Delta_m, its passes per step,
-    milliseconds of compute per step timed alone (``experiments.step_times``) and their ratio to the reference's,
-    its chosen hyperparameters, and the ``p_value`` of its Delta_m, for ``stats.corrected``."""
+    milliseconds of compute per step (timed alone, or the runs' own: ``compare_with``) and their ratio to the
+    reference's, its chosen hyperparameters, and the ``p_value`` of its Delta_m, for ``stats.corrected``."""
 
     tuned: Tuned
     test: pd.DataFrame
@@ -370,11 +370,12 @@ class Comparison:
 def compare_with(methods: Mapping[str, Mapping], reference: str, grid: Mapping[str, Iterable], seeds: Iterable[int],
                  tuning_seeds: Iterable[int], tasks: Iterable[Task], cache_dir: str | Path | None = None,
                  progress: bool = True, extend: int = 0, at: str = "end", near_tie: float = 0.0,
-                 tie_seeds: Iterable[int] = ()) -> Comparison:
+                 tie_seeds: Iterable[int] = (), timed: bool = True) -> Comparison:
     """Tune every method alike (``tune_then_repeat``) and compare each with ``reference`` seed by seed, in Delta_m
     over ``tasks`` (positive: better than the reference); ``extend``, ``at``, ``near_tie`` and ``tie_seeds`` as
-    there. The costs are timed in
-    this process (``experiments.step_times``), not read from the runs, which may have trained beside others."""
+    there. With ``timed``, the milliseconds of a step are timed on the CPU in this process
+    (``experiments.step_times``), not read from the runs, which may have trained beside others; without it (runs
+    on a GPU, one at a time), they are the runs' own."""
     if reference not in methods:
         raise KeyError(f"compare_with: the reference {reference!r} is not among the methods {sorted(methods)}.")
     seeds = list(seeds)
@@ -386,7 +387,9 @@ def compare_with(methods: Mapping[str, Mapping], reference: str, grid: Mapping[s
     summary = summarize(delta, by=["method"], value="relative").set_index("method")
     summary["half_width"] = (summary.ci_high - summary.ci_low) / 2
     summary["p_value"] = delta.groupby("method").relative.apply(p_value)
-    cost = tuned.cost()[["passes"]].join(experiments.step_times(methods))
+    cost = tuned.cost()[["passes", "ms_per_step"]].rename(columns={"ms_per_step": "ms per step"})
+    if timed:
+        cost["ms per step"] = experiments.step_times(methods)
     cost[f"ms vs {reference}"] = cost["ms per step"] / cost.loc[reference, "ms per step"]
     others = [m for m in methods if m != reference]
     overview = summary.reindex(others).join(cost).join(tuned.chosen.set_index("method"))

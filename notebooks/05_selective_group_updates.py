@@ -209,7 +209,9 @@ methods = {name: with_step_controls(base, len(suites[name].tasks))
 comparisons = {name: mtl.compare_with(
     methods[name], "Averaged", {"lr": SETTINGS["lrs"]}, SEEDS, TUNING_SEEDS,
     suites[name].tasks, extend=SETTINGS["extend"], at="chosen",
-    near_tie=SETTINGS["near_tie"], tie_seeds=TIE_SEEDS) for name in SUITES}
+    near_tie=SETTINGS["near_tie"], tie_seeds=TIE_SEEDS,
+    timed=SETTINGS["size"] != "full")  # full: the GPU runs' own step times
+    for name in SUITES}
 
 # %%
 METHODS, main = methods[MAIN], comparisons[MAIN]

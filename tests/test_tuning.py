@@ -237,6 +237,10 @@ def test_a_comparison_pairs_each_seed_with_the_reference_and_times_the_steps_alo
     assert row["mean"] == pytest.approx(by_hand.mean())
     assert row["passes"] == 2 * len(suite.tasks)  # a forward and a backward pass per task
     assert row["ms vs averaged"] > 2  # ten optimizer steps per batch against one, timed alone
+    untimed = tuning.compare_with(methods, "averaged", {"lr": [3e-3]}, [3, 4], [1], suite.tasks, tmp_path, False,
+                                  timed=False)  # every run cached: the runs' own step times
+    runs = {name: np.mean([r.ms_per_step for n, _, r in untimed.tuned.runs if n == name]) for name in methods}
+    assert untimed.overview.loc["alternated", "ms vs averaged"] == pytest.approx(runs["alternated"] / runs["averaged"])
 
 
 def test_a_near_tie_is_settled_on_more_seeds_and_a_clear_choice_is_left_alone(tmp_path):
