@@ -12,7 +12,7 @@ def _run(passes_per_step, steps, scores):
                           for s, pair in scores.items() for split, v in zip(("val", "test"), pair) for t in "ab"])
     return Run(history=pd.DataFrame(), evals=evals, task_names=["a", "b"], metrics={},
                cost=dict(forward_passes=passes_per_step * steps / 2, backward_passes=passes_per_step * steps / 2,
-                         steps=steps, seconds=1.0, epochs=1))
+                         optimizer_steps=steps, steps=steps, seconds=1.0, epochs=1))
 
 
 def _tuned():
