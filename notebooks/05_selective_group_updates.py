@@ -218,7 +218,7 @@ METHODS, main = methods[MAIN], comparisons[MAIN]
 tuned, test, relative = main.tuned, main.test, main.relative
 delta, overview = main.delta, main.overview
 order = list(overview.index)
-# a run's compute: milliseconds per batch (timed alone) times its epochs, against Averaged's
+# a run's compute: ms per batch (timed alone) times its epochs, against Averaged's
 for name, compared in comparisons.items():
     epochs = pd.Series({m: config["epochs"] for m, config in methods[name].items()})
     multiple = epochs / SUITES[name]["epochs"]
