@@ -439,9 +439,9 @@ mtl.glue("pa_sel_regroup", SETTINGS["selective"]["regroup_every"], display=False
 # A test of the premise needs pairs that differ: on `clusters` every pair may gain, and then a measure has little
 # to predict. Chapter 1's dial gives pairs whose transfer ranges from clearly negative to clearly positive: two
 # tasks whose directions meet at exactly an angle (at 0 degrees the same task with its own noise), through a trunk
-# of one or two features. Each (angle, bottleneck) below is one pair, {glue:text}`pa_dial_pairs` in all, each seed
-# with its own draw of the data, its own probe run (as above, with Adam) and its own realised gain, every network
-# read at the epoch of its lowest validation error.
+# of {glue:text}`pa_dial_features` feature(s). Each (angle, bottleneck) below is one pair,
+# {glue:text}`pa_dial_pairs` in all, each seed with its own draw of the data, its own probe run (as above, with Adam)
+# and its own realised gain, every network read at the epoch of its lowest validation error.
 
 # %%
 premise_rows, gains = [], {}
@@ -473,7 +473,6 @@ dial_probes = mtl.run_grid([{**pair, "seed": seed, "strategy": "affinity_probe",
                              "strategy_kwargs": probe,
                              "gradient_cosine_every": SETTINGS["every"]}
                             for pair in dial for seed in dial_seeds])
-mtl.glue("pa_dial_pairs", len(dial), display=False)
 
 # %%
 dial_gains = [mtl.experiments.pair_transfer(pair, clusters.tasks[:2], dial_seeds,
@@ -483,6 +482,8 @@ n_seeds = len(dial_seeds)  # the probes come pair by pair, seed by seed
 blocks = [(dial_probes[i * n_seeds:(i + 1) * n_seeds], gain.gain.to_numpy()[:, None])
           for i, gain in enumerate(dial_gains)]
 dial_rows = mtl.measures.transfer_correlations(blocks, 2, **SMOOTHING)
+mtl.glue("pa_dial_pairs", len(dial), display=False)
+mtl.glue("pa_dial_features", " or ".join(map(str, DIAL["bottlenecks"])), display=False)
 premise_rows += [{"dataset": DIAL_NAME, **row} for row in dial_rows]
 premise = pd.DataFrame(premise_rows).set_index(["dataset", "measure"])
 PREMISE_SETS = [*DATASETS, DIAL_NAME]

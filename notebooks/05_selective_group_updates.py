@@ -218,12 +218,12 @@ METHODS, main = methods[MAIN], comparisons[MAIN]
 tuned, test, relative = main.tuned, main.test, main.relative
 delta, overview = main.delta, main.overview
 order = list(overview.index)
-# a run's compute: ms per batch (timed alone) times its epochs, against Averaged's
+# each run's epochs in budgets; its compute: ms per batch (timed alone) times those
+multiples = {name: pd.Series({m: c["epochs"] / SUITES[name]["epochs"]
+                              for m, c in methods[name].items()}) for name in SUITES}
 for name, compared in comparisons.items():
-    epochs = pd.Series({m: config["epochs"] for m, config in methods[name].items()})
-    multiple = epochs / SUITES[name]["epochs"]
     ms = compared.overview["ms vs Averaged"]
-    compared.overview["compute vs Averaged"] = ms * multiple
+    compared.overview["compute vs Averaged"] = ms * multiples[name]
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4))
@@ -309,9 +309,8 @@ mtl.glue("sg_advice", Markdown(advice), display=False)
 # %%
 # each method with several steps per batch against the averaged loss with as many
 updates = tuned.cost()["updates"]  # optimizer steps per batch
-multiple = pd.Series({m: c["epochs"] / BASE["epochs"] for m, c in METHODS.items()})
 controls = [m for m in METHODS if m.startswith("Averaged, ")]
-control_of = {m: min(controls, key=lambda c: abs(multiple[c] - updates[m]))
+control_of = {m: min(controls, key=lambda c: abs(multiples[MAIN][c] - updates[m]))
               for m in METHODS if updates[m] > 1 and m not in controls}
 by_seed = delta.pivot(index="seed", columns="method", values="relative")
 versus_steps = pd.DataFrame({f"{m} minus {c}": mtl.stats.paired_gap(by_seed, m, c)
