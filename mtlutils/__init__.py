@@ -1,7 +1,7 @@
 """mtlutils: the helper package of the multi-task optimization book. ``import mtlutils as mtl`` gives what the
 chapters use: the modules below as ``mtl.NAME``, and the everyday functions as ``mtl.load``, ``mtl.fit``,
 ``mtl.grid``, ``mtl.run``, ``mtl.run_grid``, ``mtl.tune_then_repeat``, ``mtl.compare_with``, ``mtl.settings``,
-``mtl.split_seeds``, ``mtl.seeds_after`` and ``mtl.glue``.
+``mtl.split_seeds``, ``mtl.tie_seeds`` and ``mtl.glue``.
 
 Modules, from the bottom up (a module imports only those above it in this list):
 
@@ -52,7 +52,7 @@ from . import (
     tuning,
     workers,
 )
-from .config import seeds_after, settings, split_seeds
+from .config import settings, split_seeds, tie_seeds
 from .data import load
 from .experiments import grid, run, run_grid
 from .prose import glue

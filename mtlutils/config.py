@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 import numbers
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -221,20 +221,24 @@ def _check_override(name: str, value, default, top: bool = False) -> None:
             _check_override(f"{name}.{key}", value[key], default[key])
 
 
+TIE_SEED_OFFSET = 1000  # tie seeds start this far past a chapter's first seed, beyond any reporting seed
+
+
 def split_seeds(first: int, reporting: int, tuning: int = 1) -> tuple[list[int], list[int]]:
     """The seeds of a chapter: ``tuning`` seeds from ``first`` that choose the hyperparameters, then ``reporting``
     other seeds that report the results, so that no reported run is one its hyperparameters were chosen on. A
     chapter that tunes nothing asks for ``tuning=0``."""
     if not _whole(0)(first):
         raise TypeError(f"SEED must be a whole number >= 0 (the first seed), not {first!r}.")
-    if not _whole(2)(reporting) or not _whole(0)(tuning):
-        raise ValueError(f"split_seeds: give at least 2 reporting seeds and 0 or more tuning seeds ({reporting=}, "
-                         f"{tuning=}); one reporting seed has no confidence interval.")
+    if not _whole(2)(reporting) or not _whole(0)(tuning) or tuning + reporting > TIE_SEED_OFFSET:
+        raise ValueError(f"split_seeds: give at least 2 reporting seeds and 0 or more tuning seeds, {TIE_SEED_OFFSET} "
+                         f"at most together ({reporting=}, {tuning=}); one reporting seed has no confidence interval.")
     first, reporting, tuning = int(first), int(reporting), int(tuning)
     return list(range(first, first + tuning)), list(range(first + tuning, first + tuning + reporting))
 
 
-def seeds_after(seeds: Sequence[int], n: int) -> list[int]:
-    """``n`` seeds after the last of ``seeds``: the tie seeds of ``tuning.tune_then_repeat``, which settle near-ties
-    and neither tune every point nor report."""
-    return list(range(max(seeds) + 1, max(seeds) + 1 + n))
+def tie_seeds(first: int, n: int) -> list[int]:
+    """The ``n`` seeds that settle near-ties in ``tuning.tune_then_repeat``: from ``first + TIE_SEED_OFFSET``, so
+    that they are neither tuning nor reporting seeds of ``split_seeds(first, ...)`` and stay the same whatever the
+    number of reporting seeds (a choice does not move when a chapter reports more seeds)."""
+    return list(range(first + TIE_SEED_OFFSET, first + TIE_SEED_OFFSET + n))

@@ -40,7 +40,8 @@ class Tuned:
     """The runs of ``tune_then_repeat``: ``chosen`` (one row per method with its chosen hyperparameters), the
     tuning runs and the repeated runs at the chosen values as (method, configuration, run) triples, each method's
     final ``grids`` and the values ``extended`` beyond the first grid (``{method: {key: [values]}}``), ``at``, where
-    a run is read (``Run.scores``), and ``extend``, how many times an axis could grow."""
+    a run is read (``Run.scores``), ``extend``, how many times an axis could grow, and ``passed_over``, each method's
+    best-scoring values that were not chosen because they lie at the edge of divergence (``unstable``)."""
 
     chosen: pd.DataFrame
     tuning: list[tuple[str, dict, Run]]
@@ -49,6 +50,7 @@ class Tuned:
     extended: dict[str, dict[str, list]] = field(default_factory=dict)
     at: str = "end"
     extend: int = 0
+    passed_over: dict[str, dict] = field(default_factory=dict)
 
     def table(self, split: str = "test", at: str | None = None) -> pd.DataFrame:
         """``experiments.results`` of the repeated runs on ``split``, with a ``method`` column, each run read
@@ -131,9 +133,14 @@ class Tuned:
                           f"({len(rows)} {rows.phase.iloc[0]} run{'s' if len(rows) > 1 else ''})"
                           for (name, *_), rows in failed.groupby(["method", *keys, "phase"], sort=False)
                           for row in [rows.iloc[0]])
+        passed = [f"{name} ({', '.join(f'{_name(k)} {v:g}' for k, v in values.items())})"
+                  for name, values in self.passed_over.items()]
         return (f"{len(failed)} of the {total} runs failed to train (their training loss over the last tenth of "
                 f"the steps is not below {100 * DIVERGED_FRACTION:.0f}% of that over the first tenth): {named}. "
-                "They count at the scores they reached, in the tuning as in the reports.")
+                "They count at the scores they reached, in the tuning as in the reports."
+                + (" No method is given a learning rate at which, or one grid step below one at which, a tuning run "
+                   "failed: that passed over the best validation score of " + "; ".join(passed) + "."
+                   if passed else ""))
 
     def edge_note(self) -> str:
         """A sentence on the grids: which methods' grids grew past an edge they chose, and which choices still lie at
@@ -208,7 +215,9 @@ def tune_then_repeat(methods: Mapping[str, Mapping], grid: Mapping[str, Iterable
     read ``at`` its end or at the step its validation score chose (``Run.scores``: the runs must be evaluated during
     training, ``eval_every``). Where a method's best two points score within ``near_tie`` of each other (mean over
     the tuning seeds), both are trained on the ``tie_seeds`` too and the better by the mean over all their seeds is
-    kept (``settle_ties``): more seeds where a choice is a near-tie. The reporting ``seeds`` must be disjoint from
+    kept (``settle_ties``): more seeds where a choice is a near-tie. A learning rate at the edge of divergence
+    (``unstable``: a tuning run failed there or one grid step above) is not chosen; ``Tuned.passed_over`` keeps the
+    best scores so passed over. The reporting ``seeds`` must be disjoint from
     the tuning and tie seeds: a run the choice was made on would flatter the method it chose for.
     """
     seeds, tuning_seeds, grid = list(seeds), list(tuning_seeds), {k: list(v) for k, v in grid.items()}
@@ -221,6 +230,7 @@ def tune_then_repeat(methods: Mapping[str, Mapping], grid: Mapping[str, Iterable
     extended: dict[str, dict[str, list]] = {name: {} for name in methods}
     point = {name: {k: v[0] for k, v in grid.items()} for name in methods}  # each method's values so far
     done: dict[str, tuple[str, dict, Run]] = {}
+    passed_over: dict[str, dict] = {}
     for axes in [list(grid)] if search == "grid" else [[k] for k in grid]:
         for round_ in range(extend + 1):
             tuning = [(name, {**config, **point[name], **dict(zip(axes, values)), "seed": seed})
@@ -229,20 +239,25 @@ def tune_then_repeat(methods: Mapping[str, Mapping], grid: Mapping[str, Iterable
             new = [(n, c) for n, c in tuning if config_key(c) not in done]
             for (name, config), result in zip(new, experiments.run_grid([c for _, c in new], cache_dir, progress)):
                 done[config_key(config)] = (name, config, result)
-            chosen = best_hyperparameters(_labelled([done[config_key(c)] for _, c in tuning], "val", at), list(grid))
-            chosen = chosen.set_index("method").loc[list(methods)].reset_index()
+            tried = [done[config_key(c)] for _, c in tuning]
+            edge = unstable(tried, axes)
+            stable = [t for t in tried if (t[0], _point(t[1], axes)) not in edge]
+            chosen = _best(stable, list(grid), at, list(methods))
             if round_ == extend or not _grow(chosen, grids, extended, axes):
                 break
+        best = _best(tried, list(grid), at, list(methods)).set_index("method")
+        for name, row in chosen.set_index("method").iterrows():
+            if any(best.loc[name, k] != row[k] for k in axes):
+                passed_over.setdefault(name, {}).update({k: best.loc[name, k] for k in axes})
         if near_tie > 0 and tie_seeds:
-            chosen = settle_ties(chosen, [done[config_key(c)] for _, c in tuning], axes, tie_seeds, near_tie, at,
-                                 done, cache_dir, progress)
+            chosen = settle_ties(chosen, stable, axes, tie_seeds, near_tie, at, done, cache_dir, progress)
         for row in chosen.to_dict("records"):
             point[row["method"]].update({k: row[k] for k in axes})
     repeated = [(row["method"], {**methods[row["method"]], **{k: row[k] for k in grid}, "seed": seed})
                 for row in chosen.to_dict("records") for seed in seeds]
     runs = experiments.run_grid([c for _, c in repeated], cache_dir, progress)
     return Tuned(chosen, list(done.values()), [(n, c, r) for (n, c), r in zip(repeated, runs)], grids,
-                 {name: keys for name, keys in extended.items() if keys}, at, extend)
+                 {name: keys for name, keys in extended.items() if keys}, at, extend, passed_over)
 
 
 def settle_ties(chosen: pd.DataFrame, tuning: list[tuple[str, dict, Run]], axes: list[str], tie_seeds: list[int],
@@ -271,6 +286,31 @@ def settle_ties(chosen: pd.DataFrame, tuning: list[tuple[str, dict, Run]], axes:
         best = _labelled(runs, "val", at).groupby(axes).value.mean().idxmax()
         settled.loc[name, axes] = list(best) if isinstance(best, tuple) else [best]
     return settled.reset_index()
+
+
+def unstable(tuning: list[tuple[str, dict, Run]], axes: list[str]) -> set[tuple[str, tuple]]:
+    """The (method, point along ``axes``) pairs at the edge of divergence: a tuning run failed there
+    (``Run.diverged``), or at the next larger learning rate that the method tried with the other values held. The
+    mean over a few tuning seeds does not see a learning rate at which one seed in ten collapses; a failure one grid
+    step above it warns of one. Empty unless ``axes`` holds ``"lr"``. A method with no other point keeps them all."""
+    if "lr" not in axes:
+        return set()
+    failed = {(name, _point(c, axes)) for name, c, r in tuning if r.diverged}
+    points = {(name, _point(c, axes)) for name, c, _ in tuning}
+    lr = axes.index("lr")
+
+    def above(name: str, point: tuple) -> tuple | None:
+        higher = [p for n, p in points if n == name and p[lr] > point[lr]
+                  and p[:lr] + p[lr + 1:] == point[:lr] + point[lr + 1:]]
+        return min(higher, key=lambda p: p[lr]) if higher else None
+
+    edge = {(name, p) for name, p in points if (name, p) in failed or (name, above(name, p)) in failed}
+    return {(name, p) for name, p in edge if any(n == name and (n, q) not in edge for n, q in points)}
+
+
+def _best(triples: list[tuple[str, dict, Run]], keys: list[str], at: str, methods: list[str]) -> pd.DataFrame:
+    """``best_hyperparameters`` of the ``triples``' validation scores, one row per method in ``methods``' order."""
+    return best_hyperparameters(_labelled(triples, "val", at), keys).set_index("method").loc[methods].reset_index()
 
 
 def _point(config: Mapping, axes: list[str]) -> tuple:

@@ -55,7 +55,7 @@ SETTINGS = mtl.settings({
 # %% tags=["hide-input"]
 TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"],
                                       tuning=SETTINGS["tuning_seeds"])
-TIE_SEEDS = mtl.seeds_after([*TUNING_SEEDS, *SEEDS], SETTINGS["tie_seeds"])
+TIE_SEEDS = mtl.tie_seeds(SEED, SETTINGS["tie_seeds"])
 # full mode stops here when MultiMNIST has not been prepared
 suite = mtl.experiments.suite_for(dict(dataset="multimnist", size=SETTINGS["size"]))
 

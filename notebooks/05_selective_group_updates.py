@@ -68,7 +68,7 @@ FULL = dict(suites=PAPERS, size="full", horizon=20, plateau=0.01,
 SETTINGS = mtl.settings(dict(smoke=SMOKE, small=SMALL, full=FULL), SIZE, OVERRIDES)
 TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"],
                                       tuning=SETTINGS["tuning_seeds"])
-TIE_SEEDS = mtl.seeds_after([*TUNING_SEEDS, *SEEDS], SETTINGS["tie_seeds"])
+TIE_SEEDS = mtl.tie_seeds(SEED, SETTINGS["tie_seeds"])
 SUITES = {name: {**base, "size": SETTINGS["size"]}
           for name, base in SETTINGS["suites"].items()}
 MAIN = next(iter(SUITES))  # the suite of the figures; the others get the same table

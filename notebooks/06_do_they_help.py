@@ -92,7 +92,7 @@ SETTINGS = mtl.settings(dict(smoke=SMOKE, small=SMALL, full=FULL), SIZE, OVERRID
 # %%
 TUNING_SEEDS, SEEDS = mtl.split_seeds(SEED, SETTINGS["seeds"],
                                       tuning=SETTINGS["tuning_seeds"])
-TIE_SEEDS = mtl.seeds_after([*TUNING_SEEDS, *SEEDS], SETTINGS["tie_seeds"])
+TIE_SEEDS = mtl.tie_seeds(SEED, SETTINGS["tie_seeds"])
 
 # %%
 common = dict(dataset="multimnist", size=SETTINGS["size"], batch_size=64)

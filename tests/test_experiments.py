@@ -112,8 +112,11 @@ def test_split_seeds_gives_disjoint_tuning_and_reporting_seeds():
         config.split_seeds(0, 1)
     with pytest.raises(TypeError, match="SEED must be a whole number >= 0 .*not '2'"):
         config.split_seeds("2", 3)
-    tuning, reporting = config.split_seeds(0, 10, tuning=2)
-    assert config.seeds_after([*tuning, *reporting], 2) == [12, 13]  # tie seeds: neither tuning nor reporting
+    ties = config.tie_seeds(0, 2)  # neither tuning nor reporting seeds, whatever the number of reporting seeds
+    assert len(set(ties)) == 2 and all(not set(ties) & {*sum(config.split_seeds(0, n, tuning=2), [])}
+                                       for n in (2, 10, 40, 998))
+    with pytest.raises(ValueError, match="1000 at most together"):
+        config.split_seeds(0, 999, tuning=2)  # the reporting seeds would reach the tie seeds
 
 
 def test_resolution_states_the_half_widths_of_paired_intervals():

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mtlutils import experiments, tuning
-from mtlutils.config import config_key
+from mtlutils import cache, experiments, tuning
+from mtlutils.config import config_key, resolve
 from mtlutils.record import Run
 
 CONFIG = dict(dataset="clusters", size="smoke", epochs=1, batch_size=64, data={"angle": 90})
@@ -259,3 +259,34 @@ def test_a_near_tie_is_settled_on_more_seeds_and_a_clear_choice_is_left_alone(tm
     assert not list(tmp_path.glob("*.json"))  # only the two tied points were asked for on the tie seeds
     with pytest.raises(ValueError, match="tie seeds other than the tuning seeds"):
         tuning.tune_then_repeat(methods, {"lr": [1e-3]}, [5], [1], tmp_path, False, near_tie=0.01, tie_seeds=[1])
+
+
+@given(st.lists(st.booleans(), min_size=1, max_size=6))
+def test_a_point_is_at_the_edge_of_divergence_where_it_or_the_next_larger_learning_rate_failed(failed):
+    lrs = [10.0 ** -k for k in range(len(failed), 0, -1)]  # increasing
+    stuck, learning = [2.3] * 10, np.linspace(2.0, 0.5, 10)
+    triples = [("m", {"lr": lr, "weight_decay": wd, "seed": 1},
+                _run([0.5], [0.5], stuck if bad and wd == 0 else learning))
+               for lr, bad in zip(lrs, failed) for wd in (0.0, 1e-3)]
+    edge = tuning.unstable(triples, ["lr", "weight_decay"])
+    expected = {("m", (lr, 0.0)) for i, lr in enumerate(lrs) if failed[i] or failed[i + 1:i + 2] == [True]}
+    assert edge == expected  # the points with weight decay learn: they are the stable ones left
+    assert tuning.unstable(triples, ["weight_decay"]) == set()  # only a learning rate diverges
+    alone = [t for t in triples if t[1]["weight_decay"] == 0.0]
+    assert tuning.unstable(alone, ["lr"]) == ({("m", (lr,)) for _, (lr, _) in expected}
+                                              if len(expected) < len(lrs) else set())  # no point left: keep all
+
+
+def test_a_learning_rate_next_to_one_that_failed_is_passed_over_and_the_note_says_so(tmp_path):
+    store, grid = cache.RunCache(tmp_path), [1e-3, 3e-3, 1e-2]
+    scores = {1e-3: 0.5, 3e-3: 0.6, 1e-2: 0.7, tuning.beyond(grid, "high"): 0.2}  # the grid grows past 1e-2
+    for lr, score in scores.items():
+        for seed in (1, 2):
+            config = resolve({**ACCURACY, "lr": lr, "seed": seed})
+            failed = lr == max(scores) and seed == 1
+            store.store(config_key(config), config, _run([score], [score], [2.3] * 10 if failed else [1.0, 0.5]))
+    tuned = tuning.tune_then_repeat({"m": ACCURACY}, {"lr": grid}, seeds=[3, 4], tuning_seeds=[1, 2],
+                                    cache_dir=tmp_path, progress=False, extend=1)
+    assert tuned.chosen.lr.tolist() == [3e-3] and tuned.passed_over == {"m": {"lr": 1e-2}}
+    assert {c["lr"] for _, c, _ in tuned.runs} == {3e-3} and "the best validation score of m (learning rate 0.01)" \
+        in tuned.divergent_note()
