@@ -59,6 +59,21 @@ def paired_differences(wide: pd.DataFrame, reference, level: float = 0.95) -> pd
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def seeds_for(differences: Iterable[float], target: float, most: int, level: float = 0.95) -> int:
+    """How many paired seeds a comparison needs for the half-width of its interval to be at most ``target``, at the
+    spread of its ``differences`` so far: the fewest n (no fewer than it has, at most ``most``) with
+    t(n - 1) s / sqrt(n) <= target, s their standard deviation; ``most`` where no n up to it is enough."""
+    x = np.asarray(list(differences), dtype=float)
+    if x.size < 2 or target <= 0 or most < x.size:
+        raise ValueError(f"seeds_for: give at least two differences, a target > 0 and most >= their number "
+                         f"({x.size} differences, {target=}, {most=}).")
+    spread = x.std(ddof=1)
+    for n in range(x.size, most + 1):
+        if stats.t.ppf(0.5 + level / 2, n - 1) * spread / np.sqrt(n) <= target:
+            return n
+    return most
+
+
 def p_value(differences: Iterable[float]) -> float:
     """The two-sided p-value of the paired t-test that the mean of paired ``differences`` is 0 (below 1 - level
     exactly when ``confidence_interval`` leaves out 0); with every difference equal (no spread), 1 for 0 and 0

@@ -8,9 +8,9 @@ the rules here give every method the same grid, the same number of grid extensio
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ import pandas as pd
 from . import experiments
 from .config import complete, config_key
 from .record import DIVERGED_FRACTION, READINGS, Run
-from .stats import p_value, relative_to_baseline, summarize
+from .stats import paired_differences, p_value, relative_to_baseline, seeds_for, summarize
 from .tasks import Task
 
 LATE = 0.9  # a chosen step past this share of the budget falls in its last tenth
@@ -260,6 +260,35 @@ def tune_then_repeat(methods: Mapping[str, Mapping], grid: Mapping[str, Iterable
                  {name: keys for name, keys in extended.items() if keys}, at, extend, passed_over)
 
 
+def more_seeds(tuned: Tuned, reference: str, per_seed: Callable[[Tuned], pd.DataFrame], target: float, most: int,
+               cache_dir: str | Path | None = None, progress: bool = True) -> Tuned:
+    """``tuned`` with more reporting seeds where a comparison is not yet resolved: each method whose paired interval
+    with ``reference`` (over ``per_seed(tuned)``: one row per seed, one column per method) has a half-width above
+    ``target`` repeats its chosen configuration on as many more seeds as the spread of its differences asks
+    (``stats.seeds_for``), ``reference`` with it, on the seeds that follow the reporting ones, at most ``most``
+    seeds in all. Repeated until every half-width is within ``target`` or its method has ``most`` seeds: the
+    number of seeds follows the spread, never the mean, so the intervals stay honest."""
+    reporting = sorted({c["seed"] for _, c, _ in tuned.runs})
+    spare = [reporting[-1] + 1 + i for i in range(max(0, most - len(reporting)))]
+    if set(spare) & {c["seed"] for _, c, _ in tuned.tuning}:
+        raise ValueError(f"more_seeds: seeds {sorted(set(spare) & {c['seed'] for _, c, _ in tuned.tuning})} tuned "
+                         f"or settled a tie; give fewer most seeds ({most}) or tie seeds further away.")
+    while True:
+        wide = per_seed(tuned)
+        paired = paired_differences(wide, reference)
+        asked = {name: seeds_for((wide[name] - wide[reference]).dropna(), target, most)
+                 for name in paired.index[(paired.half_width > target) & (paired.n < most)]}
+        if not asked:
+            return tuned
+        has = {name: {c["seed"] for n, c, _ in tuned.runs if n == name} for name in [*asked, reference]}
+        template = {name: config for name, config, _ in tuned.runs}  # a method's chosen configuration
+        needed = {**asked, reference: max(asked.values())}
+        new = [(name, {**template[name], "seed": seed})
+               for name, n in needed.items() for seed in [*reporting, *spare][:n] if seed not in has[name]]
+        runs = experiments.run_grid([c for _, c in new], cache_dir, progress)
+        tuned = replace(tuned, runs=[*tuned.runs, *((n, c, r) for (n, c), r in zip(new, runs))])
+
+
 def settle_ties(chosen: pd.DataFrame, tuning: list[tuple[str, dict, Run]], axes: list[str], tie_seeds: list[int],
                 near_tie: float, at: str, done: dict, cache_dir: str | Path | None = None, progress: bool = True
                 ) -> pd.DataFrame:
@@ -410,19 +439,29 @@ class Comparison:
 def compare_with(methods: Mapping[str, Mapping], reference: str, grid: Mapping[str, Iterable], seeds: Iterable[int],
                  tuning_seeds: Iterable[int], tasks: Iterable[Task], cache_dir: str | Path | None = None,
                  progress: bool = True, extend: int = 0, at: str = "end", near_tie: float = 0.0,
-                 tie_seeds: Iterable[int] = (), timed: bool = True) -> Comparison:
+                 tie_seeds: Iterable[int] = (), timed: bool = True, resolve_to: float = 0.0,
+                 most_seeds: int = 0) -> Comparison:
     """Tune every method alike (``tune_then_repeat``) and compare each with ``reference`` seed by seed, in Delta_m
     over ``tasks`` (positive: better than the reference); ``extend``, ``at``, ``near_tie`` and ``tie_seeds`` as
-    there. With ``timed``, the milliseconds of a step are timed on the CPU in this process
-    (``experiments.step_times``), not read from the runs, which may have trained beside others; without it (runs
-    on a GPU, one at a time), they are the runs' own."""
+    there. With ``resolve_to`` > 0, a method whose interval is wider than that (half-width, in points of Delta_m)
+    gets more seeds, at most ``most_seeds`` (``more_seeds``). With ``timed``, the milliseconds of a step are timed on
+    the CPU in this process (``experiments.step_times``), not read from the runs, which may have trained beside
+    others; without it (runs on a GPU, one at a time), they are the runs' own."""
     if reference not in methods:
         raise KeyError(f"compare_with: the reference {reference!r} is not among the methods {sorted(methods)}.")
-    seeds = list(seeds)
-    tuned = tune_then_repeat(methods, grid, seeds, tuning_seeds, cache_dir, progress, extend, at,
+    tasks = list(tasks)
+
+    def relative_of(tuned: Tuned) -> pd.DataFrame:
+        return relative_to_baseline(tuned.table("test"), tasks, match=["seed"], baseline=reference, method="method")
+
+    def delta_by_seed(tuned: Tuned) -> pd.DataFrame:
+        return relative_of(tuned).groupby(["seed", "method"]).relative.mean().unstack("method")
+
+    tuned = tune_then_repeat(methods, grid, list(seeds), tuning_seeds, cache_dir, progress, extend, at,
                              near_tie=near_tie, tie_seeds=tie_seeds)
-    test = tuned.table("test")
-    relative = relative_to_baseline(test, list(tasks), match=["seed"], baseline=reference, method="method")
+    if resolve_to > 0:
+        tuned = more_seeds(tuned, reference, delta_by_seed, resolve_to, most_seeds, cache_dir, progress)
+    test, relative = tuned.table("test"), relative_of(tuned)
     delta = relative.groupby(["method", "seed"], as_index=False).relative.mean()
     summary = summarize(delta, by=["method"], value="relative").set_index("method")
     summary["half_width"] = (summary.ci_high - summary.ci_low) / 2

@@ -4,6 +4,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from scipy import stats as scipy_stats
+
 from mtlutils import stats
 
 eighths = st.integers(-40, 40).map(lambda k: k / 8)  # exact in binary: differences are exactly what was drawn
@@ -81,3 +83,20 @@ def test_a_correction_needs_two_seeds_and_a_rate_between_zero_and_one():
     two = stats.paired_differences(pd.DataFrame({"ref": [1.0, 2.0], "a": [2.0, 2.5]}), reference="ref")
     with pytest.raises(ValueError, match="must lie in"):
         stats.corrected(two, rate=5)
+
+
+@given(st.lists(st.floats(-5, 5), min_size=2, max_size=12), st.floats(0.2, 3), st.integers(12, 60))
+def test_the_seeds_asked_for_are_the_fewest_whose_interval_would_be_within_the_target(differences, target, most):
+    n = stats.seeds_for(differences, target, most)
+    spread = np.std(differences, ddof=1)
+
+    def half_width(k):
+        return scipy_stats.t.ppf(0.975, k - 1) * spread / np.sqrt(k)
+
+    assert len(differences) <= n <= most
+    assert n == most or half_width(n) <= target  # enough, unless it asks for the most there may be
+    assert n == len(differences) or half_width(n - 1) > target  # and no fewer would do
+    if half_width(len(differences)) <= target:
+        assert n == len(differences)  # resolved already: no seed more
+    with pytest.raises(ValueError, match="at least two differences"):
+        stats.seeds_for(differences[:1], target, most)

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -290,3 +292,23 @@ def test_a_learning_rate_next_to_one_that_failed_is_passed_over_and_the_note_say
     assert tuned.chosen.lr.tolist() == [3e-3] and tuned.passed_over == {"m": {"lr": 1e-2}}
     assert {c["lr"] for _, c, _ in tuned.runs} == {3e-3} and "the best validation score of m (learning rate 0.01)" \
         in tuned.divergent_note()
+
+
+def test_more_seeds_go_where_an_interval_is_wider_than_asked_and_stop_at_the_most(tmp_path):
+    methods = {"reference": CONFIG, "steady": {**CONFIG, "lr": 2e-2}, "noisy": {**CONFIG, "lr": 3e-2}}
+    tuned = tuning.tune_then_repeat(methods, {"weight_decay": [0.0]}, seeds=[3, 4, 5], tuning_seeds=[1],
+                                    cache_dir=tmp_path, progress=False)
+
+    def per_seed(t):  # the steady method differs by 0.5 on every seed, the noisy one by +-3
+        seeds = {name: sorted(c["seed"] for n, c, _ in t.runs if n == name) for name in methods}
+        return pd.DataFrame({"reference": pd.Series(0.0, index=seeds["reference"]),
+                             "steady": pd.Series(0.5, index=seeds["steady"]),
+                             "noisy": pd.Series([3.0 * (-1) ** s for s in seeds["noisy"]], index=seeds["noisy"])})
+
+    more = tuning.more_seeds(tuned, "reference", per_seed, target=1.0, most=8, cache_dir=tmp_path, progress=False)
+    seeds = {name: sorted(c["seed"] for n, c, _ in more.runs if n == name) for name in methods}
+    assert seeds == {"reference": list(range(3, 11)), "steady": [3, 4, 5], "noisy": list(range(3, 11))}
+    assert all(c["lr"] == 3e-2 for n, c, _ in more.runs if n == "noisy") and len(more.tuning) == len(tuned.tuning)
+    with pytest.raises(ValueError, match=r"seeds \[1\] tuned or settled a tie"):
+        tuning.more_seeds(replace(tuned, tuning=[("x", {"seed": 1}, None)], runs=[("x", {"seed": -2}, None)]),
+                          "x", per_seed, 1.0, 4)
