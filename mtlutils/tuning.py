@@ -142,6 +142,28 @@ class Tuned:
                    "failed: that passed over the best validation score of " + "; ".join(passed) + "."
                    if passed else ""))
 
+    def seed_counts(self) -> pd.Series:
+        """How many seeds report each method (``more_seeds`` may give some more than others)."""
+        return pd.Series([name for name, _, _ in self.runs]).value_counts().reindex(self.chosen.method)
+
+    def seeds_span(self) -> str:
+        """The number of reporting seeds, as text: "10", or "10 to 27" where ``more_seeds`` gave some more."""
+        counts = self.seed_counts()
+        return f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()} to {counts.max()}"
+
+    def seeds_note(self, target: float, unit: str = " points") -> str:
+        """A sentence on the reporting seeds: how many report every method, and which ones got more because their
+        paired interval was wider than ``target`` (``more_seeds``)."""
+        counts = self.seed_counts()
+        more = counts[counts > counts.min()].sort_values(ascending=False)
+        if more.empty:
+            return (f"Every method reports {counts.min()} seeds; no interval needed more to be within "
+                    f"±{target:g}{unit}.")
+        return (f"Every method reports {counts.min()} seeds or more: where a paired interval was wider than "
+                f"±{target:g}{unit}, the method and its reference were repeated on as many more seeds as the spread "
+                "of its differences asked, up to the chapter's limit ("
+                + ", ".join(f"{n}: {k}" for n, k in more.items()) + " seeds).")
+
     def edge_note(self) -> str:
         """A sentence on the grids: which methods' grids grew past an edge they chose, and which choices still lie at
         an edge, and why the grid stopped there: zero, where a learning rate's or a weight decay's axis ends, or the

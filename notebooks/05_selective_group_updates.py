@@ -50,17 +50,18 @@ PAPERS = {
 
 # %% tags=["hide-input"]
 SMOKE = dict(suites=DIGITS, size="smoke", horizon=2, plateau=0.01, lrs=[3e-3], extend=1,
-             seeds=2, tuning_seeds=1, near_tie=0.01, tie_seeds=1,
+             seeds=2, tuning_seeds=1, near_tie=0.01, tie_seeds=1, resolve_to=1.0,
+             most_seeds=3,
              selective=dict(beta=5e-2, warmup=4, regroup_every=2), sweep_epochs=4,
              sweep=dict(beta=[1e-2, 2e-1], warmup=[0, 8], regroup_every=[1, 4]))
 SMALL = dict(suites=DIGITS, size="small", horizon=30, plateau=0.01,
              lrs=[1e-3, 3e-3, 1e-2], extend=2, seeds=10, tuning_seeds=2,
-             near_tie=0.01, tie_seeds=2,
+             near_tie=0.01, tie_seeds=2, resolve_to=1.0, most_seeds=40,
              selective=dict(beta=1e-2, warmup=50, regroup_every=10), sweep_epochs=20,
              sweep=dict(beta=[1e-3, 1e-1], warmup=[0, 150], regroup_every=[1, 50]))
 FULL = dict(suites=PAPERS, size="full", horizon=20, plateau=0.01,
             lrs=[3e-4, 1e-3, 3e-3, 1e-2], extend=2, seeds=10, tuning_seeds=2,
-            near_tie=0.01, tie_seeds=2,
+            near_tie=0.01, tie_seeds=2, resolve_to=1.0, most_seeds=20,
             selective=dict(beta=1e-3, warmup=500, regroup_every=10), sweep_epochs=20,
             sweep=dict(beta=[1e-4, 1e-2], warmup=[0, 1500], regroup_every=[1, 50]))
 
@@ -180,8 +181,9 @@ mtl.plots.savefig(fig, "05_learning_curves")
 # {glue:text}`sg_epochs` epochs, the budget of every run. On the {glue:text}`sg_T` digit attributes we then train,
 # with Adam and the same learning-rate grid for every method (searched on the tuning seeds, grown past an edge a
 # method chose up to {glue:text}`sg_extensions` times, a near-tie settled on {glue:text}`sg_tie_seeds` more seeds,
-# then repeated on the other seeds, as in chapter 3), each run read at the epoch its validation accuracy chose: averaged training; alternated training and random groups of two
-# (both from chapter 3); selective group updates; and two gradient aggregators from torchjd
+# no learning rate chosen at or one grid step below one where a tuning run failed, then repeated on the other seeds,
+# as in chapter 3), each run read at the epoch its validation accuracy chose: averaged training; alternated training
+# and random groups of two (both from chapter 3); selective group updates; and two gradient aggregators from torchjd
 # {cite}`quinton2024jacobian`: PCGrad {cite}`yu2020gradient`, which projects away the conflicting part of each
 # task's gradient, and UPGrad, which projects each task's gradient onto the directions that, to first order, raise
 # no task's loss, and averages the projections. Alternated training and random groups take $T$ and $\lceil T/2
@@ -210,6 +212,7 @@ comparisons = {name: mtl.compare_with(
     methods[name], "Averaged", {"lr": SETTINGS["lrs"]}, SEEDS, TUNING_SEEDS,
     suites[name].tasks, extend=SETTINGS["extend"], at="chosen",
     near_tie=SETTINGS["near_tie"], tie_seeds=TIE_SEEDS,
+    resolve_to=SETTINGS["resolve_to"], most_seeds=SETTINGS["most_seeds"],
     timed=SETTINGS["size"] != "full")  # full: the GPU runs' own step times
     for name in SUITES}
 
@@ -230,7 +233,7 @@ fig, axes = plt.subplots(1, 2, figsize=(13, 4))
 mtl.plots.interval_bars(axes[0], {r"$\Delta_m$": overview}, "mean", order)
 axes[0].set(xlabel=r"$\Delta_m$ vs averaged training (%)",
             title="test accuracy relative to a tuned averaged loss "
-                  f"({len(SEEDS)} seeds, 95% CI)")
+                  f"({tuned.seeds_span()} seeds, 95% CI)")
 mtl.plots.points_with_ci(axes[1], overview, "compute vs Averaged", joined=False,
                          annotate=True)
 axes[1].axhline(0, color="black", lw=0.8)
@@ -273,7 +276,9 @@ for key, names in [("sg_above", above), ("sg_below", below), ("sg_unclear", uncl
 sel = overview.loc["SelectiveGroups"]
 mtl.glue("sg_cost", float(sel["ms vs Averaged"]), display=False)
 mtl.glue("sg_passes", float(sel["passes"]), display=False)
-mtl.glue("n_seeds", len(SEEDS), display=False)
+mtl.glue("n_seeds", tuned.seeds_span(), display=False)
+seeds_note = tuned.seeds_note(SETTINGS["resolve_to"], " points of Δm")
+mtl.glue("sg_seeds", Markdown(seeds_note), display=False)
 edge = tuned.edge_note()
 mtl.glue("sg_lr_caveat", Markdown(edge), display=False)
 resolution = mtl.stats.resolution(overview, unit=" points of Δm")
@@ -338,18 +343,19 @@ mtl.glue("sg_at_end", Markdown(mtl.stats.describe_interval(end.loc["SelectiveGro
 # the chapter's answer, for the book's introduction
 mtl.glue("finding", Markdown(
     f"On {len(suite.tasks)} digit attributes, every method tuned alike and trained to "
-    f"the averaged loss's plateau, {len(SEEDS)} seeds: {advice} Against the averaged "
-    f"loss with as many updates: {steps_verdict}"), display=False)
+    f"the averaged loss's plateau, {tuned.seeds_span()} seeds: {advice} Against the "
+    f"averaged loss with as many updates: {steps_verdict}"), display=False)
 
 # %% [markdown]
 # $\Delta_m$ against averaged training, from the highest: {glue:md}`sg_ranking`. Over {glue:text}`n_seeds` seeds,
 # the methods whose interval lies above 0 are: {glue:md}`sg_above`; below 0: {glue:md}`sg_below`; the interval
 # contains 0, so the evidence does not separate them from averaged training: {glue:md}`sg_unclear`. Each $\Delta_m$
-# is paired: a seed's run against the averaged run of the same seed. {glue:md}`sg_resolution` Against the averaged
-# loss: {glue:md}`sg_corrected` Selective group updates cost {glue:text}`sg_passes:.1f` passes per batch on
-# average and {glue:text}`sg_cost:.1f` times the milliseconds of compute of an averaged batch (timed alone, by
-# `experiments.step_times`). {glue:md}`sg_lr_caveat` {glue:md}`sg_late` {glue:md}`sg_divergent` Read at the end of
-# the budget instead of at the chosen epoch, selective group updates' $\Delta_m$ is {glue:md}`sg_at_end`.
+# is paired: a seed's run against the averaged run of the same seed. {glue:md}`sg_seeds` {glue:md}`sg_resolution`
+# Against the averaged loss: {glue:md}`sg_corrected` Selective group updates cost {glue:text}`sg_passes:.1f` passes
+# per batch on average and {glue:text}`sg_cost:.1f` times the milliseconds of compute of an averaged batch (timed
+# alone, by `experiments.step_times`). {glue:md}`sg_lr_caveat` {glue:md}`sg_late` {glue:md}`sg_divergent` Read at
+# the end of the budget instead of at the chosen epoch, selective group updates' $\Delta_m$ is
+# {glue:md}`sg_at_end`.
 #
 # As in chapter 3, these are equal-epoch comparisons: methods with more steps per batch also get more updates. Each
 # against the averaged loss with as many optimizer steps (for selective group updates, the control nearest its

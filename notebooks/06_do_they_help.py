@@ -42,19 +42,20 @@ mtl.plots.use_style()
 # %% tags=["hide-input"]
 SMOKE = dict(size="smoke", horizon=3, plateau=0.01, evaluations=4, extend=1,
              lrs=[1e-3, 3e-3], weight_decays=[0.0, 1e-3], seeds=2, tuning_seeds=1,
-             near_tie=0.01, tie_seeds=1, weights=[0.2, 0.5, 0.8],
+             near_tie=0.01, tie_seeds=1, resolve_to=1.0, most_seeds=3,
+             weights=[0.2, 0.5, 0.8],
              selective=dict(beta=5e-2, warmup=4, regroup_every=2))
 SMALL = dict(size="small", horizon=30, plateau=0.01, evaluations=1, extend=2,
              lrs=[1e-3, 3e-3, 1e-2], weight_decays=[0.0, 1e-4, 1e-3], seeds=10,
-             tuning_seeds=2, near_tie=0.01, tie_seeds=2,
+             tuning_seeds=2, near_tie=0.01, tie_seeds=2, resolve_to=1.0, most_seeds=20,
              weights=[0.1, 0.3, 0.5, 0.7, 0.9],
              selective=dict(beta=1e-2, warmup=50, regroup_every=10))
 
 # %% tags=["hide-input"]
 FULL = dict(size="full", horizon=30, plateau=0.01, evaluations=1, extend=1,
             lrs=[3e-4, 1e-3, 3e-3, 1e-2], weight_decays=[0.0, 1e-4, 1e-3],
-            seeds=10, tuning_seeds=2, near_tie=0.01, tie_seeds=2,
-            weights=[0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95],
+            seeds=10, tuning_seeds=2, near_tie=0.01, tie_seeds=2, resolve_to=1.0,
+            most_seeds=20, weights=[0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95],
             selective=dict(beta=1e-3, warmup=500, regroup_every=10))
 SETTINGS = mtl.settings(dict(smoke=SMOKE, small=SMALL, full=FULL), SIZE, OVERRIDES)
 
@@ -72,9 +73,10 @@ SETTINGS = mtl.settings(dict(smoke=SMOKE, small=SMALL, full=FULL), SIZE, OVERRID
 # learning rate without weight decay, then the weight decay at that learning rate, Kurin et al.'s decisive
 # ingredient {cite}`kurin2022defense`; where a choice lies at an end of an axis, that axis grows one value past it,
 # and where the best two values of an axis lie within {glue:text}`near_tie_points:.0f` point of each other, both
-# are trained on {glue:text}`n_tie_seeds` more seeds, which settle the choice.
-# Each run is read at the epoch its validation accuracy chose (early stopping) and scored on test; we report
-# {glue:text}`n_seeds` other seeds, paired by seed (the same initialisation and batches for every method).
+# are trained on {glue:text}`n_tie_seeds` more seeds, which settle the choice; a learning rate at which, or one
+# grid step below one at which, a tuning run failed to train is not chosen. Each run is read at the epoch its
+# validation accuracy chose (early stopping) and scored on test; we report {glue:text}`n_seeds` other seeds,
+# paired by seed (the same initialisation and batches for every method).
 #
 # The methods are those of the earlier chapters and every method of torchjd {cite}`quinton2024jacobian` that
 # applies to two tasks: its **gradient aggregators**, which combine the two tasks' gradients of the shared
@@ -171,10 +173,33 @@ SEARCH = dict(extend=SETTINGS["extend"], at="chosen", search="coordinate",
               near_tie=SETTINGS["near_tie"], tie_seeds=TIE_SEEDS)
 tuned = mtl.tune_then_repeat({**scalarizations, **METHODS}, GRID, SEEDS, TUNING_SEEDS,
                              **SEARCH)
+
+
+# %%
+def mean_accuracy(runs):
+    """Each method's test accuracy, mean over the digits (%): seeds x methods."""
+    table = runs.table("test")
+    wide = table.groupby(["seed", "method"]).value.mean().unstack("method")
+    return 100 * wide[[AVERAGED, *METHODS]]
+
+
+def at_equal_passes(runs):
+    """The same at the averaged loss's pass budget (``tuning.at_pass_budget``)."""
+    table = mtl.tuning.at_pass_budget(runs, [AVERAGED, *METHODS], budget)
+    return 100 * table.pivot(index="seed", columns="method", values="value")
+
+
+# %%
+# more seeds where an interval, at equal epochs or at equal passes, is too wide
+for per_seed_of in (mean_accuracy, at_equal_passes):
+    tuned = mtl.tuning.more_seeds(tuned, AVERAGED, per_seed_of, SETTINGS["resolve_to"],
+                                  SETTINGS["most_seeds"])
 mtl.glue("grid_caveat", Markdown(tuned.edge_note()), display=False)
 mtl.glue("late_share", Markdown(tuned.late_note()), display=False)
 mtl.glue("divergent", Markdown(tuned.divergent_note()), display=False)
-mtl.glue("n_seeds", len(SEEDS), display=False)
+mtl.glue("n_seeds", tuned.seeds_span(), display=False)
+seeds_note = tuned.seeds_note(SETTINGS["resolve_to"])
+mtl.glue("seeds_note", Markdown(seeds_note), display=False)
 mtl.glue("near_tie_points", 100 * SETTINGS["near_tie"], display=False)
 mtl.glue("n_tie_seeds", len(TIE_SEEDS), display=False)
 mtl.glue("n_torchjd", sum(len(family) for family in FAMILIES.values()), display=False)
@@ -226,7 +251,7 @@ axes[0].set(ylabel="right digit: test accuracy (%)",
 axes[1].set_title("loss scalarizers, independent-batch weightings (torchjd) "
                   "and this book's methods")
 fig.suptitle(f"MultiMNIST {SETTINGS['size']}, {EPOCHS} epochs, tuned alike "
-             f"({len(SEEDS)} seeds, ±1 s.e.)", y=1.0)
+             f"({tuned.seeds_span()} seeds, ±1 s.e.)", y=1.0)
 mtl.plots.savefig(fig, "06_front")
 
 # %%
@@ -244,7 +269,7 @@ equal_epochs.sort_values("mean", ascending=False).round(2)
 # %% [markdown]
 # Placed against the front, in the means: {glue:md}`front_placement`. {glue:md}`grid_caveat` The means hide the
 # seeds; the table gives each method's mean accuracy over the two digits minus that of the averaged loss
-# ($w = 0.5$), seed by seed, with 95% intervals over {glue:text}`n_seeds` seeds.
+# ($w = 0.5$), seed by seed, with 95% intervals over {glue:text}`n_seeds` seeds. {glue:md}`seeds_note`
 #
 # ## Charged for their compute
 #
@@ -278,7 +303,8 @@ fig, ax = plt.subplots(figsize=(10, 0.32 * len(order) + 1.5))
 accountings = {"equal epochs": equal_epochs, "equal passes": equal_compute}
 mtl.plots.interval_bars(ax, accountings, "mean", order)
 ax.set(xlabel="mean test accuracy minus the averaged loss's (points)",
-       title=f"against the averaged loss, seed by seed ({len(SEEDS)} seeds, 95% CI)")
+       title=f"against the averaged loss, seed by seed ({tuned.seeds_span()} seeds, "
+             "95% CI)")
 ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 mtl.plots.savefig(fig, "06_compute_matched")
 
@@ -329,12 +355,13 @@ overview.round({c: 2 for c in overview.columns if c not in GRID})
 
 # %%
 pbi = [r for n, _, r in tuned.runs if n == "PBI"]
+pbi_seeds = [c["seed"] for n, c, _ in tuned.runs if n == "PBI"]
 weights = np.concatenate([np.stack([w for _, w in r.measurements["task_weights"]])
                           for r in pbi])
 ascending = float((weights.min(axis=1) < 0).mean())
 control = {**METHODS["PBI"], **tuned.chosen.set_index("method").loc["PBI"].to_dict()}
 control["strategy_kwargs"] = {"scalarizer": "pbi", "scalarizer_kwargs": {"theta": 0.5}}
-theta_half = mtl.run_grid([{**control, "seed": seed} for seed in SEEDS])
+theta_half = mtl.run_grid([{**control, "seed": seed} for seed in pbi_seeds])
 theta_half = np.mean([100 * r.mean_metric_at(r.chosen_step(), "accuracy")
                       for r in theta_half])
 pbi_mean = per_seed["PBI"].mean()
@@ -482,7 +509,8 @@ if worse:
     names = mtl.stats.listing(worse, last=", ")
     lines.append(f"{names} fall below the averaged loss in at least one of the two "
                  "accountings.")
-lines.append(f"Every other difference lies within the spread of {len(SEEDS)} seeds.")
+lines.append("Every other difference lies within the spread of "
+             f"{tuned.seeds_span()} seeds.")
 lines.append(mtl.stats.resolution(both))
 if moved:
     lines.append(f"The ranking of the contenders moves with {' and '.join(moved)} "

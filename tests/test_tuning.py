@@ -309,6 +309,9 @@ def test_more_seeds_go_where_an_interval_is_wider_than_asked_and_stop_at_the_mos
     seeds = {name: sorted(c["seed"] for n, c, _ in more.runs if n == name) for name in methods}
     assert seeds == {"reference": list(range(3, 11)), "steady": [3, 4, 5], "noisy": list(range(3, 11))}
     assert all(c["lr"] == 3e-2 for n, c, _ in more.runs if n == "noisy") and len(more.tuning) == len(tuned.tuning)
+    assert (tuned.seeds_span(), more.seeds_span()) == ("3", "3 to 8")
+    assert more.seeds_note(1.0).endswith("(reference: 8, noisy: 8 seeds).") and "Every method reports 3 seeds" in \
+        tuned.seeds_note(1.0)
     with pytest.raises(ValueError, match=r"seeds \[1\] tuned or settled a tie"):
         tuning.more_seeds(replace(tuned, tuning=[("x", {"seed": 1}, None)], runs=[("x", {"seed": -2}, None)]),
                           "x", per_seed, 1.0, 4)
