@@ -476,8 +476,9 @@ def compare_with(methods: Mapping[str, Mapping], reference: str, grid: Mapping[s
     def relative_of(tuned: Tuned) -> pd.DataFrame:
         return relative_to_baseline(tuned.table("test"), tasks, match=["seed"], baseline=reference, method="method")
 
-    def delta_by_seed(tuned: Tuned) -> pd.DataFrame:
-        return relative_of(tuned).groupby(["seed", "method"]).relative.mean().unstack("method")
+    def delta_by_seed(tuned: Tuned) -> pd.DataFrame:  # the reference's Delta_m is 0 on each of its seeds
+        return relative_of(tuned).groupby(["seed", "method"]).relative.mean().unstack("method").assign(
+            **{reference: 0.0})
 
     tuned = tune_then_repeat(methods, grid, list(seeds), tuning_seeds, cache_dir, progress, extend, at,
                              near_tie=near_tie, tie_seeds=tie_seeds)

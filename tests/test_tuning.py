@@ -243,6 +243,10 @@ def test_a_comparison_pairs_each_seed_with_the_reference_and_times_the_steps_alo
                                   timed=False)  # every run cached: the runs' own step times
     runs = {name: np.mean([r.ms_per_step for n, _, r in untimed.tuned.runs if n == name]) for name in methods}
     assert untimed.overview.loc["alternated", "ms vs averaged"] == pytest.approx(runs["alternated"] / runs["averaged"])
+    resolved = tuning.compare_with(methods, "averaged", {"lr": [3e-3]}, [3, 4], [1], suite.tasks, tmp_path, False,
+                                   timed=False, resolve_to=1e-3, most_seeds=3)  # two seeds resolve nothing so fine
+    assert resolved.tuned.seed_counts().to_dict() == {"averaged": 3, "alternated": 3}
+    assert resolved.overview.loc["alternated", "n"] == 3 and sorted(resolved.delta.seed.unique()) == [3, 4, 5]
 
 
 def test_a_near_tie_is_settled_on_more_seeds_and_a_clear_choice_is_left_alone(tmp_path):
