@@ -165,10 +165,12 @@ def resolution(differences: pd.DataFrame, unit: str = " points", level: float = 
     half = (differences.ci_high - differences.ci_low) / 2
     if not np.isfinite(half).all():
         raise ValueError("resolution: every comparison needs at least two paired seeds for a finite interval.")
-    low, high, n = half.min(), half.max(), int(differences["n"].min())
+    low, high = half.min(), half.max()
+    fewest, most = int(differences["n"].min()), int(differences["n"].max())
     span = (f"{low:.{decimals}f}{unit}" if round(low, decimals) == round(high, decimals)
             else f"{low:.{decimals}f} to {high:.{decimals}f}{unit}")
-    return (f"Resolution: with {n} paired seeds, the half-widths of the {100 * level:.0f}% intervals of the "
+    seeds = f"{fewest}" if fewest == most else f"{fewest} to {most}"
+    return (f"Resolution: with {seeds} paired seeds, the half-widths of the {100 * level:.0f}% intervals of the "
             f"differences are {span}; a difference smaller than that is not resolved by these seeds.")
 
 

@@ -47,7 +47,7 @@ SMOKE = dict(size="smoke", horizon=3, plateau=0.01, evaluations=4, extend=1,
              selective=dict(beta=5e-2, warmup=4, regroup_every=2))
 SMALL = dict(size="small", horizon=30, plateau=0.01, evaluations=1, extend=2,
              lrs=[1e-3, 3e-3, 1e-2], weight_decays=[0.0, 1e-4, 1e-3], seeds=10,
-             tuning_seeds=2, near_tie=0.01, tie_seeds=2, resolve_to=1.0, most_seeds=20,
+             tuning_seeds=2, near_tie=0.01, tie_seeds=2, resolve_to=1.0, most_seeds=30,
              weights=[0.1, 0.3, 0.5, 0.7, 0.9],
              selective=dict(beta=1e-2, warmup=50, regroup_every=10))
 

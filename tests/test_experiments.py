@@ -128,6 +128,8 @@ def test_resolution_states_the_half_widths_of_paired_intervals():
     low, high = sorted(table.half_width)
     assert text.startswith("Resolution: with 10 paired seeds") and f"{low:.1f} to {high:.1f} points" in text
     assert "are 1.0 points" in stats.resolution(pd.DataFrame({"ci_low": [-1.0, 0.0], "ci_high": [1.0, 2.04], "n": [3, 3]}))
+    assert "with 3 to 5 paired seeds" in stats.resolution(pd.DataFrame({"ci_low": [-1.0, 0.0], "ci_high": [1.0, 2.0],
+                                                                       "n": [3, 5]}))
     with pytest.raises(ValueError, match="two paired seeds"):
         stats.resolution(stats.paired_differences(wide.iloc[:1], reference="base"))
 

@@ -84,13 +84,13 @@ def test_the_plateau_is_the_first_step_no_later_step_beats_by_the_tolerance(curv
 
 def test_tune_then_repeat_tunes_on_its_own_seeds_and_reports_on_others(tmp_path):
     methods = {"averaged": CONFIG, "alternated": {**CONFIG, "strategy": "alternated"}}
-    tuned = tuning.tune_then_repeat(methods, {"lr": [1e-4, 3e-2]}, seeds=[3, 4], tuning_seeds=[1, 2],
+    tuned = tuning.tune_then_repeat(methods, {"lr": [1e-2, 3e-2]}, seeds=[3, 4], tuning_seeds=[1, 2],
                                     cache_dir=tmp_path, progress=False)
     for name in methods:
         runs = [(c, r) for n, c, r in tuned.tuning if n == name]
-        assert sorted((c["lr"], c["seed"]) for c, _ in runs) == [(1e-4, 1), (1e-4, 2), (3e-2, 1), (3e-2, 2)]
+        assert sorted((c["lr"], c["seed"]) for c, _ in runs) == [(1e-2, 1), (1e-2, 2), (3e-2, 1), (3e-2, 2)]
         scores = {lr: np.mean([v for c, r in runs if c["lr"] == lr for t in r.metrics["val"].values()
-                               for v in t.values()]) for lr in (1e-4, 3e-2)}
+                               for v in t.values()]) for lr in (1e-2, 3e-2)}
         lr = tuned.chosen.set_index("method").loc[name, "lr"]
         assert lr == max(scores, key=scores.get)  # the best mean over both tuning seeds
         repeated = [c for n, c, _ in tuned.runs if n == name]
