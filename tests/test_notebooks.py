@@ -30,13 +30,14 @@ FULL_ON_FIXTURES = {
                              "transfer_tasks": {"clusters": 6, "digit_attributes": 4, "celeba": 4},
                              "dial": {"angles": [0, 90, 180], "bottlenecks": [1], "seeds": 2}},
     "05_selective_group_updates": {
-        "horizon": 1, "lrs": [3e-3], "seeds": 2, "tuning_seeds": 1,
+        "horizon": 1, "lrs": [3e-3], "seeds": 2, "tuning_seeds": 1, "most_seeds": 3,
         "selective": {"beta": 1e-2, "warmup": 2, "regroup_every": 1},
         "sweep_epochs": 1, "sweep": {"beta": [1e-1], "warmup": [0], "regroup_every": [4]},
     },
     "06_do_they_help": {
         "horizon": 1, "evaluations": 4, "lrs": [1e-3, 3e-3], "weight_decays": [0.0, 1e-2], "extend": 1, "seeds": 2,
-        "tuning_seeds": 1, "tie_seeds": 1, "weights": [0.2, 0.5, 0.8], "selective": {"beta": 1e-2, "warmup": 2, "regroup_every": 1},
+        "tuning_seeds": 1, "tie_seeds": 1, "most_seeds": 3, "weights": [0.2, 0.5, 0.8],
+        "selective": {"beta": 1e-2, "warmup": 2, "regroup_every": 1},
     },
 }
 NEEDS_DATA = {  # chapter -> the data script its full mode needs
