@@ -199,8 +199,8 @@ mtl.plots.savefig(fig, "02_learning_curves")
 # an end of the grid gets one more value past it, up to {glue:text}`grid_extensions` times, and one whose best two
 # learning rates lie within {glue:text}`near_tie:.1f` points of each other trains both on
 # {glue:text}`tie_seeds` more seeds, which settle the choice; a learning rate at which, or one grid step below one
-# at which, a tuning run failed to train is not chosen (one seed in ten may collapse there, which two tuning seeds
-# do not show). Each run is read at the epoch its validation accuracy chose (early stopping, scored on test), and we
+# at which, a tuning run failed to train is not chosen (a few seeds may collapse there, which two tuning seeds
+# need not show). Each run is read at the epoch its validation accuracy chose (early stopping, scored on test), and we
 # report test accuracy over the other seeds at the chosen learning rate (`tuning.tune_then_repeat`), so no
 # reported run is one a choice was made on.
 
